@@ -1,12 +1,10 @@
 package eventstore
 
-import (
-	"errors"
-	"fmt"
-)
+import "fmt"
 
 // ConflictError is returned by Append when the stream is not at the version
-// the caller expected: another command appended first (optimistic concurrency).
+// the caller expected: another command appended first (optimistic
+// concurrency). Nothing was written; reload the stream and decide again.
 type ConflictError struct {
 	Stream   StreamID
 	Expected ExpectedVersion
@@ -18,8 +16,8 @@ func (e *ConflictError) Error() string {
 }
 
 // ReservationConflictError is returned by Append when a reservation it asked
-// for is already held by another stream (ACC-1 unique e-mail, KEY-2 a key in
-// one account only). Nothing of the append was written.
+// for is held by another stream (ACC-1 unique e-mail, KEY-2 a key in one
+// account only). Nothing of the append was written.
 type ReservationConflictError struct {
 	Scope string
 	Key   string
@@ -29,6 +27,3 @@ type ReservationConflictError struct {
 func (e *ReservationConflictError) Error() string {
 	return fmt.Sprintf("eventstore: %s %q is already reserved by %s", e.Scope, e.Key, e.Owner)
 }
-
-// ErrStreamNotFound is returned by reads of a stream that has no event.
-var ErrStreamNotFound = errors.New("eventstore: stream not found")

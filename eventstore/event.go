@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/google/uuid"
 )
@@ -25,7 +26,7 @@ func (s StreamID) Category() string {
 // Validate reports whether s has the "<category>-<id>" form.
 func (s StreamID) Validate() error {
 	c, id, ok := strings.Cut(string(s), "-")
-	if !ok || c == "" || id == "" || len(s) > 200 {
+	if !ok || c == "" || id == "" || len(s) > 200 || strings.IndexFunc(string(s), unicode.IsControl) >= 0 {
 		return fmt.Errorf("eventstore: stream id %q is not of the form <category>-<id>", string(s))
 	}
 	return nil
@@ -51,6 +52,19 @@ type Metadata struct {
 	CommandID     string    `json:"command_id,omitempty"`
 	CausationID   string    `json:"causation_id,omitempty"`
 	CorrelationID string    `json:"correlation_id,omitempty"`
+}
+
+func (m Metadata) validate() error {
+	switch m.ActorKind {
+	case ActorCustomer, ActorSystem:
+	case ActorAgent:
+		if m.ActorID == "" || m.Reason == "" {
+			return fmt.Errorf("metadata: an agent's event needs actor_id and reason (AGT-1)")
+		}
+	default:
+		return fmt.Errorf("metadata: actor_kind %q is not customer, agent or system (AUD-1)", m.ActorKind)
+	}
+	return nil
 }
 
 // EventData is an event about to be appended.

@@ -1,0 +1,125 @@
+-- subs_append appends a batch of events to one stream in the caller's
+-- transaction, in one round trip (DESIGN §4):
+--   * the stream is serialized by a transaction-level advisory lock taken
+--     before the transaction writes anything, so a later version of a stream
+--     always gets a later transaction id (global readers order by it);
+--   * a command id already recorded returns its first result, appends nothing;
+--   * a stream not at p_expected raises SB409 (DETAIL: the actual version);
+--   * each event's hash = sha256(previous hash of the stream || canonical bytes);
+--   * reservations held by another stream raise SB423 (DETAIL: JSON of the
+--     reservation and its owner), rolling the whole append back;
+--   * readers are woken with NOTIFY subs_events.
+-- p_expected = -1 means "any version".
+CREATE FUNCTION subs_append(
+    p_stream_id       text,
+    p_expected        bigint,
+    p_command_id      text,
+    p_event_ids       uuid[],
+    p_types           text[],
+    p_schema_versions integer[],
+    p_data            jsonb[],
+    p_metadata        jsonb[],
+    p_recorded_at     timestamptz,
+    p_recorded_micros bigint,
+    p_reserve_scopes  text[],
+    p_reserve_keys    text[],
+    p_release_scopes  text[],
+    p_release_keys    text[]
+) RETURNS TABLE (
+    first_version  bigint,
+    last_version   bigint,
+    first_position bigint,
+    last_position  bigint,
+    replayed       boolean
+) LANGUAGE plpgsql AS $$
+DECLARE
+    n            integer := coalesce(array_length(p_event_ids, 1), 0);
+    cur_version  bigint;
+    prev_hash    bytea;
+    hashes       bytea[] := '{}';
+    i            integer;
+    conflict     record;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended(p_stream_id, 0));
+
+    IF p_command_id IS NOT NULL THEN
+        RETURN QUERY SELECT c.first_version, c.last_version, c.first_position, c.last_position, true
+            FROM commands c WHERE c.command_id = p_command_id;
+        IF FOUND THEN
+            RETURN;
+        END IF;
+    END IF;
+
+    SELECT e.stream_version, e.hash INTO cur_version, prev_hash
+        FROM events e WHERE e.stream_id = p_stream_id
+        ORDER BY e.stream_version DESC LIMIT 1;
+    cur_version := coalesce(cur_version, 0);
+    prev_hash := coalesce(prev_hash, ''::bytea);
+
+    IF p_expected >= 0 AND p_expected <> cur_version THEN
+        RAISE EXCEPTION 'stream % is at version %, not %', p_stream_id, cur_version, p_expected
+            USING ERRCODE = 'SB409', DETAIL = cur_version::text;
+    END IF;
+
+    IF n = 0 THEN
+        RETURN QUERY SELECT cur_version, cur_version, 0::bigint, 0::bigint, false;
+        RETURN;
+    END IF;
+
+    FOR i IN 1..n LOOP
+        prev_hash := sha256(prev_hash || convert_to(
+            p_stream_id || E'\n' || (cur_version + i)::text || E'\n' || p_event_ids[i]::text || E'\n' ||
+            p_types[i] || E'\n' || p_schema_versions[i]::text || E'\n' || p_recorded_micros::text || E'\n' ||
+            p_data[i]::text || E'\n' || p_metadata[i]::text, 'UTF8'));
+        hashes := hashes || prev_hash;
+    END LOOP;
+
+    -- Positions come from a shared sequence: another stream's concurrent
+    -- append may interleave, so the batch's positions need not be contiguous.
+    WITH inserted AS (
+        INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, data, metadata, recorded_at, hash)
+        SELECT p_stream_id, cur_version + u.ord, u.id, u.typ, u.sv, u.dat, u.meta, p_recorded_at, u.h
+            FROM unnest(p_event_ids, p_types, p_schema_versions, p_data, p_metadata, hashes)
+                 WITH ORDINALITY AS u(id, typ, sv, dat, meta, h, ord)
+            ORDER BY u.ord
+        RETURNING global_position
+    )
+    SELECT min(global_position), max(global_position) INTO first_position, last_position FROM inserted;
+    first_version := cur_version + 1;
+    last_version := cur_version + n;
+
+    IF p_release_scopes IS NOT NULL THEN
+        DELETE FROM reservations r
+            USING unnest(p_release_scopes, p_release_keys) AS x(scope, key)
+            WHERE r.scope = x.scope AND r.key = x.key AND r.stream_id = p_stream_id;
+    END IF;
+
+    IF p_reserve_scopes IS NOT NULL THEN
+        INSERT INTO reservations (scope, key, stream_id, reserved_at)
+            SELECT x.scope, x.key, p_stream_id, last_position
+            FROM unnest(p_reserve_scopes, p_reserve_keys) AS x(scope, key)
+            ON CONFLICT (scope, key) DO NOTHING;
+        -- A reservation already held by this stream is kept; one held by
+        -- another stream refuses the whole append.
+        SELECT r.scope, r.key, r.stream_id INTO conflict
+            FROM reservations r JOIN unnest(p_reserve_scopes, p_reserve_keys) AS x(scope, key)
+                 ON r.scope = x.scope AND r.key = x.key
+            WHERE r.stream_id <> p_stream_id
+            LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION '% % is reserved by %', conflict.scope, conflict.key, conflict.stream_id
+                USING ERRCODE = 'SB423',
+                      DETAIL = json_build_object('scope', conflict.scope, 'key', conflict.key, 'owner', conflict.stream_id)::text;
+        END IF;
+    END IF;
+
+    IF p_command_id IS NOT NULL THEN
+        INSERT INTO commands (command_id, stream_id, first_version, last_version, first_position, last_position, recorded_at)
+            VALUES (p_command_id, p_stream_id, first_version, last_version, first_position, last_position, p_recorded_at);
+    END IF;
+
+    PERFORM pg_notify('subs_events', '');
+    replayed := false;
+    RETURN NEXT;
+END;
+$$;

@@ -1,0 +1,92 @@
+package eventstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+const eventColumns = `global_position, transaction_id, stream_id, stream_version, event_id, event_type,
+schema_version, data, metadata, recorded_at, hash`
+
+func scanEvent(row pgx.Row) (RecordedEvent, error) {
+	var e RecordedEvent
+	var meta []byte
+	var stream string
+	err := row.Scan(&e.Position, &e.TransactionID, &stream, &e.Version, &e.ID, &e.Type,
+		&e.SchemaVersion, &e.Data, &meta, &e.RecordedAt, &e.Hash)
+	if err != nil {
+		return e, err
+	}
+	e.StreamID = StreamID(stream)
+	e.RecordedAt = e.RecordedAt.UTC()
+	if err := json.Unmarshal(meta, &e.Metadata); err != nil {
+		return e, fmt.Errorf("eventstore: event %d: metadata: %w", e.Position, err)
+	}
+	return e, nil
+}
+
+// ReadStreamOptions narrow a stream read.
+type ReadStreamOptions struct {
+	// FromVersion is the first version to return; 0 or 1 means from the start.
+	FromVersion int64
+	// AsOf, when set, stops at the last event recorded at or before it
+	// (AUD-2: the stream as it stood at that instant).
+	AsOf time.Time
+}
+
+// ReadStream returns the stream's events in version order, upcast to their
+// current schema. A stream with no event yields none and no error.
+func (s *Store) ReadStream(ctx context.Context, stream StreamID, opts ReadStreamOptions) ([]RecordedEvent, error) {
+	sql := `SELECT ` + eventColumns + ` FROM events WHERE stream_id = $1 AND stream_version >= $2`
+	args := []any{string(stream), max(opts.FromVersion, 1)}
+	if !opts.AsOf.IsZero() {
+		sql += ` AND recorded_at <= $3`
+		args = append(args, opts.AsOf)
+	}
+	sql += ` ORDER BY stream_version`
+	return s.query(ctx, sql, args...)
+}
+
+// ReadAll returns up to limit events of the global log after from, in commit
+// order: ordered by (transaction id, position) and only from transactions
+// older than every transaction still in flight. An event whose transaction
+// commits late is therefore returned late, never skipped (the gap a
+// "position > last seen" reader falls into). Pass the checkpoint of the last
+// event returned (Of) to continue.
+func (s *Store) ReadAll(ctx context.Context, from Checkpoint, limit int) ([]RecordedEvent, error) {
+	if limit <= 0 {
+		return nil, fmt.Errorf("eventstore: read all: limit %d must be positive", limit)
+	}
+	return s.query(ctx, `SELECT `+eventColumns+` FROM events
+WHERE (transaction_id, global_position) > ($1::xid8, $2)
+  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY transaction_id, global_position
+LIMIT $3`, from.TransactionID, from.Position, limit)
+}
+
+func (s *Store) query(ctx context.Context, sql string, args ...any) ([]RecordedEvent, error) {
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: read: %w", err)
+	}
+	defer rows.Close()
+	var out []RecordedEvent
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return nil, err
+		}
+		if e, err = s.upcasters.Upcast(e); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("eventstore: read: %w", err)
+	}
+	return out, nil
+}

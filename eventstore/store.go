@@ -1,0 +1,246 @@
+package eventstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Store is the event log on PostgreSQL. It is safe for concurrent use.
+type Store struct {
+	pool      *pgxpool.Pool
+	upcasters *Upcasters
+}
+
+// Config configures a Store.
+type Config struct {
+	// Upcasters rewrite old payload versions as events are read (never in
+	// the log). Nil means none.
+	Upcasters *Upcasters
+}
+
+// New returns a store on pool. The schema must be migrated (Migrate).
+func New(pool *pgxpool.Pool, cfg Config) *Store {
+	if cfg.Upcasters == nil {
+		cfg.Upcasters = NewUpcasters()
+	}
+	return &Store{pool: pool, upcasters: cfg.Upcasters}
+}
+
+// Pool returns the store's connection pool, for read models that live in the
+// same database.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Reservation is a value unique across streams within its scope, such as an
+// e-mail address in scope "account-email" (ACC-1).
+type Reservation struct {
+	Scope string
+	Key   string
+}
+
+// AppendOptions are the parts of an append besides its events.
+type AppendOptions struct {
+	// CommandID makes the append idempotent: an append with a command id
+	// already recorded appends nothing and returns the first result.
+	CommandID string
+	// Metadata is recorded with every event; an event's own non-empty
+	// metadata fields win over it.
+	Metadata Metadata
+	// RecordedAt is the engine clock's time of the command (TIM-1). Required.
+	RecordedAt time.Time
+	// Reserve takes these reservations for the stream, in the same
+	// transaction; one already held by another stream refuses the append
+	// with a *ReservationConflictError. One held by this stream is kept.
+	Reserve []Reservation
+	// Release gives up these reservations if this stream holds them.
+	Release []Reservation
+}
+
+// AppendResult says where an append's events landed.
+type AppendResult struct {
+	// FirstVersion and LastVersion are the stream versions of the first and
+	// last event appended; with no event, both are the stream's version.
+	FirstVersion, LastVersion int64
+	// FirstPosition and LastPosition are the global positions of the first
+	// and last event appended (zero with no event). Positions of one append
+	// need not be contiguous.
+	FirstPosition, LastPosition int64
+	// Replayed is true when the command id had been recorded already: this
+	// is the first append's result and nothing new was written.
+	Replayed bool
+}
+
+var eventTypePattern = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$`)
+
+// Append appends events to stream if the stream is at expected, in one
+// transaction. It returns a *ConflictError when the stream is at another
+// version, a *ReservationConflictError when a reservation is held by another
+// stream; either way nothing is written. An append of no event writes nothing
+// (but still checks expected and the command id).
+func (s *Store) Append(ctx context.Context, stream StreamID, expected ExpectedVersion, events []EventData, opts AppendOptions) (AppendResult, error) {
+	return s.appendWith(ctx, s.pool, stream, expected, events, opts)
+}
+
+// AppendTx is Append inside the caller's transaction, for a command that must
+// commit other writes atomically with its events. Readers of the global log
+// see the events only once tx commits.
+func (s *Store) AppendTx(ctx context.Context, tx pgx.Tx, stream StreamID, expected ExpectedVersion, events []EventData, opts AppendOptions) (AppendResult, error) {
+	return s.appendWith(ctx, tx, stream, expected, events, opts)
+}
+
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+const appendSQL = `SELECT first_version, last_version, first_position, last_position, replayed
+FROM subs_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`
+
+func (s *Store) appendWith(ctx context.Context, q querier, stream StreamID, expected ExpectedVersion, events []EventData, opts AppendOptions) (AppendResult, error) {
+	args, err := appendArgs(stream, expected, events, opts)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	var r AppendResult
+	err = q.QueryRow(ctx, appendSQL, args...).Scan(&r.FirstVersion, &r.LastVersion, &r.FirstPosition, &r.LastPosition, &r.Replayed)
+	if err == nil {
+		return r, nil
+	}
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return AppendResult{}, fmt.Errorf("eventstore: append to %s: %w", stream, err)
+	}
+	switch {
+	case pgErr.Code == "SB409":
+		actual, _ := strconv.ParseInt(pgErr.Detail, 10, 64)
+		return AppendResult{}, &ConflictError{Stream: stream, Expected: expected, Actual: actual}
+	case pgErr.Code == "SB423":
+		var d struct{ Scope, Key, Owner string }
+		if jerr := json.Unmarshal([]byte(pgErr.Detail), &d); jerr != nil {
+			return AppendResult{}, fmt.Errorf("eventstore: append to %s: %w", stream, err)
+		}
+		return AppendResult{}, &ReservationConflictError{Scope: d.Scope, Key: d.Key, Owner: StreamID(d.Owner)}
+	case pgErr.Code == "23505" && pgErr.ConstraintName == "commands_pkey":
+		// The same command id raced on another stream and won: its result
+		// stands (only reachable with a tx of our own, so q is the pool).
+		if first, ok, rerr := s.commandResult(ctx, opts.CommandID); rerr == nil && ok {
+			return first, nil
+		}
+	}
+	return AppendResult{}, fmt.Errorf("eventstore: append to %s: %w", stream, err)
+}
+
+func (s *Store) commandResult(ctx context.Context, commandID string) (AppendResult, bool, error) {
+	r := AppendResult{Replayed: true}
+	err := s.pool.QueryRow(ctx, `SELECT first_version, last_version, first_position, last_position FROM commands WHERE command_id = $1`, commandID).
+		Scan(&r.FirstVersion, &r.LastVersion, &r.FirstPosition, &r.LastPosition)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return AppendResult{}, false, nil
+	}
+	if err != nil {
+		return AppendResult{}, false, fmt.Errorf("eventstore: command %s: %w", commandID, err)
+	}
+	return r, true, nil
+}
+
+// CommandResult returns the result of the append recorded for commandID, and
+// false if none was.
+func (s *Store) CommandResult(ctx context.Context, commandID string) (AppendResult, bool, error) {
+	return s.commandResult(ctx, commandID)
+}
+
+func appendArgs(stream StreamID, expected ExpectedVersion, events []EventData, opts AppendOptions) ([]any, error) {
+	if err := stream.Validate(); err != nil {
+		return nil, err
+	}
+	if expected < Any {
+		return nil, fmt.Errorf("eventstore: append to %s: expected version %d is invalid", stream, int64(expected))
+	}
+	if opts.RecordedAt.IsZero() {
+		return nil, fmt.Errorf("eventstore: append to %s: RecordedAt is required (the engine clock's time)", stream)
+	}
+	at := opts.RecordedAt.UTC().Truncate(time.Microsecond)
+	base := opts.Metadata
+	if base.CommandID == "" {
+		base.CommandID = opts.CommandID
+	}
+	n := len(events)
+	ids := make([]uuid.UUID, n)
+	types := make([]string, n)
+	versions := make([]int32, n)
+	data := make([]json.RawMessage, n)
+	meta := make([]json.RawMessage, n)
+	for i, e := range events {
+		if !eventTypePattern.MatchString(e.Type) {
+			return nil, fmt.Errorf("eventstore: append to %s: event %d: type %q is not a dotted lower-case name", stream, i, e.Type)
+		}
+		if !json.Valid(e.Data) {
+			return nil, fmt.Errorf("eventstore: append to %s: event %d (%s): data is not valid JSON", stream, i, e.Type)
+		}
+		ids[i] = e.ID
+		if ids[i] == uuid.Nil {
+			id, err := uuid.NewV7()
+			if err != nil {
+				return nil, fmt.Errorf("eventstore: event id: %w", err)
+			}
+			ids[i] = id
+		}
+		types[i] = e.Type
+		versions[i] = int32(max(e.SchemaVersion, 1))
+		data[i] = e.Data
+		md := mergeMetadata(base, e.Metadata)
+		if err := md.validate(); err != nil {
+			return nil, fmt.Errorf("eventstore: append to %s: event %d (%s): %w", stream, i, e.Type, err)
+		}
+		m, err := json.Marshal(md)
+		if err != nil {
+			return nil, err
+		}
+		meta[i] = m
+	}
+	var commandID *string
+	if opts.CommandID != "" {
+		commandID = &opts.CommandID
+	}
+	reserveScopes, reserveKeys := splitReservations(opts.Reserve)
+	releaseScopes, releaseKeys := splitReservations(opts.Release)
+	return []any{string(stream), int64(expected), commandID, ids, types, versions, data, meta,
+		at, at.UnixMicro(), reserveScopes, reserveKeys, releaseScopes, releaseKeys}, nil
+}
+
+func splitReservations(rs []Reservation) (scopes, keys []string) {
+	if len(rs) == 0 {
+		return nil, nil
+	}
+	for _, r := range rs {
+		scopes = append(scopes, r.Scope)
+		keys = append(keys, r.Key)
+	}
+	return scopes, keys
+}
+
+func mergeMetadata(base, own Metadata) Metadata {
+	pick := func(a, b string) string {
+		if a != "" {
+			return a
+		}
+		return b
+	}
+	return Metadata{
+		ActorKind:     ActorKind(pick(string(own.ActorKind), string(base.ActorKind))),
+		ActorID:       pick(own.ActorID, base.ActorID),
+		Reason:        pick(own.Reason, base.Reason),
+		LogCode:       pick(own.LogCode, base.LogCode),
+		CommandID:     pick(own.CommandID, base.CommandID),
+		CausationID:   pick(own.CausationID, base.CausationID),
+		CorrelationID: pick(own.CorrelationID, base.CorrelationID),
+	}
+}

@@ -1,0 +1,175 @@
+package eventstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// notifyChannel is the channel subs_append notifies on each commit.
+const notifyChannel = "subs_events"
+
+// Handler applies a batch of events inside tx; the subscription saves its
+// checkpoint in the same tx, so the batch takes effect exactly once. An
+// error rolls both back and stops the subscription.
+type Handler func(ctx context.Context, tx pgx.Tx, events []RecordedEvent) error
+
+// SubscriptionConfig configures Subscribe.
+type SubscriptionConfig struct {
+	// Name identifies the subscription's checkpoint. Required.
+	Name string
+	// BatchSize is the most events handed to one Handler call. Default 500.
+	BatchSize int
+	// PollInterval is how long to wait for a notification before reading
+	// anyway: the floor under LISTEN/NOTIFY. Default 500ms.
+	PollInterval time.Duration
+	// Logger receives the subscription's warnings. Default slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *SubscriptionConfig) setDefaults() {
+	if c.BatchSize == 0 {
+		c.BatchSize = 500
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = 500 * time.Millisecond
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports a config Subscribe cannot run with.
+func (c SubscriptionConfig) Validate() error {
+	switch {
+	case c.Name == "":
+		return errors.New("subscription: Name is required")
+	case c.BatchSize < 0:
+		return errors.New("subscription: BatchSize must not be negative")
+	case c.PollInterval < 0:
+		return errors.New("subscription: PollInterval must not be negative")
+	}
+	return nil
+}
+
+// Checkpoint returns the saved checkpoint of the named subscription, the
+// zero checkpoint if it has none.
+func (s *Store) Checkpoint(ctx context.Context, name string) (Checkpoint, error) {
+	var cp Checkpoint
+	err := s.pool.QueryRow(ctx, `SELECT transaction_id, global_position FROM subscription_checkpoints WHERE name = $1`, name).
+		Scan(&cp.TransactionID, &cp.Position)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Checkpoint{}, nil
+	}
+	if err != nil {
+		return cp, fmt.Errorf("eventstore: checkpoint %s: %w", name, err)
+	}
+	return cp, nil
+}
+
+// SaveCheckpoint records cp as the named subscription's place, in tx.
+func SaveCheckpoint(ctx context.Context, tx pgx.Tx, name string, cp Checkpoint) error {
+	_, err := tx.Exec(ctx, `INSERT INTO subscription_checkpoints (name, transaction_id, global_position, updated_at)
+VALUES ($1, $2, $3, now())
+ON CONFLICT (name) DO UPDATE SET transaction_id = EXCLUDED.transaction_id,
+    global_position = EXCLUDED.global_position, updated_at = now()`, name, cp.TransactionID, cp.Position)
+	if err != nil {
+		return fmt.Errorf("eventstore: save checkpoint %s: %w", name, err)
+	}
+	return nil
+}
+
+// Subscribe catches up from the subscription's checkpoint, then follows the
+// log live (woken by NOTIFY, polling every PollInterval as a floor), handing
+// each batch to h in a transaction that also saves the checkpoint. It runs
+// until ctx is done (returning ctx's error) or h fails (returning that
+// error). Events arrive in commit order, none skipped, each once per
+// committed checkpoint.
+func (s *Store) Subscribe(ctx context.Context, cfg SubscriptionConfig, h Handler) error {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("eventstore: invalid config: %w", err)
+	}
+	cp, err := s.Checkpoint(ctx, cfg.Name)
+	if err != nil {
+		return err
+	}
+	ctx, stop := context.WithCancel(ctx)
+	defer stop() // ends the listener with the subscription
+	wake := s.listen(ctx, cfg.Logger)
+	for {
+		events, err := s.ReadAll(ctx, cp, cfg.BatchSize)
+		if err != nil {
+			return err
+		}
+		if len(events) > 0 {
+			next := Of(events[len(events)-1])
+			err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+				if err := h(ctx, tx, events); err != nil {
+					return err
+				}
+				return SaveCheckpoint(ctx, tx, cfg.Name, next)
+			})
+			if err != nil {
+				return fmt.Errorf("eventstore: subscription %s: %w", cfg.Name, err)
+			}
+			cp = next
+			if len(events) == cfg.BatchSize {
+				continue
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-wake:
+		case <-time.After(cfg.PollInterval):
+		}
+	}
+}
+
+// listen returns a channel that receives a value after each commit notified
+// on notifyChannel, until ctx is done. It holds one pooled connection; when
+// that connection fails it retries, and the subscription falls back on
+// polling meanwhile.
+func (s *Store) listen(ctx context.Context, log *slog.Logger) <-chan struct{} {
+	wake := make(chan struct{}, 1)
+	go func() {
+		for ctx.Err() == nil {
+			err := s.waitNotifications(ctx, wake)
+			if err != nil && ctx.Err() == nil {
+				log.Warn("eventstore: LISTEN connection lost; polling until it is back", "err", err)
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
+			}
+		}
+	}()
+	return wake
+}
+
+func (s *Store) waitNotifications(ctx context.Context, wake chan<- struct{}) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	// A connection left listening must not go back to the pool.
+	pgConn := conn.Hijack()
+	defer pgConn.Close(context.WithoutCancel(ctx)) //nolint:errcheck // closing a connection we give up
+	if _, err := pgConn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
+		return err
+	}
+	for {
+		if _, err := pgConn.WaitForNotification(ctx); err != nil {
+			return err
+		}
+		select {
+		case wake <- struct{}{}:
+		default: // a wake-up is already pending
+		}
+	}
+}
