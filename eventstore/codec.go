@@ -1,0 +1,86 @@
+package eventstore
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"sync"
+
+	"github.com/subs-engine/subs/domain"
+)
+
+// EventTypes maps the event types of the domain to their stored form: the
+// type name, the current schema version and the JSON payload. It is safe for
+// concurrent use once built.
+type EventTypes struct {
+	mu    sync.RWMutex
+	byTyp map[string]eventType
+}
+
+type eventType struct {
+	schemaVersion int
+	decode        func(json.RawMessage) (domain.Event, error)
+	goType        reflect.Type
+}
+
+// NewEventTypes returns an empty codec.
+func NewEventTypes() *EventTypes { return &EventTypes{byTyp: map[string]eventType{}} }
+
+// Register adds event type E, whose payloads are now at schemaVersion (older
+// versions are upcast by the store's Upcasters before decoding). E's
+// EventType must be defined on its value. Registering a name twice panics:
+// it is a programming error.
+func Register[E domain.Event](t *EventTypes, schemaVersion int) {
+	var zero E
+	name := zero.EventType()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, dup := t.byTyp[name]; dup {
+		panic(fmt.Sprintf("eventstore: event type %s registered twice", name))
+	}
+	t.byTyp[name] = eventType{
+		schemaVersion: max(schemaVersion, 1),
+		goType:        reflect.TypeFor[E](),
+		decode: func(data json.RawMessage) (domain.Event, error) {
+			var e E
+			if err := json.Unmarshal(data, &e); err != nil {
+				return nil, err
+			}
+			return e, nil
+		},
+	}
+}
+
+// Encode returns e in its stored form.
+func (t *EventTypes) Encode(e domain.Event) (EventData, error) {
+	t.mu.RLock()
+	et, ok := t.byTyp[e.EventType()]
+	t.mu.RUnlock()
+	if !ok || et.goType != reflect.TypeOf(e) {
+		return EventData{}, fmt.Errorf("eventstore: event type %s (%T) is not registered", e.EventType(), e)
+	}
+	data, err := json.Marshal(e)
+	if err != nil {
+		return EventData{}, fmt.Errorf("eventstore: encode %s: %w", e.EventType(), err)
+	}
+	return EventData{Type: e.EventType(), SchemaVersion: et.schemaVersion, Data: data}, nil
+}
+
+// Decode returns the domain event r holds. r must be upcast to the current
+// schema version (the store's reads do that).
+func (t *EventTypes) Decode(r RecordedEvent) (domain.Event, error) {
+	t.mu.RLock()
+	et, ok := t.byTyp[r.Type]
+	t.mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("eventstore: event %s has unregistered type %s", r.ID, r.Type)
+	}
+	if r.SchemaVersion != et.schemaVersion {
+		return nil, fmt.Errorf("eventstore: event %s: %s schema version %d, want %d: an upcaster is missing", r.ID, r.Type, r.SchemaVersion, et.schemaVersion)
+	}
+	e, err := et.decode(r.Data)
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: decode event %s (%s): %w", r.ID, r.Type, err)
+	}
+	return e, nil
+}

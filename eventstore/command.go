@@ -1,0 +1,181 @@
+package eventstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/subs-engine/subs/domain"
+	"github.com/subs-engine/subs/domain/clock"
+	"github.com/subs-engine/subs/domain/policy"
+)
+
+// HandlerConfig configures a CommandHandler.
+type HandlerConfig struct {
+	// Store is the event log. Required.
+	Store *Store
+	// Types encodes and decodes the aggregate's events. Required.
+	Types *EventTypes
+	// Clock gives each command its one instant (TIM-1). Required.
+	Clock clock.Clock
+	// Policy is passed to every decision.
+	Policy policy.Policy
+	// MaxAttempts bounds how often a command is decided again after a
+	// concurrency conflict. Default 5.
+	MaxAttempts int
+}
+
+func (c *HandlerConfig) setDefaults() {
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = 5
+	}
+}
+
+// Validate reports a config the handler cannot run with.
+func (c HandlerConfig) Validate() error {
+	switch {
+	case c.Store == nil:
+		return errors.New("Store is required")
+	case c.Types == nil:
+		return errors.New("Types is required")
+	case c.Clock == nil:
+		return errors.New("Clock is required")
+	case c.MaxAttempts < 1:
+		return errors.New("MaxAttempts must be at least 1")
+	}
+	return nil
+}
+
+// CommandHandler runs one aggregate's commands: load the stream, fold it,
+// decide, append with the version read; on a concurrency conflict, load and
+// decide again (DESIGN §3). It is safe for concurrent use.
+type CommandHandler[S, C any] struct {
+	decider domain.Decider[S, C]
+	cfg     HandlerConfig
+}
+
+// NewCommandHandler returns a handler of d's commands.
+func NewCommandHandler[S, C any](d domain.Decider[S, C], cfg HandlerConfig) (*CommandHandler[S, C], error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("eventstore: invalid config: %w", err)
+	}
+	return &CommandHandler[S, C]{decider: d, cfg: cfg}, nil
+}
+
+// CommandMeta is what a command carries besides itself.
+type CommandMeta struct {
+	// CommandID makes the command idempotent: a retry with the same id
+	// returns the first outcome and decides nothing.
+	CommandID string
+	// Metadata is recorded with every event the command causes (AUD-1).
+	Metadata Metadata
+}
+
+// Outcome is what a handled command did.
+type Outcome[S any] struct {
+	// State is the aggregate's state after the command.
+	State S
+	// Events are the events the command appended (none on a replay).
+	Events []domain.Event
+	// Append says where they landed; Append.Replayed marks a retried
+	// command id whose first outcome stands.
+	Append AppendResult
+}
+
+// Handle decides cmd on stream and appends what it decides. A refusal by
+// the rules is returned as the decider's error, unwrapped. After
+// MaxAttempts conflicts the last *ConflictError is returned.
+func (h *CommandHandler[S, C]) Handle(ctx context.Context, stream StreamID, cmd C, meta CommandMeta) (Outcome[S], error) {
+	now := h.cfg.Clock.Now() // one instant for the whole command, retries included
+	if meta.CommandID != "" {
+		if first, done, err := h.cfg.Store.CommandResult(ctx, meta.CommandID); err != nil || done {
+			return h.replay(ctx, stream, first, err)
+		}
+	}
+	var lastConflict error
+	for range h.cfg.MaxAttempts {
+		state, version, err := h.load(ctx, stream)
+		if err != nil {
+			return Outcome[S]{}, err
+		}
+		events, err := h.decider.Decide(state, cmd, now, h.cfg.Policy)
+		if err != nil {
+			return Outcome[S]{}, err
+		}
+		data := make([]EventData, len(events))
+		for i, e := range events {
+			if data[i], err = h.cfg.Types.Encode(e); err != nil {
+				return Outcome[S]{}, err
+			}
+		}
+		claims, releases := domain.ClaimsOf(events)
+		res, err := h.cfg.Store.Append(ctx, stream, ExpectedVersion(version), data, AppendOptions{
+			CommandID:  meta.CommandID,
+			Metadata:   meta.Metadata,
+			RecordedAt: now,
+			Reserve:    reservations(claims),
+			Release:    reservations(releases),
+		})
+		var conflict *ConflictError
+		if errors.As(err, &conflict) {
+			lastConflict = err
+			continue
+		}
+		if err != nil {
+			return Outcome[S]{}, err
+		}
+		if res.Replayed { // the same command id won a race meanwhile
+			return h.replay(ctx, stream, res, nil)
+		}
+		return Outcome[S]{State: h.decider.FoldFrom(state, events...), Events: events, Append: res}, nil
+	}
+	return Outcome[S]{}, lastConflict
+}
+
+// Load returns the aggregate's current state and stream version.
+func (h *CommandHandler[S, C]) Load(ctx context.Context, stream StreamID) (S, int64, error) {
+	return h.load(ctx, stream)
+}
+
+func (h *CommandHandler[S, C]) load(ctx context.Context, stream StreamID) (S, int64, error) {
+	records, err := h.cfg.Store.ReadStream(ctx, stream, ReadStreamOptions{})
+	if err != nil {
+		return h.decider.Initial, 0, err
+	}
+	state := h.decider.Initial
+	for _, r := range records {
+		e, err := h.cfg.Types.Decode(r)
+		if err != nil {
+			return h.decider.Initial, 0, err
+		}
+		state = h.decider.Evolve(state, e)
+	}
+	var version int64
+	if n := len(records); n > 0 {
+		version = records[n-1].Version
+	}
+	return state, version, nil
+}
+
+func (h *CommandHandler[S, C]) replay(ctx context.Context, stream StreamID, first AppendResult, err error) (Outcome[S], error) {
+	if err != nil {
+		return Outcome[S]{}, err
+	}
+	state, _, err := h.load(ctx, stream)
+	if err != nil {
+		return Outcome[S]{}, err
+	}
+	return Outcome[S]{State: state, Append: first}, nil
+}
+
+func reservations(claims []domain.Claim) []Reservation {
+	if len(claims) == 0 {
+		return nil
+	}
+	out := make([]Reservation, len(claims))
+	for i, c := range claims {
+		out[i] = Reservation(c)
+	}
+	return out
+}

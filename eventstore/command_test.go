@@ -1,0 +1,161 @@
+package eventstore_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/subs-engine/subs/domain"
+	"github.com/subs-engine/subs/domain/clock"
+	"github.com/subs-engine/subs/domain/policy"
+	"github.com/subs-engine/subs/eventstore"
+)
+
+// A tally is the smallest aggregate that exercises the handler: it counts up
+// to a limit and can claim a unique name.
+type (
+	tally      struct{ total int }
+	addCommand struct {
+		n    int
+		name string // claimed when set
+	}
+	added struct {
+		N    int    `json:"n"`
+		Name string `json:"name,omitempty"`
+	}
+)
+
+func (added) EventType() string { return "tally.added" }
+
+func (e added) Claims() []domain.Claim {
+	if e.Name == "" {
+		return nil
+	}
+	return []domain.Claim{{Scope: "tally-name", Key: e.Name}}
+}
+
+var errLimit = errors.New("tally: limit reached")
+
+const tallyLimit = 100
+
+var tallyDecider = domain.Decider[tally, addCommand]{
+	Decide: func(s tally, c addCommand, _ time.Time, _ policy.Policy) ([]domain.Event, error) {
+		if s.total+c.n > tallyLimit {
+			return nil, errLimit
+		}
+		return []domain.Event{added{N: c.n, Name: c.name}}, nil
+	},
+	Evolve: func(s tally, e domain.Event) tally {
+		if a, ok := e.(added); ok {
+			s.total += a.N
+		}
+		return s
+	},
+}
+
+func newTallyHandler(t *testing.T, s *eventstore.Store, c clock.Clock) *eventstore.CommandHandler[tally, addCommand] {
+	t.Helper()
+	types := eventstore.NewEventTypes()
+	eventstore.Register[added](types, 1)
+	h, err := eventstore.NewCommandHandler(tallyDecider, eventstore.HandlerConfig{
+		Store: s, Types: types, Clock: c, Policy: policy.Default(), MaxAttempts: 100,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+var system = eventstore.CommandMeta{Metadata: eventstore.Metadata{ActorKind: eventstore.ActorSystem}}
+
+// rule TIM-1: the command's events carry the injected clock's one instant.
+func TestCommandHandler_DecidesAppendsAtClockTime(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	c := clock.NewSimulated(t0)
+	h := newTallyHandler(t, s, c)
+	out, err := h.Handle(context.Background(), "tally-1", addCommand{n: 5}, system)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.State.total != 5 || len(out.Events) != 1 || out.Append.LastVersion != 1 {
+		t.Errorf("outcome %+v", out)
+	}
+	if err := c.Advance(48 * time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Handle(context.Background(), "tally-1", addCommand{n: 1}, system); err != nil {
+		t.Fatal(err)
+	}
+	evs := mustReadStream(t, s, "tally-1")
+	if !evs[0].RecordedAt.Equal(t0) || !evs[1].RecordedAt.Equal(t0.Add(48*time.Hour)) {
+		t.Errorf("recorded at %v and %v, want the simulated clock's instants", evs[0].RecordedAt, evs[1].RecordedAt)
+	}
+}
+
+func TestCommandHandler_ConcurrentCommands_RetriedOnConflict(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	h := newTallyHandler(t, s, clock.NewSimulated(t0))
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if _, err := h.Handle(context.Background(), "tally-busy", addCommand{n: 1}, system); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	state, version, err := h.Load(context.Background(), "tally-busy")
+	if err != nil || state.total != 20 || version != 20 {
+		t.Errorf("state %+v at version %d (%v), want 20 and 20", state, version, err)
+	}
+}
+
+func TestCommandHandler_RefusalReturnedAsIs_NothingAppended(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	h := newTallyHandler(t, s, clock.NewSimulated(t0))
+	if _, err := h.Handle(context.Background(), "tally-full", addCommand{n: tallyLimit + 1}, system); !errors.Is(err, errLimit) {
+		t.Fatalf("err = %v, want the decider's error", err)
+	}
+	if n := len(mustReadStream(t, s, "tally-full")); n != 0 {
+		t.Errorf("a refused command appended %d events", n)
+	}
+}
+
+func TestCommandHandler_CommandIDRetried_FirstOutcomeStands(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	h := newTallyHandler(t, s, clock.NewSimulated(t0))
+	meta := system
+	meta.CommandID = "add-all"
+	first, err := h.Handle(context.Background(), "tally-once", addCommand{n: tallyLimit}, meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Deciding again would be refused (limit reached); the retry must not decide.
+	again, err := h.Handle(context.Background(), "tally-once", addCommand{n: tallyLimit}, meta)
+	if err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	if !again.Append.Replayed || again.Append.LastPosition != first.Append.LastPosition || again.State.total != tallyLimit {
+		t.Errorf("retry outcome %+v, want the first append replayed", again)
+	}
+}
+
+func TestCommandHandler_ClaimHeldByAnotherStream_Refused(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	h := newTallyHandler(t, s, clock.NewSimulated(t0))
+	if _, err := h.Handle(context.Background(), "tally-a", addCommand{n: 1, name: "ann"}, system); err != nil {
+		t.Fatal(err)
+	}
+	_, err := h.Handle(context.Background(), "tally-b", addCommand{n: 1, name: "ann"}, system)
+	var conflict *eventstore.ReservationConflictError
+	if !errors.As(err, &conflict) || conflict.Owner != "tally-a" {
+		t.Fatalf("err = %v, want the claim refused, naming tally-a", err)
+	}
+}

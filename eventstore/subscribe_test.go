@@ -1,0 +1,110 @@
+package eventstore_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/subs-engine/subs/eventstore"
+)
+
+// seen records what a subscription applied, in the subscription's own
+// transaction, the way a projection does.
+func seenTable(t *testing.T, s *eventstore.Store) {
+	t.Helper()
+	if _, err := s.Pool().Exec(context.Background(), `CREATE TABLE seen (event_id uuid PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func countSeen(t *testing.T, s *eventstore.Store) int {
+	t.Helper()
+	var n int
+	if err := s.Pool().QueryRow(context.Background(), `SELECT count(*) FROM seen`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func record(ctx context.Context, tx pgx.Tx, evs []eventstore.RecordedEvent) error {
+	for _, e := range evs {
+		// A duplicate would violate the primary key and fail the test.
+		if _, err := tx.Exec(ctx, `INSERT INTO seen VALUES ($1)`, e.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestSubscribe_CatchesUpThenLive_ResumesFromCheckpoint(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	seenTable(t, s)
+	cfg := eventstore.SubscriptionConfig{Name: "test", BatchSize: 7, PollInterval: time.Minute}
+	for i := range 10 {
+		mustAppend(t, s, eventstore.StreamID("order-"+string(rune('a'+i))), eventstore.NoStream, events(3), opts())
+	}
+
+	run := func() (stop func() error) {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- s.Subscribe(ctx, cfg, record) }()
+		return func() error { cancel(); return <-done }
+	}
+	stop := run()
+	waitFor(t, "catch-up of 30 events", func() bool { return countSeen(t, s) == 30 })
+	// Live: with a one-minute poll interval, only NOTIFY can wake it in time.
+	mustAppend(t, s, "order-live", eventstore.NoStream, events(2), opts())
+	waitFor(t, "2 live events", func() bool { return countSeen(t, s) == 32 })
+	if err := stop(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Subscribe returned %v, want context.Canceled", err)
+	}
+
+	mustAppend(t, s, "order-while-down", eventstore.NoStream, events(4), opts())
+	stop = run()
+	waitFor(t, "the 4 events appended while stopped", func() bool { return countSeen(t, s) == 36 })
+	if err := stop(); !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	cp, err := s.Checkpoint(context.Background(), cfg.Name)
+	if err != nil || cp.Position == 0 {
+		t.Fatalf("checkpoint %+v, %v", cp, err)
+	}
+}
+
+func TestSubscribe_HandlerError_CheckpointNotMoved(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	seenTable(t, s)
+	mustAppend(t, s, "order-1", eventstore.NoStream, events(3), opts())
+	boom := errors.New("boom")
+	cfg := eventstore.SubscriptionConfig{Name: "failing"}
+	err := s.Subscribe(context.Background(), cfg, func(ctx context.Context, tx pgx.Tx, evs []eventstore.RecordedEvent) error {
+		if err := record(ctx, tx, evs); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Subscribe returned %v, want the handler's error", err)
+	}
+	if n := countSeen(t, s); n != 0 {
+		t.Errorf("a failed batch left %d rows", n)
+	}
+	if cp, _ := s.Checkpoint(context.Background(), cfg.Name); cp != (eventstore.Checkpoint{}) {
+		t.Errorf("checkpoint moved to %+v after a failed batch", cp)
+	}
+}
