@@ -37,11 +37,10 @@ func (s *server) ensureTemplate(ctx context.Context, name string) error {
 		return fmt.Errorf("connect to %s: %w", redact(s.url), err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	// Held until the deferred Close ends the session, which releases it.
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", templateLockID); err != nil {
 		return fmt.Errorf("wait for the template lock: %w", err)
 	}
-	// Closing the connection would release it too; unlock for the error paths' sake.
-	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", templateLockID) //nolint:errcheck
 
 	// A template is complete once marked IS_TEMPLATE, the last step below;
 	// an unmarked one was left by a process that died while migrating.
