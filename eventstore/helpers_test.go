@@ -56,10 +56,15 @@ func mustReadStream(t testing.TB, s *eventstore.Store, stream eventstore.StreamI
 // events or the deadline passes.
 func readAllUntil(t testing.TB, s *eventstore.Store, want int, deadline time.Duration) []eventstore.RecordedEvent {
 	t.Helper()
-	var (
-		got []eventstore.RecordedEvent
-		cp  eventstore.Checkpoint
-	)
+	return readFromUntil(t, s, eventstore.Checkpoint{}, want, deadline)
+}
+
+// readFromUntil reads the global log from cp until it holds want events or
+// the deadline passes. Transactions in flight anywhere in the cluster hold
+// readers back for a moment, hence the polling.
+func readFromUntil(t testing.TB, s *eventstore.Store, cp eventstore.Checkpoint, want int, deadline time.Duration) []eventstore.RecordedEvent {
+	t.Helper()
+	var got []eventstore.RecordedEvent
 	stop := time.Now().Add(deadline)
 	for len(got) < want && time.Now().Before(stop) {
 		batch, err := s.ReadAll(context.Background(), cp, 100)

@@ -1,0 +1,96 @@
+package eventstore_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/subs-engine/subs/eventstore"
+)
+
+// benchWindow is how long each side of a comparison runs.
+const benchWindow = 3 * time.Second
+
+// The append benchmarks compare the store with the raw rate of inserting the
+// same rows with plain pgx into a bare table (no index, no constraint, no
+// hash chain), in the same run on the same database, and print one line per
+// figure:
+//
+//	BENCH <name> <value> <unit> raw=<raw value> ratio=<value/raw>
+//
+// Run them with `make bench` (-benchtime=1x: each runs its own window).
+func BenchmarkAppendSingle1(b *testing.B)  { benchAppend(b, "append_single_1", 1, 1) }
+func BenchmarkAppendSingle16(b *testing.B) { benchAppend(b, "append_single_16", 16, 1) }
+func BenchmarkAppendBatch100(b *testing.B) { benchAppend(b, "append_batch_100", 1, 100) }
+
+func benchAppend(b *testing.B, name string, writers, batch int) {
+	s := newStore(b)
+	pool := s.Pool()
+	if _, err := pool.Exec(context.Background(), `CREATE TABLE raw_events (LIKE events INCLUDING DEFAULTS)`); err != nil {
+		b.Fatal(err)
+	}
+	payload := json.RawMessage(`{"subscription_id":"0190b3c2-7d2e-7a7b-9a51-3c1f0e5d2a10","period":3,"amount":{"amount":4999,"currency":"USD"}}`)
+	b.ResetTimer()
+	for range b.N {
+		store := rate(b, writers, batch, func(w, i int) error {
+			evs := make([]eventstore.EventData, batch)
+			for j := range evs {
+				evs[j] = eventstore.EventData{Type: "subscription.renewed", Data: payload}
+			}
+			_, err := s.Append(context.Background(), eventstore.StreamID(fmt.Sprintf("subscription-%d-%d", w, i)), eventstore.NoStream, evs, opts())
+			return err
+		})
+		raw := rate(b, writers, batch, func(w, i int) error { return rawInsert(pool, w, i, batch, payload) })
+		b.ReportMetric(store, "events/s")
+		b.ReportMetric(raw, "raw_events/s")
+		b.ReportMetric(store/raw, "ratio")
+		fmt.Printf("BENCH %s %.0f events/s raw=%.0f ratio=%.2f\n", name, store, raw, store/raw)
+	}
+}
+
+// rawInsert writes the same columns the store writes, in one statement.
+func rawInsert(pool *pgxpool.Pool, w, i, batch int, payload json.RawMessage) error {
+	ids := make([]uuid.UUID, batch)
+	versions := make([]int64, batch)
+	hashes := make([][]byte, batch)
+	for j := range batch {
+		ids[j], versions[j] = uuid.Must(uuid.NewV7()), int64(j+1)
+		hashes[j] = make([]byte, 32)
+		rand.Read(hashes[j])
+	}
+	meta, _ := json.Marshal(eventstore.Metadata{ActorKind: eventstore.ActorSystem})
+	_, err := pool.Exec(context.Background(), `INSERT INTO raw_events
+(stream_id, stream_version, event_id, event_type, schema_version, data, metadata, recorded_at, hash)
+SELECT $1, v, id, 'subscription.renewed', 1, $4, $5, $6, h FROM unnest($2::bigint[], $3::uuid[], $7::bytea[]) AS u(v, id, h)`,
+		fmt.Sprintf("subscription-%d-%d", w, i), versions, ids, payload, meta, t0, hashes)
+	return err
+}
+
+// rate runs op from writers goroutines for benchWindow and returns the
+// events per second it achieved.
+func rate(b *testing.B, writers, batch int, op func(writer, i int) error) float64 {
+	var done atomic.Int64
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(benchWindow)
+	start := time.Now()
+	for w := range writers {
+		wg.Go(func() {
+			for i := 0; time.Now().Before(deadline); i++ {
+				if err := op(w, i); err != nil {
+					b.Error(err)
+					return
+				}
+				done.Add(int64(batch))
+			}
+		})
+	}
+	wg.Wait()
+	return float64(done.Load()) / time.Since(start).Seconds()
+}
