@@ -1,0 +1,206 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+)
+
+// Environment variables that override Config's defaults. A flag overrides
+// its variable.
+const (
+	EnvAddr            = "SUBS_ADDR"
+	EnvDataDir         = "SUBS_DATA_DIR"
+	EnvDatabaseURL     = "DATABASE_URL"
+	EnvLogLevel        = "SUBS_LOG_LEVEL"
+	EnvLogFormat       = "SUBS_LOG_FORMAT"
+	EnvShutdownTimeout = "SUBS_SHUTDOWN_TIMEOUT"
+	EnvClock           = "SUBS_CLOCK"
+	EnvClockStart      = "SUBS_CLOCK_START"
+)
+
+// Clock kinds accepted by Config.Clock.
+const (
+	ClockSystem    = "system"
+	ClockSimulated = "simulated"
+)
+
+// Config is the engine's whole configuration. Each field has a default
+// (setDefaults), an environment variable and a flag; the flag wins over the
+// variable, the variable over the default.
+type Config struct {
+	// Addr is the host:port the HTTP server listens on; port 0 picks a free
+	// port. Env SUBS_ADDR, flag --addr. Default "127.0.0.1:8080".
+	Addr string
+	// DataDir holds the engine's local state: the private PostgreSQL cluster
+	// (in DataDir/postgres) when DatabaseURL is empty. Env SUBS_DATA_DIR, flag
+	// --data-dir. Default "./data".
+	DataDir string
+	// DatabaseURL names the PostgreSQL database (a postgres:// URL or a
+	// keyword/value string). Empty means a private cluster under DataDir.
+	// Env DATABASE_URL, flag --database-url. Default empty.
+	DatabaseURL string
+	// LogLevel is the minimum level logged: debug, info, warn or error.
+	// Env SUBS_LOG_LEVEL, flag --log-level. Default "info".
+	LogLevel string
+	// LogFormat is how log lines are written to stderr: text or json.
+	// Env SUBS_LOG_FORMAT, flag --log-format. Default "text".
+	LogFormat string
+	// ShutdownTimeout bounds how long serve waits for in-flight requests
+	// after SIGINT or SIGTERM before closing their connections.
+	// Env SUBS_SHUTDOWN_TIMEOUT, flag --shutdown-timeout. Default 15s.
+	ShutdownTimeout time.Duration
+	// Clock is where the engine reads the time: system (the machine's clock)
+	// or simulated (starts at ClockStart and moves only by command).
+	// Env SUBS_CLOCK, flag --clock. Default "system".
+	Clock string
+	// ClockStart is the simulated clock's first instant; zero means the
+	// machine's time at start. Ignored for the system clock.
+	// Env SUBS_CLOCK_START, flag --clock-start (RFC 3339). Default zero.
+	ClockStart time.Time
+}
+
+// setDefaults fills every zero field with its default.
+func (c *Config) setDefaults() {
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:8080"
+	}
+	if c.DataDir == "" {
+		c.DataDir = "./data"
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+	if c.LogFormat == "" {
+		c.LogFormat = "text"
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 15 * time.Second
+	}
+	if c.Clock == "" {
+		c.Clock = ClockSystem
+	}
+}
+
+// Validate reports every invalid field of c, each error naming the field,
+// its flag and its environment variable.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Addr == "" {
+		errs = append(errs, errors.New("addr (--addr, SUBS_ADDR): empty: give a host:port such as 127.0.0.1:8080"))
+	} else if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("addr (--addr, SUBS_ADDR): %q is not host:port: %v", c.Addr, err))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data dir (--data-dir, SUBS_DATA_DIR): empty: give a directory such as ./data"))
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		errs = append(errs, fmt.Errorf("log level (--log-level, SUBS_LOG_LEVEL): %w", err))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("log format (--log-format, SUBS_LOG_FORMAT): %q: use text or json", c.LogFormat))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("shutdown timeout (--shutdown-timeout, SUBS_SHUTDOWN_TIMEOUT): %s: must be positive, e.g. 15s", c.ShutdownTimeout))
+	}
+	if c.Clock != ClockSystem && c.Clock != ClockSimulated {
+		errs = append(errs, fmt.Errorf("clock (--clock, SUBS_CLOCK): %q: use system or simulated", c.Clock))
+	}
+	return errors.Join(errs...)
+}
+
+// loadEnv overrides c's fields with the variables getenv reports set.
+func (c *Config) loadEnv(getenv func(string) string) error {
+	setString := func(dst *string, name string) {
+		if v := getenv(name); v != "" {
+			*dst = v
+		}
+	}
+	setString(&c.Addr, EnvAddr)
+	setString(&c.DataDir, EnvDataDir)
+	setString(&c.DatabaseURL, EnvDatabaseURL)
+	setString(&c.LogLevel, EnvLogLevel)
+	setString(&c.LogFormat, EnvLogFormat)
+	setString(&c.Clock, EnvClock)
+	var errs []error
+	if v := getenv(EnvShutdownTimeout); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q is not a duration such as 15s", EnvShutdownTimeout, v))
+		}
+		c.ShutdownTimeout = d
+	}
+	if v := getenv(EnvClockStart); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q is not an RFC 3339 time such as 2026-01-31T09:00:00Z", EnvClockStart, v))
+		}
+		c.ClockStart = t
+	}
+	return errors.Join(errs...)
+}
+
+// The groups of flags a subcommand takes.
+const (
+	flagsDataDir     = 1 << iota // --data-dir
+	flagsDatabaseURL             // --database-url
+	flagsLog                     // --log-level, --log-format
+	flagsServe                   // --addr, --shutdown-timeout, --clock, --clock-start
+)
+
+// bindFlags registers on fs the flags of the given groups, with c's current
+// values as their defaults, so that parsing fs overrides c.
+func (c *Config) bindFlags(fs *flag.FlagSet, groups int) {
+	if groups&flagsServe != 0 {
+		fs.StringVar(&c.Addr, "addr", c.Addr, "HTTP listen `host:port` ("+EnvAddr+")")
+		fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "time in-flight requests get to finish on shutdown ("+EnvShutdownTimeout+")")
+		fs.StringVar(&c.Clock, "clock", c.Clock, "clock `kind`: system or simulated ("+EnvClock+")")
+		fs.Func("clock-start", "first `instant` of the simulated clock, RFC 3339; default now ("+EnvClockStart+")", func(s string) error {
+			t, err := time.Parse(time.RFC3339, s)
+			if err != nil {
+				return fmt.Errorf("%q is not an RFC 3339 time such as 2026-01-31T09:00:00Z", s)
+			}
+			c.ClockStart = t
+			return nil
+		})
+	}
+	if groups&flagsDataDir != 0 {
+		fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "`directory` for local state; the private PostgreSQL cluster lives in its postgres/ ("+EnvDataDir+")")
+	}
+	if groups&flagsDatabaseURL != 0 {
+		fs.Var(secretURLValue{&c.DatabaseURL}, "database-url", "PostgreSQL `URL`; empty starts a private cluster under the data dir ("+EnvDatabaseURL+")")
+	}
+	if groups&flagsLog != 0 {
+		fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "minimum log `level`: debug, info, warn or error ("+EnvLogLevel+")")
+		fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: text or json ("+EnvLogFormat+")")
+	}
+}
+
+// parseLevel maps a level name to its slog level.
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(strings.ToUpper(s))); err != nil || s == "" {
+		return 0, fmt.Errorf("%q: use debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// secretURLValue is a flag.Value for a database URL whose password never
+// shows in usage output.
+type secretURLValue struct{ p *string }
+
+func (v secretURLValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return redactDatabaseURL(*v.p)
+}
+
+func (v secretURLValue) Set(s string) error {
+	*v.p = s
+	return nil
+}
