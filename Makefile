@@ -1,0 +1,74 @@
+# subs: build, run and test the subscription lifecycle engine.
+#   make run    build and start the engine on the defaults (prints its URL)
+#   make test   every test, against a real PostgreSQL
+# See `make help` for the rest.
+
+SHELL := bash
+GO    ?= go
+BIN   := bin/subs
+
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X main.version=$(VERSION)
+# staticcheck 2026.2.2, the release that supports Go 1.26.
+STATICCHECK_VERSION := v0.8.2
+# Where the test helper (eventstore/pgtest) starts its private cluster when
+# the machine offers no PostgreSQL server: <PGTEST_DATA_DIR>/postgres.
+PGTEST_DATA_DIR := .cache/pgtest
+TEST_FLAGS ?= -count=1 -timeout 14m
+BENCHTIME  ?= 2s
+
+.PHONY: help build run test test-private-pg bench vet fmt-check staticcheck lint clean stop-test-postgres
+
+help:
+	@echo "make build            build $(BIN)"
+	@echo "make run              build, then $(BIN) serve on the defaults (http://127.0.0.1:8080, data in ./data)"
+	@echo "make test             run every test against a real PostgreSQL, then stop the test helper's private cluster"
+	@echo "make test-private-pg  the same, forcing the test helper's private cluster (SUBS_TEST_FORCE_PRIVATE=1)"
+	@echo "make bench            run the benchmarks and print their BENCH lines"
+	@echo "make lint             vet, fmt-check and staticcheck"
+	@echo "make clean            stop the test cluster, remove bin/ and .cache/ (never ./data)"
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/subs
+
+run: build
+	./$(BIN) serve
+
+# The tests' exit status is kept; the test helper's private cluster, if one
+# was started, is stopped whatever it was.
+test:
+	@status=0; $(GO) test $(TEST_FLAGS) ./... || status=$$?; \
+	$(MAKE) --no-print-directory stop-test-postgres || { [ $$status -ne 0 ] || status=1; }; \
+	exit $$status
+
+test-private-pg:
+	@status=0; SUBS_TEST_FORCE_PRIVATE=1 $(GO) test $(TEST_FLAGS) ./... || status=$$?; \
+	$(MAKE) --no-print-directory stop-test-postgres || { [ $$status -ne 0 ] || status=1; }; \
+	exit $$status
+
+bench:
+	@mkdir -p .cache; status=0; \
+	set -o pipefail; $(GO) test -run '^$$' -bench . -benchtime=$(BENCHTIME) -timeout 30m ./... | tee .cache/bench.out || status=$$?; \
+	$(MAKE) --no-print-directory stop-test-postgres || true; \
+	echo; echo "Benchmark figures:"; grep '^BENCH' .cache/bench.out || echo "(no BENCH lines)"; \
+	exit $$status
+
+stop-test-postgres:
+	@if [ -d $(PGTEST_DATA_DIR)/postgres ]; then \
+		$(GO) run ./cmd/subs postgres stop --data-dir $(PGTEST_DATA_DIR); \
+	fi
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$($(GO) list -f '{{.Dir}}' ./...)); \
+	if [ -n "$$out" ]; then echo "gofmt would change these files (run gofmt -w):"; echo "$$out"; exit 1; fi
+
+staticcheck:
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+lint: vet fmt-check staticcheck
+
+clean: stop-test-postgres
+	rm -rf bin .cache
