@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -34,6 +35,7 @@ func run(ctx context.Context, args []string) int {
 		fmt.Fprintln(os.Stderr, "subs:", err)
 		return 2
 	}
+	slog.SetDefault(m.Logger) // for packages that log through the default logger
 	if err := m.Run(ctx); err != nil {
 		printError(err)
 		return 1
