@@ -33,7 +33,7 @@ func BenchmarkAppendBatch100(b *testing.B) { benchAppend(b, "append_batch_100", 
 func benchAppend(b *testing.B, name string, writers, batch int) {
 	s := newStore(b)
 	pool := s.Pool()
-	if _, err := pool.Exec(context.Background(), `CREATE TABLE raw_events (LIKE events INCLUDING DEFAULTS)`); err != nil {
+	if _, err := pool.Exec(context.Background(), `CREATE TABLE raw_events (LIKE events INCLUDING DEFAULTS INCLUDING IDENTITY)`); err != nil {
 		b.Fatal(err)
 	}
 	payload := json.RawMessage(`{"subscription_id":"0190b3c2-7d2e-7a7b-9a51-3c1f0e5d2a10","period":3,"amount":{"amount":4999,"currency":"USD"}}`)
@@ -55,21 +55,25 @@ func benchAppend(b *testing.B, name string, writers, batch int) {
 	}
 }
 
-// rawInsert writes the same columns the store writes, in one statement.
+// rawInsert writes the same rows the store writes, each with its own
+// values, in one statement and one round trip.
 func rawInsert(pool *pgxpool.Pool, w, i, batch int, payload json.RawMessage) error {
+	meta, _ := json.Marshal(eventstore.Metadata{ActorKind: eventstore.ActorSystem})
 	ids := make([]uuid.UUID, batch)
 	versions := make([]int64, batch)
+	types := make([]string, batch)
+	data := make([]json.RawMessage, batch)
+	metas := make([]json.RawMessage, batch)
 	hashes := make([][]byte, batch)
 	for j := range batch {
-		ids[j], versions[j] = uuid.Must(uuid.NewV7()), int64(j+1)
+		ids[j], versions[j], types[j], data[j], metas[j] = uuid.Must(uuid.NewV7()), int64(j+1), "subscription.renewed", payload, meta
 		hashes[j] = make([]byte, 32)
 		rand.Read(hashes[j])
 	}
-	meta, _ := json.Marshal(eventstore.Metadata{ActorKind: eventstore.ActorSystem})
 	_, err := pool.Exec(context.Background(), `INSERT INTO raw_events
 (stream_id, stream_version, event_id, event_type, schema_version, data, metadata, recorded_at, hash)
-SELECT $1, v, id, 'subscription.renewed', 1, $4, $5, $6, h FROM unnest($2::bigint[], $3::uuid[], $7::bytea[]) AS u(v, id, h)`,
-		fmt.Sprintf("subscription-%d-%d", w, i), versions, ids, payload, meta, t0, hashes)
+SELECT $1, v, id, typ, 1, d, m, $2, h FROM unnest($3::bigint[], $4::uuid[], $5::text[], $6::jsonb[], $7::jsonb[], $8::bytea[]) AS u(v, id, typ, d, m, h)`,
+		fmt.Sprintf("subscription-%d-%d", w, i), t0, versions, ids, types, data, metas, hashes)
 	return err
 }
 

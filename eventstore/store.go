@@ -19,6 +19,7 @@ import (
 type Store struct {
 	pool      *pgxpool.Pool
 	upcasters *Upcasters
+	notifier  *notifier
 }
 
 // Config configures a Store.
@@ -33,7 +34,7 @@ func New(pool *pgxpool.Pool, cfg Config) *Store {
 	if cfg.Upcasters == nil {
 		cfg.Upcasters = NewUpcasters()
 	}
-	return &Store{pool: pool, upcasters: cfg.Upcasters}
+	return &Store{pool: pool, upcasters: cfg.Upcasters, notifier: newNotifier(pool)}
 }
 
 // Pool returns the store's connection pool, for read models that live in the
@@ -87,15 +88,24 @@ var eventTypePattern = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$
 // stream; either way nothing is written. An append of no event writes nothing
 // (but still checks expected and the command id).
 func (s *Store) Append(ctx context.Context, stream StreamID, expected ExpectedVersion, events []EventData, opts AppendOptions) (AppendResult, error) {
-	return s.appendWith(ctx, s.pool, stream, expected, events, opts)
+	r, err := s.appendWith(ctx, s.pool, stream, expected, events, opts)
+	if err == nil && r.LastPosition > 0 && !r.Replayed {
+		s.notifier.appended()
+	}
+	return r, err
 }
 
 // AppendTx is Append inside the caller's transaction, for a command that must
 // commit other writes atomically with its events. Readers of the global log
-// see the events only once tx commits.
+// see the events only once tx commits; call Notify after the commit to wake
+// live subscribers at once rather than at their next poll.
 func (s *Store) AppendTx(ctx context.Context, tx pgx.Tx, stream StreamID, expected ExpectedVersion, events []EventData, opts AppendOptions) (AppendResult, error) {
 	return s.appendWith(ctx, tx, stream, expected, events, opts)
 }
+
+// Notify wakes live subscribers, in this process and others, to read the
+// log. Append does it by itself; see AppendTx.
+func (s *Store) Notify() { s.notifier.appended() }
 
 type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
@@ -196,6 +206,10 @@ func appendArgs(stream StreamID, expected ExpectedVersion, events []EventData, o
 		types[i] = e.Type
 		versions[i] = int32(max(e.SchemaVersion, 1))
 		data[i] = e.Data
+		if e.Metadata == (Metadata{}) && i > 0 && events[0].Metadata == (Metadata{}) {
+			meta[i] = meta[0] // the common case: one command, one metadata
+			continue
+		}
 		md := mergeMetadata(base, e.Metadata)
 		if err := md.validate(); err != nil {
 			return nil, fmt.Errorf("eventstore: append to %s: event %d (%s): %w", stream, i, e.Type, err)

@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// notifyChannel is the channel subs_append notifies on each commit.
+// notifyChannel is the channel appends are notified on (notify.go).
 const notifyChannel = "subs_events"
 
 // Handler applies a batch of events inside tx; the subscription saves its
@@ -101,7 +101,9 @@ func (s *Store) Subscribe(ctx context.Context, cfg SubscriptionConfig, h Handler
 	ctx, stop := context.WithCancel(ctx)
 	defer stop() // ends the listener with the subscription
 	wake := s.listen(ctx, cfg.Logger)
+	heldBackWait := minHeldBackWait
 	for {
+		local := s.notifier.wait() // before reading, so no append slips between
 		events, err := s.ReadAll(ctx, cp, cfg.BatchSize)
 		if err != nil {
 			return err
@@ -122,17 +124,49 @@ func (s *Store) Subscribe(ctx context.Context, cfg SubscriptionConfig, h Handler
 				continue
 			}
 		}
+		// Committed events that a transaction still in flight holds back are
+		// worth a quick retry, not a whole poll interval.
+		wait := cfg.PollInterval
+		held, err := s.heldBack(ctx, cp)
+		if err != nil {
+			return err
+		}
+		if held {
+			wait = min(heldBackWait, wait)
+			heldBackWait = min(2*heldBackWait, maxHeldBackWait)
+		} else {
+			heldBackWait = minHeldBackWait
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-wake:
-		case <-time.After(cfg.PollInterval):
+		case <-local:
+		case <-time.After(wait):
 		}
 	}
 }
 
-// listen returns a channel that receives a value after each commit notified
-// on notifyChannel, until ctx is done. It holds one pooled connection; when
+// The retry delays while committed events are held back.
+const (
+	minHeldBackWait = 5 * time.Millisecond
+	maxHeldBackWait = 200 * time.Millisecond
+)
+
+// heldBack reports whether committed events past cp exist that ReadAll does
+// not return yet, because an older transaction is still in flight.
+func (s *Store) heldBack(ctx context.Context, cp Checkpoint) (bool, error) {
+	var held bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events
+WHERE (transaction_id, global_position) > ($1::xid8, $2))`, cp.TransactionID, cp.Position).Scan(&held)
+	if err != nil {
+		return false, fmt.Errorf("eventstore: read: %w", err)
+	}
+	return held, nil
+}
+
+// listen returns a channel that receives a value after each NOTIFY on
+// notifyChannel (appends of other processes), until ctx is done. It holds one pooled connection; when
 // that connection fails it retries, and the subscription falls back on
 // polling meanwhile.
 func (s *Store) listen(ctx context.Context, log *slog.Logger) <-chan struct{} {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/subs-engine/subs/eventstore"
 )
 
@@ -38,6 +39,17 @@ func record(ctx context.Context, tx pgx.Tx, evs []eventstore.RecordedEvent) erro
 	return nil
 }
 
+// otherPool opens a second pool on s's database, as another process would.
+func otherPool(t *testing.T, s *eventstore.Store) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.NewWithConfig(context.Background(), s.Pool().Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -66,16 +78,21 @@ func TestSubscribe_CatchesUpThenLive_ResumesFromCheckpoint(t *testing.T) {
 	}
 	stop := run()
 	waitFor(t, "catch-up of 30 events", func() bool { return countSeen(t, s) == 30 })
-	// Live: with a one-minute poll interval, only NOTIFY can wake it in time.
+	// Live: with a one-minute poll interval, only a notification wakes it in
+	// time: from this store at once, from another process (a second store
+	// on its own pool) through NOTIFY.
 	mustAppend(t, s, "order-live", eventstore.NoStream, events(2), opts())
 	waitFor(t, "2 live events", func() bool { return countSeen(t, s) == 32 })
+	other := eventstore.New(otherPool(t, s), eventstore.Config{})
+	mustAppend(t, other, "order-other-process", eventstore.NoStream, events(1), opts())
+	waitFor(t, "1 event from another process", func() bool { return countSeen(t, s) == 33 })
 	if err := stop(); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Subscribe returned %v, want context.Canceled", err)
 	}
 
 	mustAppend(t, s, "order-while-down", eventstore.NoStream, events(4), opts())
 	stop = run()
-	waitFor(t, "the 4 events appended while stopped", func() bool { return countSeen(t, s) == 36 })
+	waitFor(t, "the 4 events appended while stopped", func() bool { return countSeen(t, s) == 37 })
 	if err := stop(); !errors.Is(err, context.Canceled) {
 		t.Fatal(err)
 	}

@@ -8,7 +8,9 @@
 --   * each event's hash = sha256(previous hash of the stream || canonical bytes);
 --   * reservations held by another stream raise SB423 (DETAIL: JSON of the
 --     reservation and its owner), rolling the whole append back;
---   * readers are woken with NOTIFY subs_events.
+--   * no NOTIFY here: a notifying commit takes a cluster-wide lock through its
+--     WAL flush, which serializes every append; the store notifies after
+--     commit instead (notify.go).
 -- p_expected = -1 means "any version".
 CREATE FUNCTION subs_append(
     p_stream_id       text,
@@ -36,8 +38,9 @@ DECLARE
     n            integer := coalesce(array_length(p_event_ids, 1), 0);
     cur_version  bigint;
     prev_hash    bytea;
+    canon        bytea[];
+    c            bytea;
     hashes       bytea[] := '{}';
-    i            integer;
     conflict     record;
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtextextended(p_stream_id, 0));
@@ -66,11 +69,18 @@ BEGIN
         RETURN;
     END IF;
 
-    FOR i IN 1..n LOOP
-        prev_hash := sha256(prev_hash || convert_to(
-            p_stream_id || E'\n' || (cur_version + i)::text || E'\n' || p_event_ids[i]::text || E'\n' ||
-            p_types[i] || E'\n' || p_schema_versions[i]::text || E'\n' || p_recorded_micros::text || E'\n' ||
-            p_data[i]::text || E'\n' || p_metadata[i]::text, 'UTF8'));
+    -- The canonical bytes of each event (eventstore/verify.go's canonical),
+    -- built set-based: subscripting variable-length arrays in a loop is
+    -- quadratic.
+    SELECT array_agg(convert_to(
+            p_stream_id || E'\n' || (cur_version + u.ord)::text || E'\n' || u.id::text || E'\n' ||
+            u.typ || E'\n' || u.sv::text || E'\n' || p_recorded_micros::text || E'\n' ||
+            u.dat::text || E'\n' || u.meta::text, 'UTF8') ORDER BY u.ord)
+        INTO canon
+        FROM unnest(p_event_ids, p_types, p_schema_versions, p_data, p_metadata)
+             WITH ORDINALITY AS u(id, typ, sv, dat, meta, ord);
+    FOREACH c IN ARRAY canon LOOP
+        prev_hash := sha256(prev_hash || c);
         hashes := hashes || prev_hash;
     END LOOP;
 
@@ -118,7 +128,6 @@ BEGIN
             VALUES (p_command_id, p_stream_id, first_version, last_version, first_position, last_position, p_recorded_at);
     END IF;
 
-    PERFORM pg_notify('subs_events', '');
     replayed := false;
     RETURN NEXT;
 END;

@@ -1,0 +1,73 @@
+package eventstore
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// notifier wakes live subscribers after appends commit: those of this
+// process at once, through a channel, and those of other processes through
+// NOTIFY on notifyChannel, sent outside the append's transaction and at most
+// once per remoteInterval however many appends commit meanwhile. (A NOTIFY
+// inside the append would hold a cluster-wide lock through the commit's WAL
+// flush and serialize all appends.) Subscribers poll as well, so a lost
+// notification costs latency, never an event.
+type notifier struct {
+	pool *pgxpool.Pool
+
+	mu      sync.Mutex
+	local   chan struct{} // closed and replaced at each append
+	sending bool          // a sender goroutine is running
+	dirty   bool          // an append committed since the last NOTIFY
+}
+
+// remoteInterval bounds how often this process sends NOTIFY.
+const remoteInterval = 5 * time.Millisecond
+
+func newNotifier(pool *pgxpool.Pool) *notifier {
+	return &notifier{pool: pool, local: make(chan struct{})}
+}
+
+// wait returns a channel closed at the next append of this process.
+func (n *notifier) wait() <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.local
+}
+
+// appended wakes this process's subscribers and has the others woken.
+func (n *notifier) appended() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	close(n.local)
+	n.local = make(chan struct{})
+	if n.sending {
+		n.dirty = true
+		return
+	}
+	n.sending = true
+	go n.sendRemote()
+}
+
+// sendRemote sends NOTIFY until no append committed since the last one; it
+// ends by itself, so it needs no shutdown.
+func (n *notifier) sendRemote() {
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// An error only delays other processes until their next poll.
+		_, _ = n.pool.Exec(ctx, "SELECT pg_notify($1, '')", notifyChannel)
+		cancel()
+		time.Sleep(remoteInterval)
+		n.mu.Lock()
+		if !n.dirty {
+			n.sending = false
+			n.mu.Unlock()
+			return
+		}
+		n.dirty = false
+		n.mu.Unlock()
+	}
+}
