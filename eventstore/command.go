@@ -35,13 +35,13 @@ func (c *HandlerConfig) setDefaults() {
 func (c HandlerConfig) Validate() error {
 	switch {
 	case c.Store == nil:
-		return errors.New("Store is required")
+		return errors.New("handler config: Store is required")
 	case c.Types == nil:
-		return errors.New("Types is required")
+		return errors.New("handler config: Types is required")
 	case c.Clock == nil:
-		return errors.New("Clock is required")
+		return errors.New("handler config: Clock is required")
 	case c.MaxAttempts < 1:
-		return errors.New("MaxAttempts must be at least 1")
+		return errors.New("handler config: MaxAttempts must be at least 1")
 	}
 	return nil
 }

@@ -64,10 +64,10 @@ func (c *Config) setDefaults() {
 // Validate reports a Config that Start cannot use.
 func (c Config) Validate() error {
 	if c.Dir == "" {
-		return errors.New("Dir is required: the directory that holds (or will hold) the cluster's data")
+		return errors.New("config: Dir is required: the directory that holds (or will hold) the cluster's data")
 	}
 	if strings.ContainsRune(c.Database, 0) {
-		return errors.New("Database must not contain a NUL byte")
+		return errors.New("config: Database must not contain a NUL byte")
 	}
 	return nil
 }
