@@ -204,7 +204,8 @@ func capitalize(s string) string {
 
 // Run runs the subcommand ParseFlags chose. For serve it blocks until ctx is
 // canceled (SIGINT, SIGTERM), then shuts down gracefully and returns nil.
-// Whatever Run opens it closes before returning.
+// Whatever Run opens it closes before returning. Call Run at most once per
+// Main.
 func (m *Main) Run(ctx context.Context) error {
 	if m.command == nil {
 		return errors.New("Run called before a successful ParseFlags")
@@ -213,7 +214,8 @@ func (m *Main) Run(ctx context.Context) error {
 }
 
 // Ready returns a channel closed once serve accepts HTTP connections, so
-// that HTTPAddr is valid.
+// that HTTPAddr is valid. It stays open when Run fails before that, so wait
+// on it together with Run's result.
 func (m *Main) Ready() <-chan struct{} {
 	return m.ready
 }
