@@ -54,6 +54,16 @@ func migrations() ([]migration, error) {
 	return ms, nil
 }
 
+// SchemaVersion is the version of the newest embedded migration: the schema
+// this binary needs.
+func SchemaVersion() int {
+	ms, err := migrations()
+	if err != nil {
+		panic(err) // the embedded files are part of the binary
+	}
+	return ms[len(ms)-1].version
+}
+
 // MigrationsChecksum identifies the embedded schema: equal checksums, equal
 // schemas. Test helpers key their template databases on it.
 func MigrationsChecksum() string {

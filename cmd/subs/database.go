@@ -78,13 +78,3 @@ func (m *Main) openDatabase(ctx context.Context) (*database, error) {
 	return &database{pool: pool, shown: shown}, nil
 }
 
-// schemaVersion returns the highest migration version applied to the
-// database.
-func schemaVersion(ctx context.Context, pool *pgxpool.Pool) (int, error) {
-	var v int
-	err := pool.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&v)
-	if err != nil {
-		return 0, fmt.Errorf("read the schema version: %w", err)
-	}
-	return v, nil
-}

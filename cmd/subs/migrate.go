@@ -11,17 +11,23 @@ import (
 	"github.com/subs-engine/subs/eventstore"
 )
 
-// migrateDatabase applies the embedded migrations the database lacks and
-// returns the versions applied and the schema version reached.
+// migrateDatabase applies the embedded migrations the database lacks,
+// repairs the log's transaction ids if it was restored into this cluster
+// from another (DESIGN §4), and returns the versions applied and the schema
+// version reached.
 func (m *Main) migrateDatabase(ctx context.Context, db *database) (applied []int, version int, err error) {
 	applied, err = eventstore.Migrate(ctx, db.pool)
 	if err != nil {
 		return applied, 0, fmt.Errorf("migrate the database %s: %w", db.shown, err)
 	}
-	version, err = schemaVersion(ctx, db.pool)
+	repaired, err := eventstore.New(db.pool, eventstore.Config{}).RepairAfterRestore(ctx)
 	if err != nil {
 		return applied, 0, err
 	}
+	if repaired {
+		m.logger().Warn("the event log was restored from another cluster: transaction ids renumbered and checkpoints re-seeded from positions")
+	}
+	version = eventstore.SchemaVersion()
 	m.logger().Info("database migrated", slog.Any("applied", applied), slog.Int("schema_version", version))
 	return applied, version, nil
 }
