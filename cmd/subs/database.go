@@ -77,4 +77,3 @@ func (m *Main) openDatabase(ctx context.Context) (*database, error) {
 	}
 	return &database{pool: pool, shown: shown}, nil
 }
-
