@@ -293,3 +293,42 @@ func TestAppend_RefusesIncompleteInput(t *testing.T) {
 		t.Errorf("refused appends left %d events", n)
 	}
 }
+
+func TestAppendResult_CheckpointIsReachedByReaderOfTheAppend(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	mustAppend(t, s, "order-before", eventstore.NoStream, events(2), opts())
+	r := mustAppend(t, s, "order-target", eventstore.NoStream, events(3), opts())
+	got := readAllUntil(t, s, 5, 5*time.Second)
+	last := got[len(got)-1]
+	if last.TransactionID != r.TransactionID || last.Position != r.LastPosition {
+		t.Fatalf("append result %+v, last event read (%d, %d)", r, last.TransactionID, last.Position)
+	}
+	for i, e := range got {
+		if reached := eventstore.Of(e).Reached(r.Checkpoint()); reached != (i == len(got)-1) {
+			t.Errorf("reader after event %d: reached = %v", i, reached)
+		}
+	}
+	o := opts()
+	o.CommandID = "cmd-cp"
+	first := mustAppend(t, s, "order-cp", eventstore.NoStream, events(1), o)
+	if again := mustAppend(t, s, "order-cp", eventstore.Any, events(1), o); again.Checkpoint() != first.Checkpoint() {
+		t.Errorf("replayed checkpoint %+v, want %+v", again.Checkpoint(), first.Checkpoint())
+	}
+}
+
+func TestReservationOwner_FindsTheHoldingStream(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	email := eventstore.Reservation{Scope: "account-email", Key: "bob@example.com"}
+	if _, found, err := s.ReservationOwner(context.Background(), email); err != nil || found {
+		t.Fatalf("unreserved: found=%v err=%v", found, err)
+	}
+	o := opts()
+	o.Reserve = []eventstore.Reservation{email}
+	mustAppend(t, s, "account-bob", eventstore.NoStream, events(1), o)
+	owner, found, err := s.ReservationOwner(context.Background(), email)
+	if err != nil || !found || owner != "account-bob" {
+		t.Fatalf("owner %q found=%v err=%v, want account-bob", owner, found, err)
+	}
+}

@@ -103,6 +103,15 @@ type Checkpoint struct {
 	Position      int64
 }
 
+// Reached reports whether a reader at c has seen every event up to and
+// including the one at target.
+func (c Checkpoint) Reached(target Checkpoint) bool {
+	if c.TransactionID != target.TransactionID {
+		return c.TransactionID > target.TransactionID
+	}
+	return c.Position >= target.Position
+}
+
 // Of returns the checkpoint just after e.
 func Of(e RecordedEvent) Checkpoint {
 	return Checkpoint{TransactionID: e.TransactionID, Position: e.Position}

@@ -48,6 +48,26 @@ type Reservation struct {
 	Key   string
 }
 
+// Checkpoint returns the checkpoint of the append's last event: a reader
+// whose checkpoint is at or past it has seen every event of the append.
+func (r AppendResult) Checkpoint() Checkpoint {
+	return Checkpoint{TransactionID: r.TransactionID, Position: r.LastPosition}
+}
+
+// ReservationOwner returns the stream holding a reservation, and false if
+// none holds it. It reads committed state directly: no projection lag.
+func (s *Store) ReservationOwner(ctx context.Context, r Reservation) (StreamID, bool, error) {
+	var owner string
+	err := s.pool.QueryRow(ctx, `SELECT stream_id FROM reservations WHERE scope = $1 AND key = $2`, r.Scope, r.Key).Scan(&owner)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("eventstore: reservation %s %q: %w", r.Scope, r.Key, err)
+	}
+	return StreamID(owner), true, nil
+}
+
 // AppendOptions are the parts of an append besides its events.
 type AppendOptions struct {
 	// CommandID makes the append idempotent: an append with a command id
@@ -75,6 +95,10 @@ type AppendResult struct {
 	// and last event appended (zero with no event). Positions of one append
 	// need not be contiguous.
 	FirstPosition, LastPosition int64
+	// TransactionID is the id of the transaction that appended the events
+	// (zero with no event): with LastPosition, the checkpoint a reader has
+	// passed once it has seen them (Reached).
+	TransactionID uint64
 	// Replayed is true when the command id had been recorded already: this
 	// is the first append's result and nothing new was written.
 	Replayed bool
@@ -111,7 +135,7 @@ type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-const appendSQL = `SELECT first_version, last_version, first_position, last_position, replayed
+const appendSQL = `SELECT first_version, last_version, first_position, last_position, coalesce(transaction_id, '0'::xid8), replayed
 FROM subs_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`
 
 func (s *Store) appendWith(ctx context.Context, q querier, stream StreamID, expected ExpectedVersion, events []EventData, opts AppendOptions) (AppendResult, error) {
@@ -120,7 +144,7 @@ func (s *Store) appendWith(ctx context.Context, q querier, stream StreamID, expe
 		return AppendResult{}, err
 	}
 	var r AppendResult
-	err = q.QueryRow(ctx, appendSQL, args...).Scan(&r.FirstVersion, &r.LastVersion, &r.FirstPosition, &r.LastPosition, &r.Replayed)
+	err = q.QueryRow(ctx, appendSQL, args...).Scan(&r.FirstVersion, &r.LastVersion, &r.FirstPosition, &r.LastPosition, &r.TransactionID, &r.Replayed)
 	if err == nil {
 		return r, nil
 	}
@@ -150,8 +174,9 @@ func (s *Store) appendWith(ctx context.Context, q querier, stream StreamID, expe
 
 func (s *Store) commandResult(ctx context.Context, commandID string) (AppendResult, bool, error) {
 	r := AppendResult{Replayed: true}
-	err := s.pool.QueryRow(ctx, `SELECT first_version, last_version, first_position, last_position FROM commands WHERE command_id = $1`, commandID).
-		Scan(&r.FirstVersion, &r.LastVersion, &r.FirstPosition, &r.LastPosition)
+	err := s.pool.QueryRow(ctx, `SELECT c.first_version, c.last_version, c.first_position, c.last_position, coalesce(e.transaction_id, '0'::xid8)
+FROM commands c LEFT JOIN events e ON e.global_position = c.last_position WHERE c.command_id = $1`, commandID).
+		Scan(&r.FirstVersion, &r.LastVersion, &r.FirstPosition, &r.LastPosition, &r.TransactionID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return AppendResult{}, false, nil
 	}

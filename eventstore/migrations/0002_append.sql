@@ -32,6 +32,7 @@ CREATE FUNCTION subs_append(
     last_version   bigint,
     first_position bigint,
     last_position  bigint,
+    transaction_id xid8,
     replayed       boolean
 ) LANGUAGE plpgsql AS $$
 DECLARE
@@ -46,8 +47,9 @@ BEGIN
     PERFORM pg_advisory_xact_lock(hashtextextended(p_stream_id, 0));
 
     IF p_command_id IS NOT NULL THEN
-        RETURN QUERY SELECT c.first_version, c.last_version, c.first_position, c.last_position, true
-            FROM commands c WHERE c.command_id = p_command_id;
+        RETURN QUERY SELECT c.first_version, c.last_version, c.first_position, c.last_position, e.transaction_id, true
+            FROM commands c LEFT JOIN events e ON e.global_position = c.last_position
+            WHERE c.command_id = p_command_id;
         IF FOUND THEN
             RETURN;
         END IF;
@@ -65,7 +67,7 @@ BEGIN
     END IF;
 
     IF n = 0 THEN
-        RETURN QUERY SELECT cur_version, cur_version, 0::bigint, 0::bigint, false;
+        RETURN QUERY SELECT cur_version, cur_version, 0::bigint, 0::bigint, NULL::xid8, false;
         RETURN;
     END IF;
 
@@ -128,6 +130,7 @@ BEGIN
             VALUES (p_command_id, p_stream_id, first_version, last_version, first_position, last_position, p_recorded_at);
     END IF;
 
+    transaction_id := pg_current_xact_id();
     replayed := false;
     RETURN NEXT;
 END;
