@@ -26,28 +26,30 @@ type eventType struct {
 // NewEventTypes returns an empty codec.
 func NewEventTypes() *EventTypes { return &EventTypes{byTyp: map[string]eventType{}} }
 
-// Register adds event type E, whose payloads are now at schemaVersion (older
-// versions are upcast by the store's Upcasters before decoding). E's
-// EventType must be defined on its value. Registering a name twice panics:
-// it is a programming error.
-func Register[E domain.Event](t *EventTypes, schemaVersion int) {
-	var zero E
-	name := zero.EventType()
+// Register adds the event types of events (zero values will do), whose
+// payloads are now at schemaVersion; older versions are upcast by the
+// store's Upcasters before decoding. Registering a name twice panics: it is
+// a programming error.
+func (t *EventTypes) Register(schemaVersion int, events ...domain.Event) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if _, dup := t.byTyp[name]; dup {
-		panic(fmt.Sprintf("eventstore: event type %s registered twice", name))
-	}
-	t.byTyp[name] = eventType{
-		schemaVersion: max(schemaVersion, 1),
-		goType:        reflect.TypeFor[E](),
-		decode: func(data json.RawMessage) (domain.Event, error) {
-			var e E
-			if err := json.Unmarshal(data, &e); err != nil {
-				return nil, err
-			}
-			return e, nil
-		},
+	for _, e := range events {
+		name := e.EventType()
+		if _, dup := t.byTyp[name]; dup {
+			panic(fmt.Sprintf("eventstore: event type %s registered twice", name))
+		}
+		goType := reflect.TypeOf(e)
+		t.byTyp[name] = eventType{
+			schemaVersion: max(schemaVersion, 1),
+			goType:        goType,
+			decode: func(data json.RawMessage) (domain.Event, error) {
+				p := reflect.New(goType)
+				if err := json.Unmarshal(data, p.Interface()); err != nil {
+					return nil, err
+				}
+				return p.Elem().Interface().(domain.Event), nil
+			},
+		}
 	}
 }
 

@@ -58,7 +58,7 @@ var tallyDecider = domain.Decider[tally, addCommand]{
 func newTallyHandler(t *testing.T, s *eventstore.Store, c clock.Clock) *eventstore.CommandHandler[tally, addCommand] {
 	t.Helper()
 	types := eventstore.NewEventTypes()
-	eventstore.Register[added](types, 1)
+	types.Register(1, added{})
 	h, err := eventstore.NewCommandHandler(tallyDecider, eventstore.HandlerConfig{
 		Store: s, Types: types, Clock: c, Policy: policy.Default(), MaxAttempts: 100,
 	})
