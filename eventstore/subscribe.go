@@ -71,6 +71,23 @@ func (s *Store) Checkpoint(ctx context.Context, name string) (Checkpoint, error)
 	return cp, nil
 }
 
+// lockCheckpoint serializes the batches of one subscription across processes
+// for the rest of tx and returns the checkpoint as committed: several engine
+// processes may run the same subscription, and only the one whose batch
+// starts at the stored checkpoint may apply it.
+func lockCheckpoint(ctx context.Context, tx pgx.Tx, name string) (Checkpoint, error) {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('subscription:' || $1, 0))`, name); err != nil {
+		return Checkpoint{}, fmt.Errorf("eventstore: lock subscription %s: %w", name, err)
+	}
+	var cp Checkpoint
+	err := tx.QueryRow(ctx, `SELECT transaction_id, global_position FROM subscription_checkpoints WHERE name = $1`, name).
+		Scan(&cp.TransactionID, &cp.Position)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return cp, fmt.Errorf("eventstore: checkpoint %s: %w", name, err)
+	}
+	return cp, nil
+}
+
 // SaveCheckpoint records cp as the named subscription's place, in tx.
 func SaveCheckpoint(ctx context.Context, tx pgx.Tx, name string, cp Checkpoint) error {
 	_, err := tx.Exec(ctx, `INSERT INTO subscription_checkpoints (name, transaction_id, global_position, updated_at)
@@ -110,7 +127,16 @@ func (s *Store) Subscribe(ctx context.Context, cfg SubscriptionConfig, h Handler
 		}
 		if len(events) > 0 {
 			next := Of(events[len(events)-1])
+			var moved *Checkpoint
 			err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+				stored, err := lockCheckpoint(ctx, tx, cfg.Name)
+				if err != nil {
+					return err
+				}
+				if stored != cp { // another process applied this batch meanwhile
+					moved = &stored
+					return nil
+				}
 				if err := h(ctx, tx, events); err != nil {
 					return err
 				}
@@ -118,6 +144,10 @@ func (s *Store) Subscribe(ctx context.Context, cfg SubscriptionConfig, h Handler
 			})
 			if err != nil {
 				return fmt.Errorf("eventstore: subscription %s: %w", cfg.Name, err)
+			}
+			if moved != nil {
+				cp = *moved
+				continue
 			}
 			cp = next
 			if len(events) == cfg.BatchSize {

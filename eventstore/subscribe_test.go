@@ -125,3 +125,30 @@ func TestSubscribe_HandlerError_CheckpointNotMoved(t *testing.T) {
 		t.Errorf("checkpoint moved to %+v after a failed batch", cp)
 	}
 }
+
+// Several engine processes may run the same subscription: each event still
+// takes effect once.
+func TestSubscribe_TwoProcessesSameName_EachEventAppliedOnce(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	seenTable(t, s)
+	other := eventstore.New(otherPool(t, s), eventstore.Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg := eventstore.SubscriptionConfig{Name: "shared", BatchSize: 3, PollInterval: 20 * time.Millisecond}
+	done := make(chan error, 2)
+	for _, st := range []*eventstore.Store{s, other} {
+		go func() { done <- st.Subscribe(ctx, cfg, record) }()
+	}
+	for i := range 40 {
+		mustAppend(t, s, eventstore.StreamID("order-"+string(rune('A'+i))), eventstore.NoStream, events(2), opts())
+	}
+	waitFor(t, "80 events applied", func() bool { return countSeen(t, s) == 80 })
+	time.Sleep(100 * time.Millisecond) // a duplicate would fail the handler and end a subscriber
+	cancel()
+	for range 2 {
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Fatalf("a subscriber ended with %v", err)
+		}
+	}
+}
