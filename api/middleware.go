@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -102,4 +103,36 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 // statusLabel formats an HTTP status code as a metric label.
 func statusLabel(code int) string {
 	return strconv.Itoa(code)
+}
+
+// requestEnv is what the package-level helpers (DecodeJSON, WriteError)
+// need from the server that serves the request: they take no server
+// argument, so the server puts it in the request's context.
+type requestEnv struct {
+	log     *slog.Logger
+	maxBody int64
+}
+
+type envKey struct{}
+
+// envFrom returns the serving server's environment, or defaults for a
+// request that no Server handles (a handler tested on its own).
+func envFrom(ctx context.Context) requestEnv {
+	if e, ok := ctx.Value(envKey{}).(*requestEnv); ok {
+		return *e
+	}
+	return requestEnv{log: slog.Default(), maxBody: DefaultMaxBodyBytes}
+}
+
+// withEnv puts the server's environment in the request's context and limits
+// every request body to MaxBodyBytes, so that no handler can be made to read
+// an unbounded body.
+func (s *Server) withEnv(next http.Handler) http.Handler {
+	env := &requestEnv{log: s.log, maxBody: s.cfg.MaxBodyBytes}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), envKey{}, env)))
+	})
 }

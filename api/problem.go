@@ -8,12 +8,47 @@ import (
 // Problem types: stable identifiers that clients may switch on. The title of
 // a type never changes; the detail explains the occurrence.
 const (
-	// ProblemTypeNotFound means no route matches the request's path.
+	// ProblemTypeValidation (400) means one or more input fields were
+	// refused; errors[] names each with the reason. Nothing was written.
+	ProblemTypeValidation = "urn:subs:problem:validation"
+	// ProblemTypeMalformedBody (400) means the request body is not one
+	// well-formed JSON value: empty, a syntax error (the detail gives the
+	// byte offset), cut short, or followed by more data.
+	ProblemTypeMalformedBody = "urn:subs:problem:malformed-body"
+	// ProblemTypeUnauthorized (401) means the request lacks a valid
+	// credential, or a sign-in was refused; the WWW-Authenticate header
+	// names the scheme.
+	ProblemTypeUnauthorized = "urn:subs:problem:unauthorized"
+	// ProblemTypeForbidden (403) means the credential is valid but may not
+	// do this.
+	ProblemTypeForbidden = "urn:subs:problem:forbidden"
+	// ProblemTypeNotFound (404) means no resource exists at the path, or
+	// none the caller may see (SEC-1 answers both alike).
 	ProblemTypeNotFound = "urn:subs:problem:not-found"
-	// ProblemTypeMethodNotAllowed means the path exists but not for the
-	// request's method; the Allow header lists the methods that do.
+	// ProblemTypeMethodNotAllowed (405) means the path exists but not for
+	// the request's method; the Allow header lists the methods that do.
 	ProblemTypeMethodNotAllowed = "urn:subs:problem:method-not-allowed"
-	// ProblemTypeInternal means the server failed; the cause is in its log.
+	// ProblemTypeConflict (409) means the request contradicts the current
+	// state (a taken e-mail address, a concurrent change).
+	ProblemTypeConflict = "urn:subs:problem:conflict"
+	// ProblemTypeIdempotencyInProgress (409) means a request with the same
+	// Idempotency-Key is still being handled; retry later with the same key.
+	ProblemTypeIdempotencyInProgress = "urn:subs:problem:idempotency-in-progress"
+	// ProblemTypeBodyTooLarge (413) means the request body exceeds the
+	// server's limit; the detail states it.
+	ProblemTypeBodyTooLarge = "urn:subs:problem:body-too-large"
+	// ProblemTypeUnsupportedMediaType (415) means the body is not sent as
+	// Content-Type: application/json.
+	ProblemTypeUnsupportedMediaType = "urn:subs:problem:unsupported-media-type"
+	// ProblemTypeIdempotencyMismatch (422) means the Idempotency-Key was
+	// already used for a different request (method, path or body); use a
+	// new key for a new request.
+	ProblemTypeIdempotencyMismatch = "urn:subs:problem:idempotency-mismatch"
+	// ProblemTypeRateLimited (429) means too many attempts; the Retry-After
+	// header says when to try again.
+	ProblemTypeRateLimited = "urn:subs:problem:rate-limited"
+	// ProblemTypeInternal (500) means the server failed; the cause is in its
+	// log.
 	ProblemTypeInternal = "urn:subs:problem:internal"
 )
 
@@ -35,6 +70,19 @@ type Problem struct {
 	Detail string `json:"detail,omitempty"`
 	// Errors lists the input fields that were rejected, one entry each.
 	Errors []FieldError `json:"errors,omitempty"`
+	// Header holds response headers to send with the problem, such as
+	// Retry-After or WWW-Authenticate. It is not part of the body.
+	Header http.Header `json:"-"`
+}
+
+// Error returns the problem's type and detail, so that a *Problem can travel
+// as an error from DecodeJSON or a handler to WriteError, which answers it
+// as it is.
+func (p *Problem) Error() string {
+	if p.Detail == "" {
+		return p.Type
+	}
+	return p.Type + ": " + p.Detail
 }
 
 // FieldError names one rejected input field and why it was rejected.
@@ -58,6 +106,9 @@ func WriteProblem(w http.ResponseWriter, p Problem) {
 	body, err := json.Marshal(p)
 	if err != nil { // a Problem holds only strings and ints
 		panic(err)
+	}
+	for k, vs := range p.Header {
+		w.Header()[http.CanonicalHeaderKey(k)] = vs
 	}
 	w.Header().Set("Content-Type", ProblemContentType)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -86,14 +137,20 @@ func methodNotAllowed(allow string) Problem {
 	}
 }
 
-// writeJSON writes v as a JSON response with the given status.
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// WriteJSON writes v as an application/json response with the given status.
+// It must be called before anything else is written to w. When v cannot be
+// encoded (a programming error) it answers a 500 problem instead.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
 	body, err := json.Marshal(v)
 	if err != nil {
-		WriteProblem(w, Problem{Type: ProblemTypeInternal, Detail: "The server could not encode its response."})
+		WriteProblem(w, Problem{Type: ProblemTypeInternal, Title: "Internal server error",
+			Status: http.StatusInternalServerError, Detail: "The server could not encode its response; try again later."})
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(append(body, '\n'))
 }
+
+// writeJSON is WriteJSON, kept for the operational endpoints.
+func writeJSON(w http.ResponseWriter, status int, v any) { WriteJSON(w, status, v) }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/subs-engine/subs/api/password"
+	"github.com/subs-engine/subs/domain/clock"
+	"github.com/subs-engine/subs/domain/policy"
 )
 
 // ServerConfig configures a Server. The zero value of every optional field
@@ -42,6 +46,37 @@ type ServerConfig struct {
 	// IdleTimeout bounds how long a keep-alive connection waits for its next
 	// request. Default 2m.
 	IdleTimeout time.Duration
+
+	// Clock is where the API reads the time: session expiry, idempotency
+	// key expiry. Pass the engine's clock, simulated or not (TIM-1).
+	// Default: the machine's clock, in UTC.
+	Clock clock.Clock
+	// Policy supplies the session lifetime (SessionTokenValidity) and the
+	// password-hashing parameters (Argon2id). Zero fields take policy's
+	// defaults (policy.New).
+	Policy policy.Policy
+	// SecretKey is 32 random bytes from which the server derives the key that
+	// encrypts stored idempotent answers (which may hold session tokens,
+	// SEC-3) and the key of request hashes. It must stay the same across
+	// restarts and replicas for replays to work. Default: a random key made
+	// at start, with a warning in the log: an answer stored before a restart
+	// then cannot be decrypted, and a repeat of its request is answered 500
+	// until the key expires (IdempotencyKeyTTL).
+	SecretKey []byte
+	// MaxBodyBytes limits every request body; a larger one is answered 413.
+	// Default DefaultMaxBodyBytes (64 KiB).
+	MaxBodyBytes int64
+	// IdempotencyKeyTTL is how long an Idempotency-Key is remembered after
+	// its first use; a later request with it runs as new. Default 24h.
+	IdempotencyKeyTTL time.Duration
+	// IdempotencyLockTimeout is how long a request may hold its
+	// Idempotency-Key before a retry with the same request may take it over
+	// (the first is presumed dead). It must exceed the slowest request.
+	// Default 1m.
+	IdempotencyLockTimeout time.Duration
+	// Agents checks support agents' credentials for AuthAgent routes
+	// (SEC-2). Default nil: every AuthAgent request is answered 401.
+	Agents AgentAuthenticator
 }
 
 func (c *ServerConfig) setDefaults() {
@@ -60,7 +95,28 @@ func (c *ServerConfig) setDefaults() {
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = 2 * time.Minute
 	}
+	if c.Clock == nil {
+		c.Clock = systemClock{}
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.IdempotencyKeyTTL == 0 {
+		c.IdempotencyKeyTTL = 24 * time.Hour
+	}
+	if c.IdempotencyLockTimeout == 0 {
+		c.IdempotencyLockTimeout = time.Minute
+	}
 }
+
+// systemClock is the default Clock. cmd/subs passes the engine's clock; this
+// one serves tests and embedders that pass none.
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now().UTC() }
+
+// secretKeyLen is the length of ServerConfig.SecretKey: an AES-256 key's.
+const secretKeyLen = 32
 
 // Validate reports the first invalid field of c, naming it.
 func (c ServerConfig) Validate() error {
@@ -75,14 +131,28 @@ func (c ServerConfig) Validate() error {
 		return fmt.Errorf("ReadHeaderTimeout: %s is negative", c.ReadHeaderTimeout)
 	case c.IdleTimeout < 0:
 		return fmt.Errorf("IdleTimeout: %s is negative", c.IdleTimeout)
+	case c.SecretKey != nil && len(c.SecretKey) != secretKeyLen:
+		return fmt.Errorf("SecretKey: %d bytes, want %d random bytes", len(c.SecretKey), secretKeyLen)
+	case c.MaxBodyBytes < 0:
+		return fmt.Errorf("MaxBodyBytes: %d is negative", c.MaxBodyBytes)
+	case c.IdempotencyKeyTTL < 0:
+		return fmt.Errorf("IdempotencyKeyTTL: %s is negative", c.IdempotencyKeyTTL)
+	case c.IdempotencyLockTimeout < 0:
+		return fmt.Errorf("IdempotencyLockTimeout: %s is negative", c.IdempotencyLockTimeout)
+	}
+	if _, err := policy.New(c.Policy); err != nil {
+		return fmt.Errorf("Policy: %w", err)
 	}
 	return nil
 }
 
-// Server is the engine's HTTP server. Register routes with Handle before
-// Open; Open serves in the background until Shutdown.
+// Server is the engine's HTTP server. Register routes with Route (or Handle)
+// before Open; Open serves in the background until Shutdown.
 type Server struct {
 	cfg      ServerConfig
+	policy   policy.Policy
+	sessions *Sessions
+	idem     *idempotency
 	log      *slog.Logger
 	mux      *http.ServeMux
 	registry *prometheus.Registry
@@ -92,18 +162,39 @@ type Server struct {
 	mu       sync.Mutex
 	listener net.Listener
 	serveErr chan error
+	routes   []registeredRoute // guarded by mu
 }
 
 // NewServer applies cfg's defaults, validates it and returns a server with
-// the operational routes registered: GET /healthz, GET /readyz and
-// GET /metrics. It does not listen yet: call Open.
+// the operational routes registered (GET /healthz, GET /readyz, GET /metrics)
+// and the OpenAPI document (GET /v1/openapi.json). It prepares the dummy
+// password hash for the policy's parameters (password.PrepareDummy), which
+// costs one hash. It does not listen yet: call Open.
 func NewServer(cfg ServerConfig) (*Server, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("api: invalid config: %w", err)
 	}
+	pol, _ := policy.New(cfg.Policy) // Validate checked it
+	if cfg.SecretKey == nil {
+		cfg.SecretKey = make([]byte, secretKeyLen)
+		if _, err := rand.Read(cfg.SecretKey); err != nil {
+			return nil, fmt.Errorf("api: make a secret key: %w", err)
+		}
+		cfg.Logger.Warn("api: no secret key configured; using a random one: answers stored for Idempotency-Key replays cannot be read after a restart or by another replica")
+	}
+	idem, err := newIdempotency(cfg.SecretKey)
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	if err := password.PrepareDummy(pol.Argon2id); err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
 	s := &Server{
 		cfg:      cfg,
+		policy:   pol,
+		sessions: NewSessions(cfg.DB),
+		idem:     idem,
 		log:      cfg.Logger,
 		mux:      http.NewServeMux(),
 		registry: prometheus.NewRegistry(),
@@ -116,6 +207,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		s.metrics,
 		newPoolCollector(cfg.DB),
 	)
+	s.routeOpenAPI()
 	s.mux.HandleFunc("GET /healthz", s.handleHealthz)
 	s.mux.HandleFunc("GET /readyz", s.handleReadyz)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{
@@ -131,11 +223,33 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 }
 
 // Handle registers h for pattern, an http.ServeMux pattern such as
-// "POST /v1/accounts". The route gets the server's logging, metrics and
-// problem+json middleware. It panics, as ServeMux does, when pattern is
-// invalid or conflicts with a registered one. Call it before Open.
+// "POST /v1/accounts". The route gets the server's logging, metrics,
+// body-limit and problem+json middleware, and a POST route the
+// Idempotency-Key middleware. Prefer Route for API endpoints: it also
+// documents the route in the OpenAPI document and applies authentication.
+// A route registered here under /v1/ is undocumented until a Route with the
+// same method and path exists, and UndocumentedRoutes lists it. It panics, as
+// ServeMux does, when pattern is invalid or conflicts with a registered one.
+// Call it before Open.
 func (s *Server) Handle(pattern string, h http.Handler) {
-	s.mux.Handle(pattern, h)
+	s.register(pattern, h, nil)
+}
+
+// Sessions returns the server's customer session store, for the sign-in,
+// sign-out and password endpoints.
+func (s *Server) Sessions() *Sessions {
+	return s.sessions
+}
+
+// Policy returns the policy the server was configured with, defaults
+// applied.
+func (s *Server) Policy() policy.Policy {
+	return s.policy
+}
+
+// Clock returns the clock the server reads the time from.
+func (s *Server) Clock() clock.Clock {
+	return s.cfg.Clock
 }
 
 // Registry is where the engine's other parts register their Prometheus
@@ -147,7 +261,7 @@ func (s *Server) Registry() prometheus.Registerer {
 // Handler returns the server's root handler with all middleware applied,
 // for tests that drive it with httptest.
 func (s *Server) Handler() http.Handler {
-	return s.observe(s.recoverPanics(http.HandlerFunc(s.route)))
+	return s.withEnv(s.observe(s.recoverPanics(http.HandlerFunc(s.route))))
 }
 
 // Open listens on the configured address and serves in the background. It
