@@ -1,0 +1,159 @@
+// Package projections builds the read models customers and agents see from
+// the event log (DESIGN §5). Each projection owns its tables and a
+// checkpoint, and applies each batch of events in the transaction that moves
+// its checkpoint: exactly-once effect, restartable.
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/subs-engine/subs/domain"
+	"github.com/subs-engine/subs/eventstore"
+)
+
+// Projection is one read model.
+type Projection interface {
+	// Name identifies the projection and its checkpoint; it never changes.
+	Name() string
+	// Apply applies one event inside tx. It must be deterministic and touch
+	// only the projection's own tables; an error rolls the batch back and
+	// the runner retries it.
+	Apply(ctx context.Context, tx pgx.Tx, rec eventstore.RecordedEvent, e domain.Event) error
+}
+
+// RunnerConfig configures a Runner.
+type RunnerConfig struct {
+	// Store is the event log. Required.
+	Store *eventstore.Store
+	// Types decodes events for the projections. Required.
+	Types *eventstore.EventTypes
+	// Projections are the read models to build. Required.
+	Projections []Projection
+	// PollInterval is the subscriptions' polling floor. Default 500ms.
+	PollInterval time.Duration
+	// RetryDelay is how long a failed projection waits before it resumes
+	// from its checkpoint. Default 1s.
+	RetryDelay time.Duration
+	// Logger receives failures. Default slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *RunnerConfig) setDefaults() {
+	if c.PollInterval == 0 {
+		c.PollInterval = 500 * time.Millisecond
+	}
+	if c.RetryDelay == 0 {
+		c.RetryDelay = time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports a config the runner cannot run with.
+func (c RunnerConfig) Validate() error {
+	switch {
+	case c.Store == nil:
+		return errors.New("runner config: Store is required")
+	case c.Types == nil:
+		return errors.New("runner config: Types is required")
+	case len(c.Projections) == 0:
+		return errors.New("runner config: Projections is empty")
+	}
+	seen := map[string]bool{}
+	for _, p := range c.Projections {
+		if seen[p.Name()] {
+			return fmt.Errorf("runner config: projection %s listed twice", p.Name())
+		}
+		seen[p.Name()] = true
+	}
+	return nil
+}
+
+// Runner keeps every projection up to date with the log.
+type Runner struct {
+	cfg RunnerConfig
+}
+
+// NewRunner returns a runner of cfg's projections.
+func NewRunner(cfg RunnerConfig) (*Runner, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("projections: invalid config: %w", err)
+	}
+	return &Runner{cfg: cfg}, nil
+}
+
+// Run follows the log with every projection until ctx is done. A projection
+// that fails is logged and resumed from its checkpoint after RetryDelay; the
+// others go on meanwhile.
+func (r *Runner) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, p := range r.cfg.Projections {
+		wg.Go(func() { r.follow(ctx, p) })
+	}
+	wg.Wait()
+}
+
+func (r *Runner) follow(ctx context.Context, p Projection) {
+	cfg := eventstore.SubscriptionConfig{Name: p.Name(), PollInterval: r.cfg.PollInterval, Logger: r.cfg.Logger}
+	for ctx.Err() == nil {
+		err := r.cfg.Store.Subscribe(ctx, cfg, func(ctx context.Context, tx pgx.Tx, recs []eventstore.RecordedEvent) error {
+			for _, rec := range recs {
+				e, err := r.cfg.Types.Decode(rec)
+				if err != nil {
+					return err
+				}
+				if err := p.Apply(ctx, tx, rec, e); err != nil {
+					return fmt.Errorf("apply event %s (%s, position %d): %w", rec.ID, rec.Type, rec.Position, err)
+				}
+			}
+			return nil
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		r.cfg.Logger.Error("projection failed; resuming from its checkpoint", "projection", p.Name(), "err", err, "retry_in", r.cfg.RetryDelay)
+		select {
+		case <-ctx.Done():
+		case <-time.After(r.cfg.RetryDelay):
+		}
+	}
+}
+
+// WaitFor waits until every projection has applied the events up to cp, so
+// that a read after a command shows the command's effect (read-your-writes),
+// or until ctx is done (returning ctx's error).
+func (r *Runner) WaitFor(ctx context.Context, cp eventstore.Checkpoint) error {
+	for _, p := range r.cfg.Projections {
+		if err := r.waitOne(ctx, p.Name(), cp); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Runner) waitOne(ctx context.Context, name string, cp eventstore.Checkpoint) error {
+	delay := time.Millisecond
+	for {
+		at, err := r.cfg.Store.Checkpoint(ctx, name)
+		if err != nil {
+			return err
+		}
+		if at.Reached(cp) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("projections: %s has not reached position %d: %w", name, cp.Position, ctx.Err())
+		case <-time.After(delay):
+			delay = min(2*delay, 50*time.Millisecond)
+		}
+	}
+}

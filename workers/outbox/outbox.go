@@ -1,0 +1,249 @@
+// Package outbox sends the customer e-mails the events call for (EML-1):
+// it claims rows of the email_outbox read model, renders and sends each
+// message, and records the send as an event on the account. A crash between
+// the send and the record resends that one message with the same
+// Message-ID (EML-2); a recorded send is never repeated.
+package outbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	netmail "net/mail"
+	"net/url"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/subs-engine/subs/domain/account"
+	"github.com/subs-engine/subs/domain/clock"
+	"github.com/subs-engine/subs/domain/policy"
+	"github.com/subs-engine/subs/eventstore"
+	"github.com/subs-engine/subs/projections"
+	"github.com/subs-engine/subs/workers/mail"
+)
+
+// Config configures a Worker.
+type Config struct {
+	// Store is the event log, whose database holds email_outbox. Required.
+	Store *eventstore.Store
+	// Accounts records the sends on the accounts. Required.
+	Accounts *eventstore.CommandHandler[account.Account, account.Command]
+	// Sender delivers the messages. Required.
+	Sender mail.Sender
+	// Templates render the messages. Required.
+	Templates *mail.Templates
+	// Clock dates the messages and the leases. Required.
+	Clock clock.Clock
+	// Policy gives the values the e-mails state (a reset link's validity).
+	Policy policy.Policy
+	// SecretKey derives reset tokens (account.ResetToken). Required.
+	SecretKey []byte
+	// PublicURL is where customers open links, e.g. https://account.example.com.
+	// Default http://127.0.0.1:8080.
+	PublicURL string
+	// From is the sender address. Default "subs" <no-reply@subs.localhost>.
+	From netmail.Address
+	// Lease is how long a claimed message is left to one worker before
+	// another may try it. Default 1 minute.
+	Lease time.Duration
+	// BatchSize is how many messages one run claims at most. Default 50.
+	BatchSize int
+	// Logger receives failures (never a message body). Default slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.PublicURL == "" {
+		c.PublicURL = "http://127.0.0.1:8080"
+	}
+	if c.From.Address == "" {
+		c.From = netmail.Address{Name: "subs", Address: "no-reply@" + mail.DefaultDomain}
+	}
+	if c.Lease == 0 {
+		c.Lease = time.Minute
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 50
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports a config the worker cannot run with.
+func (c Config) Validate() error {
+	switch {
+	case c.Store == nil || c.Accounts == nil || c.Sender == nil || c.Templates == nil || c.Clock == nil:
+		return errors.New("outbox config: Store, Accounts, Sender, Templates and Clock are required")
+	case len(c.SecretKey) < 32:
+		return errors.New("outbox config: SecretKey must have at least 32 bytes")
+	}
+	if _, err := url.Parse(c.PublicURL); err != nil {
+		return fmt.Errorf("outbox config: PublicURL: %w", err)
+	}
+	return nil
+}
+
+// Worker drains the e-mail outbox. Several may run at once.
+type Worker struct {
+	cfg Config
+}
+
+// New returns a worker.
+func New(cfg Config) (*Worker, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("outbox: invalid config: %w", err)
+	}
+	return &Worker{cfg: cfg}, nil
+}
+
+// Run sends due messages every interval until ctx is done.
+func (w *Worker) Run(ctx context.Context, interval time.Duration) {
+	for {
+		if _, err := w.RunOnce(ctx); err != nil && ctx.Err() == nil {
+			w.cfg.Logger.Error("outbox run failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(interval):
+		}
+	}
+}
+
+type pending struct {
+	cause     uuid.UUID
+	kind      string
+	accountID uuid.UUID
+	data      []byte
+}
+
+// RunOnce claims the messages due now, sends each, and returns how many
+// went out. A message that fails stays in the outbox for a later run.
+func (w *Worker) RunOnce(ctx context.Context) (int, error) {
+	batch, err := w.claim(ctx)
+	if err != nil {
+		return 0, err
+	}
+	sent := 0
+	for _, p := range batch {
+		if err := w.send(ctx, p); err != nil {
+			w.cfg.Logger.Warn("e-mail not sent; will retry", "kind", p.kind, "cause", p.cause, "err", err)
+			w.failed(ctx, p, err)
+			continue
+		}
+		sent++
+	}
+	return sent, nil
+}
+
+// claim leases due messages to this run in one short transaction: the sends
+// happen outside any transaction.
+func (w *Worker) claim(ctx context.Context) ([]pending, error) {
+	now := w.cfg.Clock.Now()
+	rows, err := w.cfg.Store.Pool().Query(ctx, `UPDATE email_outbox SET claimed_until = $1, attempts = attempts + 1
+WHERE (cause, kind) IN (
+    SELECT cause, kind FROM email_outbox
+    WHERE sent_at IS NULL AND (claimed_until IS NULL OR claimed_until <= $2)
+    ORDER BY created_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+RETURNING cause, kind, account_id, data`, now.Add(w.cfg.Lease), now, w.cfg.BatchSize)
+	if err != nil {
+		return nil, fmt.Errorf("outbox: claim: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (pending, error) {
+		var p pending
+		err := r.Scan(&p.cause, &p.kind, &p.accountID, &p.data)
+		return p, err
+	})
+}
+
+func (w *Worker) send(ctx context.Context, p pending) error {
+	stream := eventstore.StreamID("account-" + p.accountID.String())
+	acct, _, err := w.cfg.Accounts.Load(ctx, stream)
+	if err != nil {
+		return err
+	}
+	if !acct.EmailSent(p.kind, p.cause) {
+		data, err := w.templateData(acct, p)
+		if err != nil {
+			return err
+		}
+		msg, err := w.cfg.Templates.Fill(mail.Message{
+			CausationID: p.cause, Kind: p.kind, From: w.cfg.From,
+			To:   netmail.Address{Name: acct.Name().String(), Address: acct.Email().String()},
+			Date: w.cfg.Clock.Now(),
+		}, data)
+		if err != nil {
+			return err
+		}
+		if err := w.cfg.Sender.Send(ctx, msg); err != nil {
+			return err
+		}
+		_, err = w.cfg.Accounts.Handle(ctx, stream, account.RecordEmailSent{Kind: p.kind, Cause: p.cause, MessageID: mail.MessageID(p.cause, p.kind, "")},
+			eventstore.CommandMeta{
+				CommandID: "email/" + p.kind + "/" + p.cause.String(),
+				Metadata:  eventstore.Metadata{ActorKind: eventstore.ActorSystem, ActorID: "outbox", CausationID: p.cause.String()},
+			})
+		if err != nil {
+			return fmt.Errorf("record the send: %w", err)
+		}
+	}
+	_, err = w.cfg.Store.Pool().Exec(ctx, `UPDATE email_outbox SET sent_at = coalesce(sent_at, $3), last_error = NULL WHERE cause = $1 AND kind = $2`,
+		p.cause, p.kind, w.cfg.Clock.Now())
+	return err
+}
+
+func (w *Worker) failed(ctx context.Context, p pending, cause error) {
+	_, err := w.cfg.Store.Pool().Exec(context.WithoutCancel(ctx), `UPDATE email_outbox SET last_error = $3 WHERE cause = $1 AND kind = $2`,
+		p.cause, p.kind, cause.Error())
+	if err != nil {
+		w.cfg.Logger.Error("outbox: record failure", "err", err)
+	}
+}
+
+func (w *Worker) templateData(acct account.Account, p pending) (map[string]any, error) {
+	data := map[string]any{"Name": acct.Name().String()}
+	switch p.kind {
+	case projections.EmailPasswordReset:
+		var d projections.PasswordResetData
+		if err := json.Unmarshal(p.data, &d); err != nil {
+			return nil, err
+		}
+		resetID, err := uuid.Parse(d.ResetID)
+		if err != nil {
+			return nil, err
+		}
+		link, err := url.JoinPath(w.cfg.PublicURL, "reset-password")
+		if err != nil {
+			return nil, err
+		}
+		data["ResetURL"] = link + "?token=" + account.ResetToken(w.cfg.SecretKey, resetID)
+		data["ValidFor"] = humanDuration(w.cfg.Policy.ResetTokenValidity)
+	default:
+		return nil, fmt.Errorf("outbox: no data for e-mail kind %q", p.kind)
+	}
+	return data, nil
+}
+
+// humanDuration says a policy duration the way an e-mail would.
+func humanDuration(d time.Duration) string {
+	switch {
+	case d%(24*time.Hour) == 0 && d >= 24*time.Hour:
+		return plural(int(d/(24*time.Hour)), "day")
+	case d%time.Hour == 0 && d >= time.Hour:
+		return plural(int(d/time.Hour), "hour")
+	default:
+		return plural(int(d/time.Minute), "minute")
+	}
+}
+
+func plural(n int, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
+}

@@ -1,0 +1,253 @@
+package outbox_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"mime"
+	"mime/multipart"
+	"mime/quotedprintable"
+	netmail "net/mail"
+	"net/textproto"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/subs-engine/subs/domain/account"
+	"github.com/subs-engine/subs/domain/clock"
+	"github.com/subs-engine/subs/domain/events"
+	"github.com/subs-engine/subs/domain/policy"
+	"github.com/subs-engine/subs/eventstore"
+	"github.com/subs-engine/subs/eventstore/pgtest"
+	"github.com/subs-engine/subs/projections"
+	"github.com/subs-engine/subs/workers/mail"
+	"github.com/subs-engine/subs/workers/outbox"
+)
+
+var secret = []byte("0123456789abcdef0123456789abcdef")
+
+type fixture struct {
+	store    *eventstore.Store
+	accounts *eventstore.CommandHandler[account.Account, account.Command]
+	runner   *projections.Runner
+	clock    *clock.Simulated
+	maildir  *mail.Maildir
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	store := eventstore.New(pgtest.NewPool(t), eventstore.Config{})
+	types := eventstore.NewEventTypes()
+	types.Register(1, events.All()...)
+	c := clock.NewSimulated(time.Date(2027, 3, 1, 9, 0, 0, 0, time.UTC))
+	accounts, err := eventstore.NewCommandHandler(account.Decider, eventstore.HandlerConfig{Store: store, Types: types, Clock: c, Policy: policy.Default()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runner, err := projections.NewRunner(projections.RunnerConfig{Store: store, Types: types,
+		Projections: []projections.Projection{projections.EmailOutbox{}}, PollInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { runner.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	md, err := mail.NewMaildir(t.TempDir(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{store: store, accounts: accounts, runner: runner, clock: c, maildir: md}
+}
+
+func (f *fixture) worker(t *testing.T, sender mail.Sender) *outbox.Worker {
+	t.Helper()
+	templates, err := mail.NewTemplates()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := outbox.New(outbox.Config{Store: f.store, Accounts: f.accounts, Sender: sender, Templates: templates,
+		Clock: f.clock, Policy: policy.Default(), SecretKey: secret, PublicURL: "https://account.example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// requestReset opens an account and asks for a reset; it returns the token
+// the e-mail must carry, once the outbox projection has seen the request.
+func (f *fixture) requestReset(t *testing.T) (eventstore.StreamID, string) {
+	t.Helper()
+	ctx := context.Background()
+	id := uuid.New()
+	stream := eventstore.StreamID("account-" + id.String())
+	meta := eventstore.CommandMeta{Metadata: eventstore.Metadata{ActorKind: eventstore.ActorCustomer, ActorID: id.String()}}
+	email, _ := account.ParseEmail("ann@example.com")
+	name, _ := account.ParseName("Ann Lee")
+	country, _ := account.ParseCountry("US")
+	if _, err := f.accounts.Handle(ctx, stream, account.Register{AccountID: id, Email: email, Name: name, Country: country, PasswordHash: "h"}, meta); err != nil {
+		t.Fatal(err)
+	}
+	resetID := uuid.New()
+	token := account.ResetToken(secret, resetID)
+	out, err := f.accounts.Handle(ctx, stream, account.RequestPasswordReset{ResetID: resetID, TokenHash: account.HashResetToken(token)}, meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := f.runner.WaitFor(wait, out.Append.Checkpoint()); err != nil {
+		t.Fatal(err)
+	}
+	return stream, token
+}
+
+func (f *fixture) delivered(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(f.maildir.Dir(), "new", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, string(b))
+	}
+	return out
+}
+
+// rule EML-1: the reset e-mail is caused by the request and recorded as an
+// event when sent.
+func TestRule_EML1_ResetEmailSentAndRecorded(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	stream, token := f.requestReset(t)
+	w := f.worker(t, f.maildir)
+	if n, err := w.RunOnce(context.Background()); err != nil || n != 1 {
+		t.Fatalf("first run sent %d (%v), want 1", n, err)
+	}
+	if n, err := w.RunOnce(context.Background()); err != nil || n != 0 {
+		t.Fatalf("second run sent %d (%v), want 0", n, err)
+	}
+	msgs := f.delivered(t)
+	if len(msgs) != 1 || !strings.Contains(plainText(t, msgs[0]), "https://account.example.com/reset-password?token="+token) {
+		t.Fatalf("delivered %d messages; want one carrying the reset link", len(msgs))
+	}
+	evs, err := f.store.ReadStream(context.Background(), stream, eventstore.ReadStreamOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := evs[len(evs)-1]
+	if last.Type != "account.email_sent" || last.Metadata.CausationID != evs[1].ID.String() {
+		t.Errorf("last event %s caused by %s, want account.email_sent caused by the reset request %s", last.Type, last.Metadata.CausationID, evs[1].ID)
+	}
+}
+
+// failingRecord sends, then makes the recording fail as a crash would, once.
+type crashAfterSend struct {
+	mail.Sender
+	cancel context.CancelFunc
+	sends  atomic.Int32
+}
+
+func (c *crashAfterSend) Send(ctx context.Context, m mail.Message) error {
+	c.sends.Add(1)
+	err := c.Sender.Send(ctx, m)
+	c.cancel() // the process dies before the send is recorded
+	return err
+}
+
+// rule EML-2: a crash between send and record resends at most that one
+// message, with the same Message-ID.
+func TestRule_EML2_CrashBetweenSendAndRecord_ResendsSameMessageID(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.requestReset(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	crashing := &crashAfterSend{Sender: f.maildir, cancel: cancel}
+	if n, _ := f.worker(t, crashing).RunOnce(ctx); n != 0 {
+		t.Fatalf("the crashed run reported %d sent", n)
+	}
+	if err := f.clock.Advance(2 * time.Minute); err != nil { // the lease runs out
+		t.Fatal(err)
+	}
+	if n, err := f.worker(t, f.maildir).RunOnce(context.Background()); err != nil || n != 1 {
+		t.Fatalf("restart sent %d (%v), want the one message again", n, err)
+	}
+	if n, _ := f.worker(t, f.maildir).RunOnce(context.Background()); n != 0 {
+		t.Fatalf("a recorded send was repeated")
+	}
+	if msgs := f.delivered(t); len(msgs) != 1 {
+		t.Fatalf("maildir holds %d messages, want 1 (same Message-ID)", len(msgs))
+	}
+	if crashing.sends.Load() != 1 {
+		t.Fatalf("crashing sender used %d times", crashing.sends.Load())
+	}
+}
+
+func TestOutbox_SendFailure_RetriedAfterLease(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.requestReset(t)
+	broken := failingSender{}
+	if n, _ := f.worker(t, broken).RunOnce(context.Background()); n != 0 {
+		t.Fatal("a failed send counted as sent")
+	}
+	if n, _ := f.worker(t, f.maildir).RunOnce(context.Background()); n != 0 {
+		t.Fatal("a leased message was sent again before its lease ran out")
+	}
+	if err := f.clock.Advance(2 * time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := f.worker(t, f.maildir).RunOnce(context.Background()); n != 1 || err != nil {
+		t.Fatalf("retry sent %d (%v), want 1", n, err)
+	}
+}
+
+// plainText returns the decoded text/plain part of a raw message, as a mail
+// client shows it.
+func plainText(t *testing.T, raw string) string {
+	t.Helper()
+	msg, err := netmail.ReadMessage(strings.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mediaType, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	decode := func(h textproto.MIMEHeader, body io.Reader) string {
+		if strings.EqualFold(h.Get("Content-Transfer-Encoding"), "quoted-printable") {
+			body = quotedprintable.NewReader(body)
+		}
+		b, err := io.ReadAll(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	if !strings.HasPrefix(mediaType, "multipart/") {
+		return decode(textproto.MIMEHeader(msg.Header), msg.Body)
+	}
+	parts := multipart.NewReader(msg.Body, params["boundary"])
+	for {
+		part, err := parts.NextPart()
+		if err != nil {
+			t.Fatalf("no text/plain part: %v", err)
+		}
+		if strings.HasPrefix(part.Header.Get("Content-Type"), "text/plain") {
+			return decode(part.Header, part)
+		}
+	}
+}
+
+type failingSender struct{}
+
+func (failingSender) Send(context.Context, mail.Message) error { return errors.New("smtp: connection refused") }
