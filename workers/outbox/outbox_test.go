@@ -250,4 +250,6 @@ func plainText(t *testing.T, raw string) string {
 
 type failingSender struct{}
 
-func (failingSender) Send(context.Context, mail.Message) error { return errors.New("smtp: connection refused") }
+func (failingSender) Send(context.Context, mail.Message) error {
+	return errors.New("smtp: connection refused")
+}
