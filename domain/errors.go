@@ -79,3 +79,26 @@ func (v *Validation) Err() error {
 	}
 	return &ValidationError{Fields: v.fields}
 }
+
+// NotFoundError: the thing asked for does not exist — or is not the caller's,
+// which must look the same (SEC-1).
+type NotFoundError struct{ msg string }
+
+// NotFound returns a NotFoundError saying msg.
+func NotFound(msg string) *NotFoundError { return &NotFoundError{msg: msg} }
+
+func (e *NotFoundError) Error() string { return e.msg }
+
+// NotFound marks the error's kind for the API.
+func (e *NotFoundError) NotFound() bool { return true }
+
+// ConflictError: the command contradicts the current state.
+type ConflictError struct{ msg string }
+
+// Conflict returns a ConflictError saying msg.
+func Conflict(msg string) *ConflictError { return &ConflictError{msg: msg} }
+
+func (e *ConflictError) Error() string { return e.msg }
+
+// Conflict marks the error's kind for the API.
+func (e *ConflictError) Conflict() bool { return true }

@@ -4,7 +4,6 @@
 package account
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -159,18 +158,22 @@ func (RecordEmailSent) accountCommand()      {}
 // Errors of the account aggregate.
 var (
 	// ErrNotFound: there is no such account.
-	ErrNotFound = errors.New("account: no such account")
+	ErrNotFound error = domain.NotFound("no such account")
 	// ErrAlreadyRegistered: the account exists already.
-	ErrAlreadyRegistered = errors.New("account: already registered")
+	ErrAlreadyRegistered error = domain.Conflict("the account is already registered")
 	// ErrResetTokenInvalid: the reset token is unknown, used, voided by a
 	// newer one or expired; one answer for all, so it reveals nothing.
-	ErrResetTokenInvalid = errors.New("the password reset link is invalid or has expired; ask for a new one")
+	ErrResetTokenInvalid error = domain.Invalid("token", "the password reset link is invalid or has expired; ask for a new one")
 )
 
 // SignInLockedError: sign-in is locked after too many failures (ACC-4).
 type SignInLockedError struct {
-	Until time.Time
+	Until   time.Time
+	RetryIn time.Duration // from the attempt to Until
 }
+
+// RetryAfter says how long the customer must wait (for the API's 429).
+func (e *SignInLockedError) RetryAfter() time.Duration { return e.RetryIn }
 
 func (e *SignInLockedError) Error() string {
 	return fmt.Sprintf("too many failed sign-ins: sign-in is locked until %s", e.Until.UTC().Format(time.RFC3339))
@@ -247,7 +250,7 @@ func CheckPaymentKind(country Country, kind payment.MethodKind, p policy.Policy)
 
 func decideSignIn(a Account, c SignIn, now time.Time, p policy.Policy) ([]domain.Event, error) {
 	if now.Before(a.lockedUntil) {
-		return nil, &SignInLockedError{Until: a.lockedUntil}
+		return nil, &SignInLockedError{Until: a.lockedUntil, RetryIn: a.lockedUntil.Sub(now)}
 	}
 	if c.PasswordMatches(a.passwordHash) {
 		return []domain.Event{SignedIn{SessionID: c.SessionID, At: now}}, nil
