@@ -1,0 +1,130 @@
+package mail
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// Maildir is a Sender that writes each e-mail as a file into a local maildir
+// (tmp/, new/, cur/), for development and for machines without a mail server.
+// Files are named <hex SHA-256 of the Message-ID>.eml, so sending the same
+// Message-ID again — or concurrently — keeps one file, the first one written.
+// Each file appears in new/ complete or not at all. A Maildir is safe for
+// concurrent use, also by several processes sharing the directory.
+type Maildir struct {
+	dir, domain string
+}
+
+var _ Sender = (*Maildir)(nil)
+
+// NewMaildir creates dir and its tmp/, new/ and cur/ subdirectories (mode
+// 0700: the files carry customers' personal data and reset links) when they
+// do not exist, and returns a Maildir writing messages with Message-IDs in
+// domain (empty means DefaultDomain).
+func NewMaildir(dir, domain string) (*Maildir, error) {
+	if domain == "" {
+		domain = DefaultDomain
+	}
+	if err := validateDomain(domain); err != nil {
+		return nil, fmt.Errorf("mail: invalid config: %w", err)
+	}
+	if dir == "" {
+		return nil, fmt.Errorf("mail: invalid config: %w", fieldErr("dir", ErrRequired))
+	}
+	for _, sub := range []string{"tmp", "new", "cur"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
+			return nil, fmt.Errorf("mail: create maildir: %w", err)
+		}
+	}
+	return &Maildir{dir: dir, domain: domain}, nil
+}
+
+// Dir returns the maildir's root directory.
+func (d *Maildir) Dir() string { return d.dir }
+
+// FileName returns the name, inside new/ (or cur/ once a mail client has
+// read it, with a ":2,<flags>" suffix), of the file holding the message with
+// the given Message-ID.
+func FileName(messageID string) string {
+	sum := sha256.Sum256([]byte(messageID))
+	return hex.EncodeToString(sum[:]) + ".eml"
+}
+
+// Send writes m into new/ unless a file with its Message-ID is already in
+// new/ or cur/; see Sender for the contract. The file is written under tmp/,
+// synced, and hard-linked into new/: a link refuses to replace an existing
+// name, so of concurrent sends exactly one wins and the others find it there.
+func (d *Maildir) Send(ctx context.Context, m Message) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("mail: maildir send: %w", err)
+	}
+	raw, err := Render(m, d.domain)
+	if err != nil {
+		return err
+	}
+	name := FileName(m.MessageID(d.domain))
+	if d.delivered(name) {
+		return nil
+	}
+
+	tmp, err := os.CreateTemp(filepath.Join(d.dir, "tmp"), name+".*")
+	if err != nil {
+		return fmt.Errorf("mail: maildir send: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // after the link, or on failure: tmp/ never keeps a file
+	if _, err := tmp.Write(raw); err != nil {
+		_ = tmp.Close()
+		return fmt.Errorf("mail: maildir send: %w", err)
+	}
+	// Sync before linking: the file must be complete on disk before new/
+	// names it, or a crash could leave a truncated message that a resend
+	// would then refuse to replace.
+	if err := tmp.Sync(); err != nil {
+		_ = tmp.Close()
+		return fmt.Errorf("mail: maildir send: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("mail: maildir send: %w", err)
+	}
+	newDir := filepath.Join(d.dir, "new")
+	if err := os.Link(tmp.Name(), filepath.Join(newDir, name)); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil // already sent, by an earlier or a concurrent Send
+		}
+		return fmt.Errorf("mail: maildir send: %w", err)
+	}
+	// The caller records the send once Send returns; sync new/ so the
+	// directory entry survives a crash after that.
+	if err := syncDir(newDir); err != nil {
+		return fmt.Errorf("mail: maildir send: %w", err)
+	}
+	return nil
+}
+
+// delivered reports whether the file is already in new/, or in cur/ where a
+// mail client moves what it has seen (adding ":2,<flags>" to the name).
+func (d *Maildir) delivered(name string) bool {
+	if _, err := os.Stat(filepath.Join(d.dir, "new", name)); err == nil {
+		return true
+	}
+	if _, err := os.Stat(filepath.Join(d.dir, "cur", name)); err == nil {
+		return true
+	}
+	matches, _ := filepath.Glob(filepath.Join(d.dir, "cur", name+":2,*"))
+	return len(matches) > 0
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
