@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 )
 
@@ -47,6 +48,10 @@ const (
 	// ProblemTypeRateLimited (429) means too many attempts; the Retry-After
 	// header says when to try again.
 	ProblemTypeRateLimited = "urn:subs:problem:rate-limited"
+	// ProblemTypeUnavailable (503) means a service the request needs (the
+	// database, the payment gateway) does not answer; nothing was changed,
+	// retry later.
+	ProblemTypeUnavailable = "urn:subs:problem:unavailable"
 	// ProblemTypeInternal (500) means the server failed; the cause is in its
 	// log.
 	ProblemTypeInternal = "urn:subs:problem:internal"
@@ -137,20 +142,22 @@ func methodNotAllowed(allow string) Problem {
 	}
 }
 
-// WriteJSON writes v as an application/json response with the given status.
-// It must be called before anything else is written to w. When v cannot be
-// encoded (a programming error) it answers a 500 problem instead.
-func WriteJSON(w http.ResponseWriter, status int, v any) {
+// WriteJSON writes v as an application/json response with the given status
+// and returns nil. When v cannot be encoded (a programming error) it writes
+// nothing and returns the error, so that a HandlerFunc can end with
+// `return WriteJSON(w, http.StatusOK, view)` and WriteError answers 500 and
+// logs the cause. It must be called before anything else is written to w.
+func WriteJSON(w http.ResponseWriter, status int, v any) error {
 	body, err := json.Marshal(v)
 	if err != nil {
-		WriteProblem(w, Problem{Type: ProblemTypeInternal, Title: "Internal server error",
-			Status: http.StatusInternalServerError, Detail: "The server could not encode its response; try again later."})
-		return
+		return fmt.Errorf("api: encode a %T response: %w", v, err)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(append(body, '\n'))
+	return nil
 }
 
-// writeJSON is WriteJSON, kept for the operational endpoints.
-func writeJSON(w http.ResponseWriter, status int, v any) { WriteJSON(w, status, v) }
+// writeJSON is WriteJSON for the operational endpoints, whose bodies always
+// encode.
+func writeJSON(w http.ResponseWriter, status int, v any) { _ = WriteJSON(w, status, v) }
