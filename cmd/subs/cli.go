@@ -81,6 +81,7 @@ func init() {
 			flags: flagsServe | flagsDataDir | flagsDatabaseURL | flagsLog, run: (*Main).runServe, nargs: noArgs},
 		{name: "migrate", summary: "apply the database migrations this binary embeds, print them and exit",
 			flags: flagsDataDir | flagsDatabaseURL | flagsLog, run: (*Main).runMigrate, nargs: noArgs},
+		{name: "gateway", summary: "run the sandbox payment gateway over HTTP until SIGINT or SIGTERM", flags: flagsDataDir | flagsDatabaseURL | flagsLog, run: (*Main).runGateway, nargs: noArgs},
 		{name: "postgres", usage: "start|stop|status", summary: "manage the private PostgreSQL cluster in <data-dir>/postgres",
 			flags: flagsDataDir | flagsLog, run: (*Main).runPostgres, nargs: postgresArgs},
 		{name: "version", summary: "print the version and exit", run: func(m *Main, _ context.Context) error { return m.runVersion() }, nargs: noArgs},
@@ -166,6 +167,7 @@ func (m *Main) newFlagSet(cmd *command, cfg *Config) *flag.FlagSet {
 	fs := flag.NewFlagSet("subs "+cmd.name, flag.ContinueOnError)
 	fs.SetOutput(m.Stderr)
 	cfg.bindFlags(fs, cmd.flags)
+	m.bindCommandFlags(fs, cmd, cfg)
 	fs.Usage = func() {
 		out := fs.Output()
 		fmt.Fprintf(out, "Usage: subs %s", cmd.name)

@@ -26,6 +26,7 @@ const maxBodyBytes = 64 << 10
 //	POST /v1/charges                Idempotency-Key header; {token, amount, description} → 200 outcome
 //	POST /v1/refunds                Idempotency-Key header; {charge_id, amount} → 200 refund
 //	GET  /v1/charges                ?from=&until= (RFC 3339) &idempotency_key= &after= &limit= → 200 {charges}
+//	GET  /healthz                   → 200 {"status":"ok"} while the process runs
 //
 // A declined charge is a 200 with status "declined". Errors are
 // application/problem+json with one of the Problem types: a refused card is
@@ -45,6 +46,9 @@ func NewHandler(s *Sandbox, logger *slog.Logger) http.Handler {
 	mux.HandleFunc("POST /v1/charges", h.charge)
 	mux.HandleFunc("POST /v1/refunds", h.refund)
 	mux.HandleFunc("GET /v1/charges", h.charges)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		writeProblem(w, problem{Type: ProblemNotFound, Status: http.StatusNotFound, Detail: "No such endpoint in the sandbox gateway."})
 	})
