@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/subs-engine/subs/api"
 	"github.com/subs-engine/subs/domain/clock"
 	"github.com/subs-engine/subs/domain/policy"
@@ -27,6 +28,7 @@ type apiEnv struct {
 	Server *api.Server
 	URL    string
 	Clock  *clock.Simulated
+	DB     *pgxpool.Pool // the server's database, for tests that look at its tables
 	Log    *syncBuffer
 }
 
@@ -65,7 +67,7 @@ func MustNewAPIEnv(tb testing.TB, cfg api.ServerConfig, routes func(*api.Server)
 		tb.Fatalf("Open: %v", err)
 	}
 	tb.Cleanup(func() { _ = s.Shutdown(tb.Context()) })
-	env.Server, env.URL = s, s.URL()
+	env.Server, env.URL, env.DB = s, s.URL(), cfg.DB
 	return env
 }
 
