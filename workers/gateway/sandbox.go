@@ -108,13 +108,13 @@ func (c *SandboxConfig) setDefaults() {
 func (c SandboxConfig) Validate() error {
 	var errs []error
 	if c.Latency < 0 {
-		errs = append(errs, fmt.Errorf("Latency: %s is negative", c.Latency))
+		errs = append(errs, fmt.Errorf("field Latency: %s is negative", c.Latency))
 	}
 	if !validRate(c.FailureRate) {
-		errs = append(errs, fmt.Errorf("FailureRate: %v is not a probability from 0 to 1", c.FailureRate))
+		errs = append(errs, fmt.Errorf("field FailureRate: %v is not a probability from 0 to 1", c.FailureRate))
 	}
 	if !validRate(c.LostResponseRate) {
-		errs = append(errs, fmt.Errorf("LostResponseRate: %v is not a probability from 0 to 1", c.LostResponseRate))
+		errs = append(errs, fmt.Errorf("field LostResponseRate: %v is not a probability from 0 to 1", c.LostResponseRate))
 	}
 	return errors.Join(errs...)
 }
