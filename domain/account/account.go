@@ -99,7 +99,6 @@ type (
 	// typed password against the stored hash; it must be a pure function.
 	SignIn struct {
 		PasswordMatches func(hash string) bool
-		SessionID       uuid.UUID
 	}
 
 	// ChangePassword replaces the password (ACC-5). CurrentMatches verifies
@@ -253,7 +252,7 @@ func decideSignIn(a Account, c SignIn, now time.Time, p policy.Policy) ([]domain
 		return nil, &SignInLockedError{Until: a.lockedUntil, RetryIn: a.lockedUntil.Sub(now)}
 	}
 	if c.PasswordMatches(a.passwordHash) {
-		return []domain.Event{SignedIn{SessionID: c.SessionID, At: now}}, nil
+		return []domain.Event{SignedIn{At: now}}, nil
 	}
 	events := []domain.Event{SignInFailed{At: now}}
 	recent := 1

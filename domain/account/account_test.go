@@ -99,7 +99,7 @@ func TestRule_ACC3_PasswordLengthBounds(t *testing.T) {
 }
 
 func TestRule_ACC4_FiveFailuresIn15MinutesLockSignInFor15Minutes(t *testing.T) {
-	wrong := account.SignIn{PasswordMatches: matches("other"), SessionID: uuid.New()}
+	wrong := account.SignIn{PasswordMatches: matches("other")}
 	given := []domain.Event{registered()}
 	for i := range 4 {
 		given = append(given, account.SignInFailed{At: now.Add(time.Duration(i) * time.Minute)})
@@ -111,13 +111,13 @@ func TestRule_ACC4_FiveFailuresIn15MinutesLockSignInFor15Minutes(t *testing.T) {
 	locked := append(given, account.SignInFailed{At: at}, account.SignInLocked{Until: at.Add(15 * time.Minute)})
 	// Locked: even the right password is refused until the lock lifts.
 	var lockErr *account.SignInLockedError
-	right := account.SignIn{PasswordMatches: matches("hash-of-secret1"), SessionID: uuid.New()}
+	right := account.SignIn{PasswordMatches: matches("hash-of-secret1")}
 	decidertest.Given(t, account.Decider, locked...).At(at.Add(14 * time.Minute)).When(right).ThenError(&lockErr)
 	if !lockErr.Until.Equal(at.Add(15 * time.Minute)) {
 		t.Errorf("locked until %v", lockErr.Until)
 	}
 	lifted := at.Add(15 * time.Minute)
-	decidertest.Given(t, account.Decider, locked...).At(lifted).When(right).Then(account.SignedIn{SessionID: right.SessionID, At: lifted})
+	decidertest.Given(t, account.Decider, locked...).At(lifted).When(right).Then(account.SignedIn{At: lifted})
 	// Failures older than the window do not count.
 	decidertest.Given(t, account.Decider, given...).At(now.Add(16 * time.Minute)).When(wrong).
 		Then(account.SignInFailed{At: now.Add(16 * time.Minute)})

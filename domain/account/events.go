@@ -37,10 +37,9 @@ type SignInLocked struct {
 	Until time.Time `json:"until"`
 }
 
-// SignedIn: a sign-in succeeded and opened a session.
+// SignedIn: a sign-in succeeded (and the API opened a session).
 type SignedIn struct {
-	SessionID uuid.UUID `json:"session_id"`
-	At        time.Time `json:"at"`
+	At time.Time `json:"at"`
 }
 
 // PasswordChanged: the customer changed their password (ACC-5).

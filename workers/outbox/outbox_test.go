@@ -3,12 +3,6 @@ package outbox_test
 import (
 	"context"
 	"errors"
-	"io"
-	"mime"
-	"mime/multipart"
-	"mime/quotedprintable"
-	netmail "net/mail"
-	"net/textproto"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,6 +19,7 @@ import (
 	"github.com/subs-engine/subs/eventstore/pgtest"
 	"github.com/subs-engine/subs/projections"
 	"github.com/subs-engine/subs/workers/mail"
+	"github.com/subs-engine/subs/workers/mail/mailtest"
 	"github.com/subs-engine/subs/workers/outbox"
 )
 
@@ -137,7 +132,7 @@ func TestRule_EML1_ResetEmailSentAndRecorded(t *testing.T) {
 		t.Fatalf("second run sent %d (%v), want 0", n, err)
 	}
 	msgs := f.delivered(t)
-	if len(msgs) != 1 || !strings.Contains(plainText(t, msgs[0]), "https://account.example.com/reset-password?token="+token) {
+	if len(msgs) != 1 || !strings.Contains(mailtest.PlainText(t, msgs[0]), "https://account.example.com/reset-password?token="+token) {
 		t.Fatalf("delivered %d messages; want one carrying the reset link", len(msgs))
 	}
 	evs, err := f.store.ReadStream(context.Background(), stream, eventstore.ReadStreamOptions{})
@@ -208,43 +203,6 @@ func TestOutbox_SendFailure_RetriedAfterLease(t *testing.T) {
 	}
 	if n, err := f.worker(t, f.maildir).RunOnce(context.Background()); n != 1 || err != nil {
 		t.Fatalf("retry sent %d (%v), want 1", n, err)
-	}
-}
-
-// plainText returns the decoded text/plain part of a raw message, as a mail
-// client shows it.
-func plainText(t *testing.T, raw string) string {
-	t.Helper()
-	msg, err := netmail.ReadMessage(strings.NewReader(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mediaType, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	decode := func(h textproto.MIMEHeader, body io.Reader) string {
-		if strings.EqualFold(h.Get("Content-Transfer-Encoding"), "quoted-printable") {
-			body = quotedprintable.NewReader(body)
-		}
-		b, err := io.ReadAll(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(b)
-	}
-	if !strings.HasPrefix(mediaType, "multipart/") {
-		return decode(textproto.MIMEHeader(msg.Header), msg.Body)
-	}
-	parts := multipart.NewReader(msg.Body, params["boundary"])
-	for {
-		part, err := parts.NextPart()
-		if err != nil {
-			t.Fatalf("no text/plain part: %v", err)
-		}
-		if strings.HasPrefix(part.Header.Get("Content-Type"), "text/plain") {
-			return decode(part.Header, part)
-		}
 	}
 }
 
