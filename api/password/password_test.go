@@ -112,9 +112,11 @@ func TestHash_RefusesInvalidParameters(t *testing.T) {
 }
 
 // TestVerifyDummy_CostsWhatVerifyCosts is ACC-4's timing half: an unknown
-// e-mail must take as long as a wrong password. Parameters costly enough to
-// dwarf scheduling noise; the bound is loose (a factor of 2) so the test is
-// not flaky, yet it catches a dummy path that skips hashing.
+// e-mail must take as long as a wrong password. The two are measured
+// interleaved, best of several, with parameters costly enough to dwarf
+// scheduling noise. The bound is loose (a factor of 4) so that a loaded
+// machine does not fail it, yet a dummy path that skips hashing (thousands
+// of times faster) does.
 func TestVerifyDummy_CostsWhatVerifyCosts(t *testing.T) {
 	t.Parallel()
 	p := policy.Argon2idParams{Time: 2, MemoryKiB: 8 * 1024, Threads: 1, KeyLength: 32, SaltLength: 16}
@@ -122,22 +124,21 @@ func TestVerifyDummy_CostsWhatVerifyCosts(t *testing.T) {
 		t.Fatal(err)
 	}
 	phc := MustHash(t, "secret1", p)
-	measure := func(f func()) time.Duration {
-		best := time.Duration(1<<63 - 1)
-		for range 5 {
-			start := time.Now()
-			f()
-			best = min(best, time.Since(start))
-		}
-		return best
+	timed := func(f func()) time.Duration {
+		start := time.Now()
+		f()
+		return time.Since(start)
 	}
-	real := measure(func() { _, _ = password.Verify("wrong-password", phc) })
-	dummy := measure(func() {
-		if err := password.VerifyDummy("wrong-password", p); err != nil {
-			t.Fatal(err)
-		}
-	})
-	if dummy < real/2 || dummy > real*2 {
-		t.Errorf("VerifyDummy took %s, Verify %s: want within a factor of 2", dummy, real)
+	real, dummy := time.Duration(1<<63-1), time.Duration(1<<63-1)
+	for range 8 {
+		real = min(real, timed(func() { _, _ = password.Verify("wrong-password", phc) }))
+		dummy = min(dummy, timed(func() {
+			if err := password.VerifyDummy("wrong-password", p); err != nil {
+				t.Fatal(err)
+			}
+		}))
+	}
+	if dummy < real/4 || dummy > real*4 {
+		t.Errorf("VerifyDummy took %s, Verify %s: want within a factor of 4", dummy, real)
 	}
 }
