@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -110,6 +111,22 @@ func Start(cfg Config) (*Server, error) {
 		// free one, and let the caller say so.
 		port, taken = server.RANDOM_PORT, true
 	}
+	srv, err := start(cfg, port)
+	if errors.Is(err, errListen) && port != server.RANDOM_PORT {
+		// Taken between the probe and the bind.
+		port, taken = server.RANDOM_PORT, true
+		srv, err = start(cfg, port)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &Server{srv: srv, portTaken: taken, askedPort: cfg.Port}, nil
+}
+
+// errListen is a server that could not listen on its port.
+var errListen = errors.New("cannot listen")
+
+func start(cfg Config, port int) (*server.Server, error) {
 	opts := &server.Options{
 		ServerName:         "subs-embedded",
 		Host:               cfg.Host,
@@ -124,20 +141,37 @@ func Start(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("natsserver: %w", err)
 	}
-	srv.SetLoggerV2(slogAdapter{cfg.Logger}, false, false, false)
+	log := &slogAdapter{log: cfg.Logger, fatal: make(chan string, 1)}
+	srv.SetLoggerV2(log, false, false, false)
 	srv.Start()
-	if !srv.ReadyForConnections(cfg.StartTimeout) {
+	stop := func() {
 		srv.Shutdown()
 		srv.WaitForShutdown()
-		return nil, fmt.Errorf("natsserver: the server on %s did not accept connections within %s (see its log)",
-			net.JoinHostPort(cfg.Host, strconv.Itoa(port)), cfg.StartTimeout)
+	}
+	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(port))
+	deadline := time.Now().Add(cfg.StartTimeout)
+	for !srv.ReadyForConnections(50 * time.Millisecond) {
+		select {
+		case msg := <-log.fatal:
+			// The server reports a failed listen through Fatalf and carries
+			// on without a listener: waiting longer would not help.
+			stop()
+			if strings.Contains(msg, "listen") {
+				return nil, fmt.Errorf("natsserver: %s: %w: %s", addr, errListen, msg)
+			}
+			return nil, fmt.Errorf("natsserver: %s: %s", addr, msg)
+		default:
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return nil, fmt.Errorf("natsserver: the server on %s did not accept connections within %s (see its log)", addr, cfg.StartTimeout)
+		}
 	}
 	if !srv.JetStreamEnabled() {
-		srv.Shutdown()
-		srv.WaitForShutdown()
+		stop()
 		return nil, fmt.Errorf("natsserver: JetStream did not start with store %s (see its log)", cfg.StoreDir)
 	}
-	return &Server{srv: srv, portTaken: taken, askedPort: cfg.Port}, nil
+	return srv, nil
 }
 
 // portFree reports whether nothing listens on host:port now. A race with
@@ -188,20 +222,32 @@ func (s *Server) Shutdown() {
 }
 
 // slogAdapter lets the server log through slog. Fatalf logs an error and
-// does not exit: the server's own logger would end the whole process.
-type slogAdapter struct{ log *slog.Logger }
+// reports it on fatal instead of exiting: the server's own logger would end
+// the whole process.
+type slogAdapter struct {
+	log   *slog.Logger
+	fatal chan string
+}
 
-func (a slogAdapter) Noticef(format string, v ...any) {
+func (a *slogAdapter) Noticef(format string, v ...any) {
 	a.log.Debug("nats: " + fmt.Sprintf(format, v...))
 }
-func (a slogAdapter) Warnf(format string, v ...any) { a.log.Warn("nats: " + fmt.Sprintf(format, v...)) }
-func (a slogAdapter) Fatalf(format string, v ...any) {
+func (a *slogAdapter) Warnf(format string, v ...any) {
+	a.log.Warn("nats: " + fmt.Sprintf(format, v...))
+}
+func (a *slogAdapter) Errorf(format string, v ...any) {
 	a.log.Error("nats: " + fmt.Sprintf(format, v...))
 }
-func (a slogAdapter) Errorf(format string, v ...any) {
-	a.log.Error("nats: " + fmt.Sprintf(format, v...))
-}
-func (a slogAdapter) Debugf(format string, v ...any) {
+func (a *slogAdapter) Debugf(format string, v ...any) {
 	a.log.Debug("nats: " + fmt.Sprintf(format, v...))
 }
-func (a slogAdapter) Tracef(format string, v ...any) {}
+func (a *slogAdapter) Tracef(string, ...any) {}
+
+func (a *slogAdapter) Fatalf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	a.log.Error("nats: " + msg)
+	select {
+	case a.fatal <- msg:
+	default:
+	}
+}
