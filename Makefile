@@ -15,15 +15,22 @@ STATICCHECK_VERSION := v0.8.2
 # the machine offers no PostgreSQL server: <PGTEST_DATA_DIR>/postgres.
 PGTEST_DATA_DIR := .cache/pgtest
 TEST_FLAGS ?= -count=1 -timeout 14m
+# How long `make test` fuzzes each decoder of outside input (FUZZ_TARGETS).
+FUZZTIME   ?= 4s
+# package:target pairs fuzzed by `make fuzz` (and briefly by `make test`).
+FUZZ_TARGETS := ./api:FuzzAccountEndpoints ./api:FuzzDecodeJSON ./workers/gateway:FuzzHandler \
+	./workers/mail:FuzzRender ./domain/money:FuzzParseAmount ./domain/payment:FuzzNewCard \
+	./domain/payment:FuzzNewBankAccount ./domain/payment:FuzzPaymentMethodJSON
 BENCHTIME  ?= 2s
 
-.PHONY: help build run test test-private-pg bench vet fmt-check staticcheck lint clean stop-test-postgres
+.PHONY: help build run test fuzz test-private-pg bench vet fmt-check staticcheck lint clean stop-test-postgres
 
 help:
 	@echo "make build            build $(BIN)"
 	@echo "make run              build, then $(BIN) serve on the defaults (http://127.0.0.1:8080, data in ./data)"
 	@echo "make test             run every test against a real PostgreSQL, then stop the test helper's private cluster"
 	@echo "make test-private-pg  the same, forcing the test helper's private cluster (SUBS_TEST_FORCE_PRIVATE=1)"
+	@echo "make fuzz             fuzz every decoder of outside input for FUZZTIME each (make test does it too)"
 	@echo "make bench            run the benchmarks and print their BENCH lines"
 	@echo "make lint             vet, fmt-check and staticcheck"
 	@echo "make clean            stop the test cluster, remove bin/ and .cache/ (never ./data)"
@@ -38,6 +45,7 @@ run: build
 # was started, is stopped whatever it was.
 test:
 	@status=0; $(GO) test $(TEST_FLAGS) ./... || status=$$?; \
+	[ $$status -ne 0 ] || $(MAKE) --no-print-directory fuzz || status=$$?; \
 	$(MAKE) --no-print-directory stop-test-postgres || { [ $$status -ne 0 ] || status=1; }; \
 	exit $$status
 
@@ -52,6 +60,15 @@ bench:
 	$(MAKE) --no-print-directory stop-test-postgres || true; \
 	echo; echo "Benchmark figures:"; grep '^BENCH' .cache/bench.out || echo "(no BENCH lines)"; \
 	exit $$status
+
+# Each fuzz target runs for FUZZTIME; a failure leaves its input under the
+# package's testdata/fuzz, which the plain tests then replay.
+fuzz:
+	@for pt in $(FUZZ_TARGETS); do \
+		pkg=$${pt%%:*}; target=$${pt##*:}; \
+		echo "fuzz $$target ($$pkg) for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg > .cache/fuzz.out 2>&1 || { cat .cache/fuzz.out; exit 1; }; \
+	done
 
 stop-test-postgres:
 	@if [ -d $(PGTEST_DATA_DIR)/postgres ]; then \

@@ -31,7 +31,7 @@ var engineSecret = []byte("test-secret-key-of-32-bytes-long")
 // real PostgreSQL, projections, the in-process gateway sandbox, the e-mail
 // outbox writing to a maildir, a simulated clock and a captured log.
 type accountsEnv struct {
-	t       *testing.T
+	t       testing.TB
 	url     string
 	clock   *clock.Simulated
 	store   *eventstore.Store
@@ -40,7 +40,7 @@ type accountsEnv struct {
 	logs    *syncBuffer
 }
 
-func newAccountsEnv(t *testing.T) *accountsEnv {
+func newAccountsEnv(t testing.TB) *accountsEnv {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pool := pgtest.NewPool(t)
@@ -102,7 +102,7 @@ type reply struct {
 }
 
 // json decodes the body into a map.
-func (r reply) json(t *testing.T) map[string]any {
+func (r reply) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(r.body, &m); err != nil {
@@ -112,7 +112,7 @@ func (r reply) json(t *testing.T) map[string]any {
 }
 
 // fields returns the field names of a problem's errors[].
-func (r reply) fields(t *testing.T) []string {
+func (r reply) fields(t testing.TB) []string {
 	t.Helper()
 	var p api.Problem
 	if err := json.Unmarshal(r.body, &p); err != nil {
