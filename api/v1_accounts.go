@@ -218,13 +218,6 @@ type (
 	}
 )
 
-// respond writes v as the JSON answer; it returns nil so a HandlerFunc can
-// end with it.
-func respond(w http.ResponseWriter, status int, v any) error {
-	WriteJSON(w, status, v)
-	return nil
-}
-
 // wrongCredentials is the one answer to a wrong password and an unknown
 // e-mail (ACC-4).
 type wrongCredentials struct{}
@@ -308,7 +301,7 @@ func (a *accountsAPI) signUp(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Location", "/v1/accounts/"+id.String())
-	return respond(w, http.StatusCreated, viewAccount(out.State))
+	return WriteJSON(w, http.StatusCreated, viewAccount(out.State))
 }
 
 func viewAccount(st account.Account) accountView {
@@ -325,7 +318,7 @@ func (a *accountsAPI) getAccount(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return respond(w, http.StatusOK, accountView{AccountID: sess.AccountID, Email: p.Email, Name: p.Name, Country: p.Country, Language: p.Language})
+	return WriteJSON(w, http.StatusOK, accountView{AccountID: sess.AccountID, Email: p.Email, Name: p.Name, Country: p.Country, Language: p.Language})
 }
 
 func (a *accountsAPI) signIn(w http.ResponseWriter, r *http.Request) error {
@@ -367,7 +360,7 @@ func (a *accountsAPI) signIn(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return respond(w, http.StatusCreated, sessionView{Token: token, TokenType: "Bearer", ExpiresAt: sess.ExpiresAt, AccountID: id})
+	return WriteJSON(w, http.StatusCreated, sessionView{Token: token, TokenType: "Bearer", ExpiresAt: sess.ExpiresAt, AccountID: id})
 }
 
 // ownerOf finds the account holding a reservation: an e-mail address (any
@@ -448,7 +441,7 @@ func (a *accountsAPI) forgotPassword(w http.ResponseWriter, r *http.Request) err
 			return err
 		}
 	}
-	return respond(w, http.StatusAccepted, messageView{
+	return WriteJSON(w, http.StatusAccepted, messageView{
 		Detail: "If an account uses this e-mail address, we sent it instructions to reset the password."})
 }
 
@@ -508,7 +501,7 @@ func (a *accountsAPI) getProfile(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return respond(w, http.StatusOK, p)
+	return WriteJSON(w, http.StatusOK, p)
 }
 
 func (a *accountsAPI) putProfile(w http.ResponseWriter, r *http.Request) error {
@@ -554,7 +547,7 @@ func (a *accountsAPI) getBilling(w http.ResponseWriter, r *http.Request) error {
 		}
 		view.PaymentMethod = viewPaymentMethod(m)
 	}
-	return respond(w, http.StatusOK, view)
+	return WriteJSON(w, http.StatusOK, view)
 }
 
 func viewPaymentMethod(m payment.PaymentMethod) *paymentMethodView {
