@@ -48,6 +48,7 @@ type Main struct {
 	server  *api.Server
 	pool    *pgxpool.Pool
 	cluster *pgcluster.Cluster
+	natsURL string // the embedded NATS server's, once serve started it
 }
 
 // NewMain returns a Main writing to the process's stdout and stderr and
@@ -78,10 +79,14 @@ var commands []*command
 func init() {
 	commands = []*command{
 		{name: "serve", summary: "run the engine: migrate the database, then serve HTTP until SIGINT or SIGTERM",
-			flags: flagsServe | flagsDataDir | flagsDatabaseURL | flagsLog, run: (*Main).runServe, nargs: noArgs},
+			flags: flagsServe | flagsDataDir | flagsDatabaseURL | flagsLog | flagsNATS | flagsPublisher, run: (*Main).runServe, nargs: noArgs},
 		{name: "migrate", summary: "apply the database migrations this binary embeds, print them and exit",
 			flags: flagsDataDir | flagsDatabaseURL | flagsLog, run: (*Main).runMigrate, nargs: noArgs},
 		{name: "gateway", summary: "run the sandbox payment gateway over HTTP until SIGINT or SIGTERM", flags: flagsDataDir | flagsDatabaseURL | flagsLog, run: (*Main).runGateway, nargs: noArgs},
+		{name: "tail", summary: "print every event published on NATS JetStream as it arrives, through a durable consumer",
+			flags: flagsNATS | flagsTail | flagsLog, run: (*Main).runTail, nargs: noArgs},
+		{name: "audit", usage: auditUsage, summary: "replay a stream's history, verify the whole log's hash chain, or export events as JSON Lines",
+			flags: flagsDataDir | flagsDatabaseURL | flagsLog | flagsAuditAsOf | flagsAuditStream, run: (*Main).runAudit, nargs: auditArgs},
 		{name: "postgres", usage: "start|stop|status", summary: "manage the private PostgreSQL cluster in <data-dir>/postgres",
 			flags: flagsDataDir | flagsLog, run: (*Main).runPostgres, nargs: postgresArgs},
 		{name: "version", summary: "print the version and exit", run: func(m *Main, _ context.Context) error { return m.runVersion() }, nargs: noArgs},
@@ -135,6 +140,9 @@ func (m *Main) ParseFlags(_ context.Context, args []string) error {
 	var leading []string // a subcommand action before the flags: `postgres stop --data-dir x`
 	if cmd.name == "postgres" && len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
 		leading, rest = rest[:1], rest[1:]
+	}
+	for cmd.name == "audit" && len(leading) < 2 && len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		leading, rest = append(leading, rest[0]), rest[1:] // `audit history STREAM --as-of T`
 	}
 	if err := fs.Parse(rest); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

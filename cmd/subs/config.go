@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -21,6 +22,11 @@ const (
 	EnvShutdownTimeout = "SUBS_SHUTDOWN_TIMEOUT"
 	EnvClock           = "SUBS_CLOCK"
 	EnvClockStart      = "SUBS_CLOCK_START"
+	EnvNATSURL         = "NATS_URL"
+	EnvNATSPort        = "SUBS_NATS_PORT"
+	EnvPublisher       = "SUBS_PUBLISHER"
+	EnvTailDurable     = "SUBS_TAIL_DURABLE"
+	EnvTailSubject     = "SUBS_TAIL_SUBJECT"
 )
 
 // Clock kinds accepted by Config.Clock.
@@ -62,6 +68,34 @@ type Config struct {
 	// machine's time at start. Ignored for the system clock.
 	// Env SUBS_CLOCK_START, flag --clock-start (RFC 3339). Default zero.
 	ClockStart time.Time
+	// NATSURL names the NATS server (with JetStream) events are published
+	// to. Empty means serve embeds one, storing in DataDir/nats and
+	// listening on 127.0.0.1:NATSPort, and tail connects to that one.
+	// Env NATS_URL, flag --nats-url. Default empty.
+	NATSURL string
+	// NATSPort is the loopback port of the embedded NATS server; when it is
+	// taken, serve picks a free one and says so. 0 (flag) or -1 picks a free
+	// port. Env SUBS_NATS_PORT, flag --nats-port. Default 4222.
+	NATSPort int
+	// NoPublisher turns off serve's publisher, so that it can run as a
+	// process of its own (several may run: one publishes at a time).
+	// Env SUBS_PUBLISHER=false, flag --publisher=false. Default false: serve
+	// publishes.
+	NoPublisher bool
+	// TailDurable is the name of tail's durable JetStream consumer: a tail
+	// started again with the same name resumes where the last one stopped.
+	// Env SUBS_TAIL_DURABLE, flag --durable. Default "subs-tail".
+	TailDurable string
+	// TailSubject filters the events tail prints, e.g.
+	// "subs.events.subscription.>". Env SUBS_TAIL_SUBJECT, flag --subject.
+	// Default "subs.events.>".
+	TailSubject string
+	// AuditAsOf, when set, limits `audit history` to the events recorded at
+	// or before it (AUD-2). Flag --as-of (RFC 3339) only. Default zero.
+	AuditAsOf time.Time
+	// AuditStream limits `audit export` to one stream. Flag --stream only.
+	// Default empty: the whole log.
+	AuditStream string
 }
 
 // setDefaults fills every zero field with its default.
@@ -83,6 +117,15 @@ func (c *Config) setDefaults() {
 	}
 	if c.Clock == "" {
 		c.Clock = ClockSystem
+	}
+	if c.NATSPort == 0 {
+		c.NATSPort = 4222
+	}
+	if c.TailDurable == "" {
+		c.TailDurable = "subs-tail"
+	}
+	if c.TailSubject == "" {
+		c.TailSubject = "subs.events.>"
 	}
 }
 
@@ -110,6 +153,18 @@ func (c Config) Validate() error {
 	if c.Clock != ClockSystem && c.Clock != ClockSimulated {
 		errs = append(errs, fmt.Errorf("clock (--clock, SUBS_CLOCK): %q: use system or simulated", c.Clock))
 	}
+	if c.NATSPort < -1 || c.NATSPort > 65535 {
+		errs = append(errs, fmt.Errorf("NATS port (--nats-port, SUBS_NATS_PORT): %d is not a TCP port (0 picks a free one)", c.NATSPort))
+	}
+	if c.NATSURL != "" && !strings.Contains(c.NATSURL, "://") && !strings.Contains(c.NATSURL, ":") {
+		errs = append(errs, fmt.Errorf("NATS URL (--nats-url, NATS_URL): %q: give a URL such as nats://127.0.0.1:4222", c.NATSURL))
+	}
+	if c.TailDurable == "" || strings.ContainsAny(c.TailDurable, ". *>\t\r\n/\\") {
+		errs = append(errs, fmt.Errorf("durable (--durable, SUBS_TAIL_DURABLE): %q: give a name without '.', spaces, wildcards or slashes", c.TailDurable))
+	}
+	if c.TailSubject == "" || strings.ContainsAny(c.TailSubject, " \t\r\n") {
+		errs = append(errs, fmt.Errorf("subject (--subject, SUBS_TAIL_SUBJECT): %q: give a subject such as subs.events.>", c.TailSubject))
+	}
 	return errors.Join(errs...)
 }
 
@@ -126,6 +181,9 @@ func (c *Config) loadEnv(getenv func(string) string) error {
 	setString(&c.LogLevel, EnvLogLevel)
 	setString(&c.LogFormat, EnvLogFormat)
 	setString(&c.Clock, EnvClock)
+	setString(&c.NATSURL, EnvNATSURL)
+	setString(&c.TailDurable, EnvTailDurable)
+	setString(&c.TailSubject, EnvTailSubject)
 	var errs []error
 	if v := getenv(EnvShutdownTimeout); v != "" {
 		d, err := time.ParseDuration(v)
@@ -141,6 +199,23 @@ func (c *Config) loadEnv(getenv func(string) string) error {
 		}
 		c.ClockStart = t
 	}
+	if v := getenv(EnvNATSPort); v != "" {
+		p, err := strconv.Atoi(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q is not a port number such as 4222", EnvNATSPort, v))
+		}
+		if p == 0 {
+			p = -1 // a free port, as 0 is for the flag; setDefaults would take 0 for unset
+		}
+		c.NATSPort = p
+	}
+	if v := getenv(EnvPublisher); v != "" {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q: use true or false", EnvPublisher, v))
+		}
+		c.NoPublisher = !on
+	}
 	return errors.Join(errs...)
 }
 
@@ -150,6 +225,11 @@ const (
 	flagsDatabaseURL             // --database-url
 	flagsLog                     // --log-level, --log-format
 	flagsServe                   // --addr, --shutdown-timeout, --clock, --clock-start
+	flagsNATS                    // --nats-url, --nats-port
+	flagsPublisher               // --publisher
+	flagsTail                    // --durable, --subject
+	flagsAuditAsOf               // --as-of
+	flagsAuditStream             // --stream
 )
 
 // bindFlags registers on fs the flags of the given groups, with c's current
@@ -178,7 +258,54 @@ func (c *Config) bindFlags(fs *flag.FlagSet, groups int) {
 		fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "minimum log `level`: debug, info, warn or error ("+EnvLogLevel+")")
 		fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: text or json ("+EnvLogFormat+")")
 	}
+	if groups&flagsNATS != 0 {
+		fs.StringVar(&c.NATSURL, "nats-url", c.NATSURL, "NATS `URL` (JetStream); empty: the embedded server on 127.0.0.1:--nats-port ("+EnvNATSURL+")")
+		fs.IntVar(&c.NATSPort, "nats-port", c.NATSPort, "loopback `port` of the embedded NATS server, 0 for a free one ("+EnvNATSPort+")")
+	}
+	if groups&flagsPublisher != 0 {
+		fs.Var(invertedBool{&c.NoPublisher}, "publisher", "publish every event on NATS JetStream; false to run the publisher elsewhere ("+EnvPublisher+")")
+	}
+	if groups&flagsTail != 0 {
+		fs.StringVar(&c.TailDurable, "durable", c.TailDurable, "durable consumer `name`: a tail with the same name resumes where the last stopped ("+EnvTailDurable+")")
+		fs.StringVar(&c.TailSubject, "subject", c.TailSubject, "print only events on this `subject`, wildcards allowed ("+EnvTailSubject+")")
+	}
+	if groups&flagsAuditAsOf != 0 {
+		fs.Func("as-of", "history: show the stream as it stood at this `instant`, RFC 3339 (AUD-2)", func(s string) error {
+			t, err := time.Parse(time.RFC3339, s)
+			if err != nil {
+				return fmt.Errorf("%q is not an RFC 3339 time such as 2027-03-01T00:00:00Z", s)
+			}
+			c.AuditAsOf = t
+			return nil
+		})
+	}
+	if groups&flagsAuditStream != 0 {
+		fs.StringVar(&c.AuditStream, "stream", c.AuditStream, "export: only this `stream` (e.g. subscription-0190…); default the whole log")
+	}
 }
+
+// invertedBool is a boolean flag that sets the negation of *p, for a
+// setting on by default whose Config field says "off".
+type invertedBool struct{ p *bool }
+
+func (v invertedBool) String() string {
+	if v.p == nil {
+		return "" // the flag package's zero value, so that usage shows "default true"
+	}
+	return strconv.FormatBool(!*v.p)
+}
+
+func (v invertedBool) Set(s string) error {
+	on, err := strconv.ParseBool(s)
+	if err != nil {
+		return errors.New("use true or false")
+	}
+	*v.p = !on
+	return nil
+}
+
+// IsBoolFlag lets --publisher stand alone for --publisher=true.
+func (v invertedBool) IsBoolFlag() bool { return true }
 
 // parseLevel maps a level name to its slog level.
 func parseLevel(s string) (slog.Level, error) {

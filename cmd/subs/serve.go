@@ -5,9 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"path/filepath"
+	"strings"
 
+	"github.com/nats-io/nats.go"
 	"github.com/subs-engine/subs/api"
+	"github.com/subs-engine/subs/eventstore"
+	"github.com/subs-engine/subs/workers/natsserver"
+	"github.com/subs-engine/subs/workers/publish"
 )
 
 // runServe is `subs serve`: it opens and migrates the database, serves HTTP
@@ -27,6 +33,11 @@ func (m *Main) runServe(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	bus, err := m.openNATS()
+	if err != nil {
+		return err
+	}
+	defer bus.close() // after the publisher has stopped (defers run in reverse)
 	server, err := api.NewServer(api.ServerConfig{
 		Addr:          m.Config.Addr,
 		DB:            db.pool,
@@ -39,11 +50,16 @@ func (m *Main) runServe(ctx context.Context) (err error) {
 	if err := server.Open(); err != nil {
 		return err
 	}
+	stopPublisher, err := m.startPublisher(ctx, db, bus, server)
+	if err != nil {
+		return err
+	}
+	defer stopPublisher()
 	m.mu.Lock()
 	m.server = server
 	m.mu.Unlock()
 	close(m.ready)
-	m.announce(server, db)
+	m.announce(server, db, bus)
 
 	select {
 	case <-ctx.Done():
@@ -52,6 +68,7 @@ func (m *Main) runServe(ctx context.Context) (err error) {
 	case err := <-server.Err():
 		return err
 	}
+	stopPublisher() // it saves the checkpoint of what JetStream acked
 	return m.shutdownServer(ctx, server)
 }
 
@@ -68,7 +85,7 @@ func (m *Main) shutdownServer(ctx context.Context, server *api.Server) error {
 
 // announce logs and prints where to look: the URL, the operational
 // endpoints, the data directory and the database (password redacted).
-func (m *Main) announce(server *api.Server, db *database) {
+func (m *Main) announce(server *api.Server, db *database, bus *natsBus) {
 	url := server.URL()
 	dataDir, err := filepath.Abs(m.Config.DataDir)
 	if err != nil {
@@ -79,6 +96,8 @@ func (m *Main) announce(server *api.Server, db *database) {
 		slog.String("data_dir", dataDir),
 		slog.String("database", db.shown),
 		slog.String("clock", m.Config.Clock),
+		slog.String("nats", bus.url),
+		slog.Bool("publisher", !m.Config.NoPublisher),
 		slog.String("version", Version()),
 	)
 	fmt.Fprintf(m.Stderr, `
@@ -89,7 +108,130 @@ subs %s is serving at %s
   data dir:  %s
   database:  %s
   clock:     %s
+  nats:      %s
+  publisher: %s
 Stop with Ctrl-C (SIGINT) or SIGTERM.
 
-`, Version(), url, url, url, url, dataDir, db.shown, m.Config.Clock)
+`, Version(), url, url, url, url, dataDir, db.shown, m.Config.Clock, bus.shown, m.publisherShown())
+}
+
+// natsBus is the NATS server events are published to: the one NATS_URL
+// names, or an embedded one.
+type natsBus struct {
+	url      string                     // for clients outside the process
+	shown    string                     // url, and for an embedded server where it keeps its data
+	embedded *natsserver.Server         // nil with NATS_URL
+	connect  func() (*nats.Conn, error) // a new connection per call
+}
+
+// close shuts the embedded server down, flushing JetStream's store.
+func (b *natsBus) close() {
+	if b.embedded != nil {
+		b.embedded.Shutdown()
+	}
+}
+
+// openNATS returns the NATS server Config.NATSURL names, or starts an
+// embedded one with JetStream under DataDir/nats, on 127.0.0.1:NATSPort (a
+// free port if that one is taken), connected to in-process.
+func (m *Main) openNATS() (*natsBus, error) {
+	if url := m.Config.NATSURL; url != "" {
+		return &natsBus{url: url, shown: redactNATSURL(url), connect: func() (*nats.Conn, error) {
+			// Reconnect for as long as it takes: the publisher retries
+			// from its checkpoint meanwhile.
+			return nats.Connect(url, nats.Name("subs publisher"), nats.MaxReconnects(-1))
+		}}, nil
+	}
+	dir, err := filepath.Abs(filepath.Join(m.Config.DataDir, "nats"))
+	if err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	port := m.Config.NATSPort
+	if port == 0 {
+		port = -1
+	}
+	srv, err := natsserver.Start(natsserver.Config{StoreDir: dir, Port: port, Logger: m.logger()})
+	if err != nil {
+		return nil, fmt.Errorf("start the embedded NATS server (or set NATS_URL): %w", err)
+	}
+	shown := fmt.Sprintf("%s (embedded, JetStream in %s)", srv.ClientURL(), dir)
+	if taken, asked := srv.PortTaken(); taken {
+		shown += fmt.Sprintf("; port %d was taken", asked)
+		m.logger().Warn("the embedded NATS server's port is taken: listening on another",
+			slog.Int("asked", asked), slog.Int("port", srv.Port()))
+	}
+	m.mu.Lock()
+	m.natsURL = srv.ClientURL()
+	m.mu.Unlock()
+	return &natsBus{url: srv.ClientURL(), shown: shown, embedded: srv, connect: func() (*nats.Conn, error) {
+		return srv.Connect(nats.Name("subs publisher"))
+	}}, nil
+}
+
+// NATSURL returns the URL of the NATS server serve publishes to, once serve
+// is ready: the embedded server's (its port may have been chosen at start)
+// or NATS_URL.
+func (m *Main) NATSURL() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.natsURL == "" {
+		return m.Config.NATSURL
+	}
+	return m.natsURL
+}
+
+// startPublisher runs the publisher (DESIGN §7) in the background unless
+// Config.NoPublisher, and returns a function that stops it and waits, safe
+// to call more than once.
+func (m *Main) startPublisher(ctx context.Context, db *database, bus *natsBus, server *api.Server) (stop func(), err error) {
+	if m.Config.NoPublisher {
+		return func() {}, nil
+	}
+	p, err := publish.New(publish.Config{
+		Store:   eventstore.New(db.pool, eventstore.Config{}),
+		Connect: bus.connect,
+		Metrics: server.Registry(),
+	}, m.logger())
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = p.Run(ctx) // it logs and retries every failure; nil once canceled
+	}()
+	return func() {
+		cancel()
+		<-done
+	}, nil
+}
+
+func (m *Main) publisherShown() string {
+	if m.Config.NoPublisher {
+		return "off (--publisher=false): another process publishes"
+	}
+	return "every event to JetStream stream SUBS_EVENTS on subs.events.<category>.<type>"
+}
+
+// redactNATSURL returns a NATS URL, or a comma-separated list of them, with
+// passwords and tokens (a user name without password) replaced.
+func redactNATSURL(s string) string {
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		u, err := url.Parse(strings.TrimSpace(p))
+		if err != nil {
+			parts[i] = "(unparsable NATS URL, not shown)"
+			continue
+		}
+		if u.User != nil {
+			if _, ok := u.User.Password(); ok {
+				u.User = url.UserPassword(u.User.Username(), redacted)
+			} else {
+				u.User = url.User(redacted)
+			}
+		}
+		parts[i] = u.String()
+	}
+	return strings.Join(parts, ",")
 }

@@ -1,0 +1,260 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/subs-engine/subs/eventstore"
+)
+
+// The auditors' actions of `subs audit` (DOMAIN §13).
+const (
+	auditHistory = "history" // a stream's events, human-readable; --as-of (AUD-1, AUD-2)
+	auditVerify  = "verify"  // every hash link and stream version (AUD-3)
+	auditExport  = "export"  // JSON Lines in position order; --stream
+)
+
+// auditArgs checks `subs audit`'s positional arguments: an action, and for
+// history the stream.
+func auditArgs(args []string) error {
+	if len(args) == 0 {
+		return errors.New("say history STREAM, verify or export, e.g. `subs audit verify`")
+	}
+	want := 1
+	switch args[0] {
+	case auditHistory:
+		want = 2
+		if len(args) < 2 {
+			return errors.New("history needs a stream id, e.g. `subs audit history subscription-0190… --as-of 2027-03-01T00:00:00Z`")
+		}
+		if err := eventstore.StreamID(args[1]).Validate(); err != nil {
+			return err
+		}
+	case auditVerify, auditExport:
+	default:
+		return fmt.Errorf("unknown action %q: say history, verify or export", args[0])
+	}
+	if len(args) > want {
+		return fmt.Errorf("unexpected argument %q", args[want])
+	}
+	return nil
+}
+
+// runAudit is `subs audit history|verify|export`: it reads the log, never
+// writes it, and migrates nothing.
+func (m *Main) runAudit(ctx context.Context) (err error) {
+	defer func() { err = errors.Join(err, m.Close()) }()
+	action := m.args[0]
+	if !m.Config.AuditAsOf.IsZero() && action != auditHistory {
+		return &usageError{"audit: --as-of goes with history only"}
+	}
+	if m.Config.AuditStream != "" && action != auditExport {
+		return &usageError{"audit: --stream goes with export only (history takes the stream as its argument)"}
+	}
+	db, err := m.openDatabase(ctx)
+	if err != nil {
+		return err
+	}
+	store := eventstore.New(db.pool, eventstore.Config{}) // no upcasters: events as stored
+	switch action {
+	case auditHistory:
+		err = m.auditHistory(ctx, store, eventstore.StreamID(m.args[1]))
+	case auditVerify:
+		err = m.auditVerify(ctx, store)
+	default:
+		err = m.auditExport(ctx, store)
+	}
+	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && pgErr.Code == "42P01" { // undefined_table
+		return fmt.Errorf("the database %s holds no event log: point DATABASE_URL at the engine's database, or run `subs migrate` first: %w", db.shown, err)
+	}
+	return err
+}
+
+// auditHistory prints the stream's events, as of Config.AuditAsOf when set
+// (AUD-2), with who caused each and why (AUD-1).
+func (m *Main) auditHistory(ctx context.Context, store *eventstore.Store, stream eventstore.StreamID) error {
+	asOf := m.Config.AuditAsOf
+	events, err := store.ReadStream(ctx, stream, eventstore.ReadStreamOptions{AsOf: asOf})
+	if err != nil {
+		return err
+	}
+	w := m.Stdout
+	when := "now"
+	if !asOf.IsZero() {
+		when = "as of " + asOf.UTC().Format(time.RFC3339Nano)
+	}
+	fmt.Fprintf(w, "%s: %d events %s\n", stream, len(events), when)
+	for _, e := range events {
+		md := e.Metadata
+		fmt.Fprintf(w, "\nv%d  %s  %s (schema %d)\n", e.Version, e.RecordedAt.Format(time.RFC3339Nano), e.Type, e.SchemaVersion)
+		actor := string(md.ActorKind)
+		if md.ActorID != "" {
+			actor += " " + md.ActorID
+		}
+		if md.Reason != "" {
+			actor += fmt.Sprintf(", reason %q", md.Reason)
+		}
+		if md.LogCode != "" {
+			actor += ", log code " + md.LogCode
+		}
+		fmt.Fprintf(w, "    actor:       %s\n", actor)
+		fmt.Fprintf(w, "    command:     %s\n", orNone(md.CommandID))
+		if md.CausationID != "" || md.CorrelationID != "" {
+			fmt.Fprintf(w, "    causation:   %s  correlation: %s\n", orNone(md.CausationID), orNone(md.CorrelationID))
+		}
+		fmt.Fprintf(w, "    event:       %s  position %d\n", e.ID, e.Position)
+		fmt.Fprintf(w, "    data:        %s\n", e.Data)
+	}
+	if len(events) == 0 {
+		fmt.Fprintln(w, "(no event: the stream did not exist then, or does not exist)")
+	}
+	return nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// auditVerify walks the whole log with Store.Verify (AUD-3), showing its
+// progress on a terminal, and prints "N events, M streams verified" or the
+// first broken link, which fails the command.
+func (m *Main) auditVerify(ctx context.Context, store *eventstore.Store) error {
+	var progress eventstore.VerifyProgress
+	if isTerminal(m.Stderr) {
+		var total int64
+		// The count is only for the progress display: a failure costs the
+		// percentage, not the verification.
+		_ = store.Pool().QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&total)
+		start := time.Now()
+		progress = func(checked int64) {
+			line := fmt.Sprintf("verifying: %d events", checked)
+			if total > 0 {
+				line = fmt.Sprintf("verifying: %d / %d events (%d%%)", checked, total, min(100, checked*100/total))
+			}
+			fmt.Fprintf(m.Stderr, "\r%s, %s", line, time.Since(start).Round(time.Second))
+		}
+		defer fmt.Fprintln(m.Stderr)
+	}
+	report, err := store.Verify(ctx, progress)
+	if err != nil {
+		return err
+	}
+	if report.Broken != nil {
+		fmt.Fprintf(m.Stdout, "the log was altered: %d events, %d streams read; first broken link: %s\n",
+			report.Events, report.Streams, report.Broken)
+		return fmt.Errorf("verification failed at %s", report.Broken)
+	}
+	_, err = fmt.Fprintf(m.Stdout, "%d events, %d streams verified: every hash link and stream version holds\n", report.Events, report.Streams)
+	return err
+}
+
+// isTerminal reports whether w is a character device, where a progress line
+// redrawn with \r reads well.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// auditExport writes the log, or the stream Config.AuditStream, as JSON
+// Lines in position order: one object per event with every column as
+// stored (global_position, transaction_id, stream_id, stream_version,
+// event_id, event_type, schema_version, data, metadata, recorded_at in RFC
+// 3339 UTC to the microsecond, hash in hex).
+//
+// It reads the table itself rather than through ReadAll, which returns
+// commit order and only committed transactions older than every one in
+// flight; an export wants every stored row as it is, by position.
+func (m *Main) auditExport(ctx context.Context, store *eventstore.Store) error {
+	sql := `SELECT global_position, transaction_id, stream_id, stream_version, event_id::text, event_type,
+schema_version, data::text, metadata::text, recorded_at, hash FROM events`
+	var args []any
+	if s := m.Config.AuditStream; s != "" {
+		if err := eventstore.StreamID(s).Validate(); err != nil {
+			return &usageError{"audit export --stream: " + err.Error()}
+		}
+		sql += ` WHERE stream_id = $1`
+		args = append(args, s)
+	}
+	sql += ` ORDER BY global_position`
+	rows, err := store.Pool().Query(ctx, sql, args...)
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	defer rows.Close()
+	w := bufio.NewWriterSize(m.Stdout, 64<<10)
+	var line []byte
+	for rows.Next() {
+		var (
+			pos, version int64
+			txid         uint64
+			stream, id   string
+			typ          string
+			sv           int
+			data, meta   string
+			at           time.Time
+			hash         []byte
+		)
+		if err := rows.Scan(&pos, &txid, &stream, &version, &id, &typ, &sv, &data, &meta, &at, &hash); err != nil {
+			return fmt.Errorf("export: %w", err)
+		}
+		// Built by hand so that data and metadata keep the exact text the
+		// hash covers (jsonb's output form, never holding a raw newline);
+		// encoding/json would compact it.
+		line = append(line[:0], `{"global_position":`...)
+		line = strconv.AppendInt(line, pos, 10)
+		line = append(line, `,"transaction_id":`...)
+		line = strconv.AppendUint(line, txid, 10)
+		line = append(line, `,"stream_id":`...)
+		line = appendJSONString(line, stream)
+		line = append(line, `,"stream_version":`...)
+		line = strconv.AppendInt(line, version, 10)
+		line = append(line, `,"event_id":"`...)
+		line = append(line, id...)
+		line = append(line, `","event_type":`...)
+		line = appendJSONString(line, typ)
+		line = append(line, `,"schema_version":`...)
+		line = strconv.AppendInt(line, int64(sv), 10)
+		line = append(line, `,"data":`...)
+		line = append(line, data...)
+		line = append(line, `,"metadata":`...)
+		line = append(line, meta...)
+		line = append(line, `,"recorded_at":"`...)
+		line = at.UTC().AppendFormat(line, time.RFC3339Nano)
+		line = append(line, `","hash":"`...)
+		line = hex.AppendEncode(line, hash)
+		line = append(line, "\"}\n"...)
+		if _, err := w.Write(line); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	return w.Flush()
+}
+
+// appendJSONString appends s as a JSON string.
+func appendJSONString(b []byte, s string) []byte {
+	q, _ := json.Marshal(s) // a string always marshals
+	return append(b, q...)
+}
+
+// auditUsage is the usage line of `subs audit`; its flags say which action
+// each goes with.
+const auditUsage = "history STREAM | verify | export"
