@@ -19,6 +19,9 @@ var defaults = main.Config{
 	LogFormat:       "text",
 	ShutdownTimeout: 15 * time.Second,
 	Clock:           main.ClockSystem,
+	NATSPort:        4222,
+	TailDurable:     "subs-tail",
+	TailSubject:     "subs.events.>",
 }
 
 func TestParseFlags_BuildsTheConfig(t *testing.T) {
@@ -33,6 +36,9 @@ func TestParseFlags_BuildsTheConfig(t *testing.T) {
 		"SUBS_SHUTDOWN_TIMEOUT": "30s",
 		"SUBS_CLOCK":            "simulated",
 		"SUBS_CLOCK_START":      "2026-01-31T09:00:00Z",
+		"NATS_URL":              "nats://env:4222",
+		"SUBS_NATS_PORT":        "5222",
+		"SUBS_PUBLISHER":        "false",
 	}
 	fromEnv := main.Config{
 		Addr:            "0.0.0.0:9000",
@@ -43,11 +49,17 @@ func TestParseFlags_BuildsTheConfig(t *testing.T) {
 		ShutdownTimeout: 30 * time.Second,
 		Clock:           main.ClockSimulated,
 		ClockStart:      start,
+		NATSURL:         "nats://env:4222",
+		NATSPort:        5222,
+		NoPublisher:     true,
+		TailDurable:     "subs-tail",
+		TailSubject:     "subs.events.>",
 	}
 	allFlags := []string{
 		"--addr", "127.0.0.1:0", "--data-dir", "/srv/subs", "--database-url", "postgres://flag@db/subs",
 		"--log-level", "warn", "--log-format", "text", "--shutdown-timeout", "2s",
 		"--clock", "system", "--clock-start", "2027-06-01T00:00:00Z",
+		"--nats-url", "nats://flag:4222", "--nats-port", "0", "--publisher",
 	}
 	fromFlags := main.Config{
 		Addr:            "127.0.0.1:0",
@@ -58,6 +70,11 @@ func TestParseFlags_BuildsTheConfig(t *testing.T) {
 		ShutdownTimeout: 2 * time.Second,
 		Clock:           main.ClockSystem,
 		ClockStart:      time.Date(2027, 6, 1, 0, 0, 0, 0, time.UTC),
+		NATSURL:         "nats://flag:4222",
+		NATSPort:        0,
+		NoPublisher:     false,
+		TailDurable:     "subs-tail",
+		TailSubject:     "subs.events.>",
 	}
 	with := func(c main.Config, change func(*main.Config)) main.Config {
 		change(&c)
@@ -76,6 +93,14 @@ func TestParseFlags_BuildsTheConfig(t *testing.T) {
 		{"one flag overrides its variable, the rest keep theirs", allEnv, []string{"serve", "--addr", "localhost:1"},
 			with(fromEnv, func(c *main.Config) { c.Addr = "localhost:1" })},
 		{"an empty variable is unset", map[string]string{"SUBS_ADDR": "", "SUBS_LOG_LEVEL": ""}, []string{"serve"}, defaults},
+		{"tail takes its variables and flags", map[string]string{"SUBS_TAIL_DURABLE": "env-tail", "SUBS_TAIL_SUBJECT": "subs.events.order.>"},
+			[]string{"tail", "--subject", "subs.events.account.>"},
+			with(defaults, func(c *main.Config) { c.TailDurable, c.TailSubject = "env-tail", "subs.events.account.>" })},
+		{"audit history takes --as-of after its stream", nil,
+			[]string{"audit", "history", "subscription-1", "--as-of", "2027-03-01T00:00:00Z"},
+			with(defaults, func(c *main.Config) { c.AuditAsOf = time.Date(2027, 3, 1, 0, 0, 0, 0, time.UTC) })},
+		{"--publisher=false turns the publisher off", nil, []string{"serve", "--publisher=false"},
+			with(defaults, func(c *main.Config) { c.NoPublisher = true })},
 		{"single-dash flags", nil, []string{"serve", "-addr", "127.0.0.1:0", "-log-level", "error"},
 			with(defaults, func(c *main.Config) { c.Addr, c.LogLevel = "127.0.0.1:0", "error" })},
 		{"migrate takes the database flags", allEnv, []string{"migrate", "--database-url", "postgres://m@db/x"},
@@ -122,6 +147,8 @@ func TestParseFlags_RejectsBadInput(t *testing.T) {
 		{"unknown log level", map[string]string{"SUBS_LOG_LEVEL": "loud"}, []string{"serve"}, nil, []string{"--log-level", "SUBS_LOG_LEVEL", `"loud"`}},
 		{"unknown log format", nil, []string{"serve", "--log-format", "xml"}, nil, []string{"--log-format", "SUBS_LOG_FORMAT"}},
 		{"zero shutdown timeout", nil, []string{"serve", "--shutdown-timeout", "0s"}, nil, []string{"--shutdown-timeout"}},
+		{"unparsable publisher variable", map[string]string{"SUBS_PUBLISHER": "maybe"}, []string{"serve"}, nil, []string{"SUBS_PUBLISHER", `"maybe"`}},
+		{"unparsable NATS port variable", map[string]string{"SUBS_NATS_PORT": "nats"}, []string{"serve"}, nil, []string{"SUBS_NATS_PORT", `"nats"`}},
 		{"unparsable shutdown timeout variable", map[string]string{"SUBS_SHUTDOWN_TIMEOUT": "soon"}, []string{"serve"}, nil, []string{"SUBS_SHUTDOWN_TIMEOUT", `"soon"`}},
 		{"unknown clock", nil, []string{"serve", "--clock", "atomic"}, nil, []string{"--clock", "SUBS_CLOCK"}},
 		{"unparsable clock start", nil, []string{"serve", "--clock-start", "tomorrow"}, nil, []string{"clock-start", "RFC 3339"}},
@@ -165,6 +192,10 @@ func TestConfigValidate_NamesTheField(t *testing.T) {
 		{"unknown log format", func(c *main.Config) { c.LogFormat = "logfmt" }, "log format (--log-format, SUBS_LOG_FORMAT)"},
 		{"negative shutdown timeout", func(c *main.Config) { c.ShutdownTimeout = -time.Second }, "shutdown timeout (--shutdown-timeout, SUBS_SHUTDOWN_TIMEOUT)"},
 		{"unknown clock", func(c *main.Config) { c.Clock = "wall" }, "clock (--clock, SUBS_CLOCK)"},
+		{"NATS port out of range", func(c *main.Config) { c.NATSPort = 70000 }, "NATS port (--nats-port, SUBS_NATS_PORT)"},
+		{"NATS URL without host", func(c *main.Config) { c.NATSURL = "localhost" }, "NATS URL (--nats-url, NATS_URL)"},
+		{"dotted durable", func(c *main.Config) { c.TailDurable = "a.b" }, "durable (--durable, SUBS_TAIL_DURABLE)"},
+		{"empty subject", func(c *main.Config) { c.TailSubject = "" }, "subject (--subject, SUBS_TAIL_SUBJECT)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
