@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/subs-engine/subs/api"
@@ -194,6 +195,19 @@ func (m *Main) startPublisher(ctx context.Context, db *database, bus *natsBus, s
 	}, m.logger())
 	if err != nil {
 		return nil, err
+	}
+	// The stream exists before serve says it is ready, so that a consumer
+	// started at once finds it; the publisher makes sure again each time it
+	// connects, and a failure here only delays that.
+	if nc, err := bus.connect(); err != nil {
+		m.logger().Warn("cannot reach NATS yet; the publisher keeps trying", slog.Any("err", err))
+	} else {
+		ensureCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := publish.EnsureStream(ensureCtx, nc, publish.StreamConfig{}); err != nil {
+			m.logger().Warn("cannot create the JetStream stream yet; the publisher keeps trying", slog.Any("err", err))
+		}
+		cancel()
+		nc.Close()
 	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})

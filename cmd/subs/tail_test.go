@@ -140,6 +140,13 @@ func TestTail_FollowsWhatServePublishes(t *testing.T) {
 		t.Errorf("the resumed tail printed %q, want only order-o1 v2", got)
 	}
 
+	_, metrics := MustGet(t, srv.base+"/metrics")
+	for _, want := range []string{"subs_publisher_active 1", "subs_publisher_published_total 4", "subs_publisher_lag_events 0"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+
 	again.stop(t)
 	subs.stop(t)
 	srv.MustStop(t, 10*time.Second)
