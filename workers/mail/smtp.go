@@ -253,11 +253,9 @@ func (s *SMTP) send(ctx context.Context, m Message, raw []byte) error {
 	// on the connection underneath it (a TLS layer included). Deadlines are
 	// I/O timeouts, so they use the wall clock, not the engine's.
 	step := func(name string, f func() error) error {
-		deadline := time.Now().Add(s.cfg.CommandTimeout)
-		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-			deadline = d
-		}
-		_ = conn.SetDeadline(deadline)
+		// The context's own deadline is left to the AfterFunc above, which
+		// runs once ctx.Err() is set, so Send can report it as such.
+		_ = conn.SetDeadline(time.Now().Add(s.cfg.CommandTimeout))
 		if ctx.Err() != nil {
 			// The context ended meanwhile: keep the AfterFunc's verdict.
 			_ = conn.SetDeadline(time.Unix(1, 0))

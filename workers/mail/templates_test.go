@@ -1,0 +1,95 @@
+package mail_test
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/subs-engine/subs/workers/mail"
+	"github.com/subs-engine/subs/workers/mail/mailtest"
+)
+
+func mustTemplates(t *testing.T) *mail.Templates {
+	t.Helper()
+	tpl, err := mail.NewTemplates()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tpl
+}
+
+func passwordResetData() map[string]any {
+	return map[string]any{
+		"Name":     "Ada <Lovelace>",
+		"ResetURL": "https://subs.example/reset?token=abc&x=1",
+		"ValidFor": "1 hour",
+	}
+}
+
+func TestTemplates_kinds(t *testing.T) {
+	t.Parallel()
+	if got := mustTemplates(t).Kinds(); !slices.Contains(got, "password_reset") {
+		t.Errorf("Kinds() = %v, want password_reset among them", got)
+	}
+}
+
+func TestTemplates_passwordReset(t *testing.T) {
+	t.Parallel()
+	m, err := mustTemplates(t).Fill(mailtest.Message(uuid.New()), passwordResetData())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Subject != "Reset your password" {
+		t.Errorf("Subject = %q", m.Subject)
+	}
+	for _, want := range []string{"Hello Ada <Lovelace>,", "https://subs.example/reset?token=abc&x=1", "expires in 1 hour", "did not ask", "nothing\nchanges"} {
+		if !strings.Contains(m.Text, want) {
+			t.Errorf("Text lacks %q:\n%s", want, m.Text)
+		}
+	}
+	// html/template escapes the name and keeps the link's query intact.
+	for _, want := range []string{"Hello Ada &lt;Lovelace&gt;,", `href="https://subs.example/reset?token=abc&amp;x=1"`, "expires in 1 hour"} {
+		if !strings.Contains(m.HTML, want) {
+			t.Errorf("HTML lacks %q:\n%s", want, m.HTML)
+		}
+	}
+	// The filled message renders and sends.
+	d, err := mail.NewMaildir(filepath.Join(t.TempDir(), "mail"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Send(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTemplates_missingKeyIsNamed(t *testing.T) {
+	t.Parallel()
+	for _, key := range []string{"Name", "ResetURL", "ValidFor"} {
+		t.Run(key, func(t *testing.T) {
+			t.Parallel()
+			data := passwordResetData()
+			delete(data, key)
+			_, err := mustTemplates(t).Fill(mailtest.Message(uuid.New()), data)
+			if err == nil || !strings.Contains(err.Error(), `"`+key+`"`) || !strings.Contains(err.Error(), "password_reset") {
+				t.Errorf("Fill without %s = %v, want an error naming the key and the template", key, err)
+			}
+			if err != nil && strings.Contains(err.Error(), "token=abc") {
+				t.Errorf("error %q quotes a data value", err)
+			}
+		})
+	}
+}
+
+func TestTemplates_unknownKind(t *testing.T) {
+	t.Parallel()
+	m := mailtest.Message(uuid.New())
+	m.Kind = "no_such_kind"
+	if _, err := mustTemplates(t).Fill(m, passwordResetData()); err == nil || !strings.Contains(err.Error(), "no_such_kind") {
+		t.Errorf("Fill for an unknown kind = %v, want an error naming it", err)
+	}
+}
