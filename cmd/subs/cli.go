@@ -79,7 +79,7 @@ var commands []*command
 func init() {
 	commands = []*command{
 		{name: "serve", summary: "run the engine: migrate the database, then serve HTTP until SIGINT or SIGTERM",
-			flags: flagsServe | flagsDataDir | flagsDatabaseURL | flagsLog | flagsNATS | flagsPublisher, run: (*Main).runServe, nargs: noArgs},
+			flags: flagsServe | flagsDataDir | flagsDatabaseURL | flagsLog | flagsNATS | flagsPublisher | flagsEngine, run: (*Main).runServe, nargs: noArgs},
 		{name: "migrate", summary: "apply the database migrations this binary embeds, print them and exit",
 			flags: flagsDataDir | flagsDatabaseURL | flagsLog, run: (*Main).runMigrate, nargs: noArgs},
 		{name: "gateway", summary: "run the sandbox payment gateway over HTTP until SIGINT or SIGTERM", flags: flagsDataDir | flagsDatabaseURL | flagsLog, run: (*Main).runGateway, nargs: noArgs},

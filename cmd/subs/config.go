@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -27,6 +28,10 @@ const (
 	EnvPublisher       = "SUBS_PUBLISHER"
 	EnvTailDurable     = "SUBS_TAIL_DURABLE"
 	EnvTailSubject     = "SUBS_TAIL_SUBJECT"
+	EnvPublicURL       = "SUBS_PUBLIC_URL"
+	EnvSMTPURL         = "SMTP_URL"
+	EnvGatewayURL      = "SUBS_GATEWAY_URL"
+	EnvSecretKey       = "SUBS_SECRET_KEY"
 )
 
 // Clock kinds accepted by Config.Clock.
@@ -82,6 +87,25 @@ type Config struct {
 	// Env SUBS_PUBLISHER=false, flag --publisher=false. Default false: serve
 	// publishes.
 	NoPublisher bool
+	// PublicURL is where customers open the links of their e-mails (the
+	// password reset page). Env SUBS_PUBLIC_URL, flag --public-url. Default
+	// the HTTP server's own URL.
+	PublicURL string
+	// SMTPURL names the mail server customer e-mails are sent through
+	// (smtp://user:pass@host:587, smtps://…). Empty writes them as .eml files
+	// to DataDir/mail instead. Env SMTP_URL, flag --smtp-url. Default empty.
+	SMTPURL string
+	// GatewayURL names the payment gateway (a `subs gateway` sandbox or an
+	// adapter speaking its API). Empty runs the sandbox in-process, on the
+	// engine's database and clock. Env SUBS_GATEWAY_URL, flag --gateway-url.
+	// Default empty.
+	GatewayURL string
+	// SecretKey is the engine's secret (at least 32 bytes, hex or base64):
+	// it derives password-reset tokens and encrypts stored idempotent
+	// answers, so every process of one engine needs the same. Env
+	// SUBS_SECRET_KEY only, never a flag (it would show in ps). Default
+	// empty: the key in DataDir/secret.key, made on first start.
+	SecretKey string
 	// TailDurable is the name of tail's durable JetStream consumer: a tail
 	// started again with the same name resumes where the last one stopped.
 	// Env SUBS_TAIL_DURABLE, flag --durable. Default "subs-tail".
@@ -156,6 +180,17 @@ func (c Config) Validate() error {
 	if c.NATSPort < -1 || c.NATSPort > 65535 {
 		errs = append(errs, fmt.Errorf("NATS port (--nats-port, SUBS_NATS_PORT): %d is not a TCP port (0 picks a free one)", c.NATSPort))
 	}
+	for _, u := range []struct{ name, value string }{
+		{"public URL (--public-url, SUBS_PUBLIC_URL)", c.PublicURL},
+		{"gateway URL (--gateway-url, SUBS_GATEWAY_URL)", c.GatewayURL},
+	} {
+		if p, err := url.Parse(u.value); u.value != "" && (err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "") {
+			errs = append(errs, fmt.Errorf("%s: %q: give an http:// or https:// URL", u.name, u.value))
+		}
+	}
+	if p, err := url.Parse(c.SMTPURL); c.SMTPURL != "" && (err != nil || (p.Scheme != "smtp" && p.Scheme != "smtps") || p.Host == "") {
+		errs = append(errs, fmt.Errorf("SMTP URL (--smtp-url, SMTP_URL): %s: give smtp://host:port or smtps://host:port", redactDatabaseURL(c.SMTPURL)))
+	}
 	if c.NATSURL != "" && !strings.Contains(c.NATSURL, "://") && !strings.Contains(c.NATSURL, ":") {
 		errs = append(errs, fmt.Errorf("NATS URL (--nats-url, NATS_URL): %q: give a URL such as nats://127.0.0.1:4222", c.NATSURL))
 	}
@@ -184,6 +219,10 @@ func (c *Config) loadEnv(getenv func(string) string) error {
 	setString(&c.NATSURL, EnvNATSURL)
 	setString(&c.TailDurable, EnvTailDurable)
 	setString(&c.TailSubject, EnvTailSubject)
+	setString(&c.PublicURL, EnvPublicURL)
+	setString(&c.SMTPURL, EnvSMTPURL)
+	setString(&c.GatewayURL, EnvGatewayURL)
+	setString(&c.SecretKey, EnvSecretKey)
 	var errs []error
 	if v := getenv(EnvShutdownTimeout); v != "" {
 		d, err := time.ParseDuration(v)
@@ -230,6 +269,7 @@ const (
 	flagsTail                    // --durable, --subject
 	flagsAuditAsOf               // --as-of
 	flagsAuditStream             // --stream
+	flagsEngine                  // --public-url, --smtp-url, --gateway-url
 )
 
 // bindFlags registers on fs the flags of the given groups, with c's current
@@ -264,6 +304,11 @@ func (c *Config) bindFlags(fs *flag.FlagSet, groups int) {
 	}
 	if groups&flagsPublisher != 0 {
 		fs.Var(invertedBool{&c.NoPublisher}, "publisher", "publish every event on NATS JetStream; false to run the publisher elsewhere ("+EnvPublisher+")")
+	}
+	if groups&flagsEngine != 0 {
+		fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "`URL` customers open e-mailed links at; default the server's ("+EnvPublicURL+")")
+		fs.Var(secretURLValue{&c.SMTPURL}, "smtp-url", "mail server `URL` (smtp:// or smtps://); empty writes .eml files to the data dir's mail/ ("+EnvSMTPURL+")")
+		fs.StringVar(&c.GatewayURL, "gateway-url", c.GatewayURL, "payment gateway `URL` (subs gateway); empty runs the sandbox in-process ("+EnvGatewayURL+")")
 	}
 	if groups&flagsTail != 0 {
 		fs.StringVar(&c.TailDurable, "durable", c.TailDurable, "durable consumer `name`: a tail with the same name resumes where the last stopped ("+EnvTailDurable+")")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/subs-engine/subs/api"
+	"github.com/subs-engine/subs/domain/policy"
 	"github.com/subs-engine/subs/eventstore"
 	"github.com/subs-engine/subs/workers/natsserver"
 	"github.com/subs-engine/subs/workers/publish"
@@ -39,18 +40,37 @@ func (m *Main) runServe(ctx context.Context) (err error) {
 		return err
 	}
 	defer bus.close() // after the publisher has stopped (defers run in reverse)
+	secret, err := m.secretKey()
+	if err != nil {
+		return err
+	}
 	server, err := api.NewServer(api.ServerConfig{
 		Addr:          m.Config.Addr,
 		DB:            db.pool,
 		SchemaVersion: version,
 		Logger:        log,
+		Clock:         m.Clock,
+		Policy:        policy.Default(),
+		SecretKey:     secret,
 	})
+	if err != nil {
+		return err
+	}
+	eng, err := m.openEngine(ctx, db, server, secret)
 	if err != nil {
 		return err
 	}
 	if err := server.Open(); err != nil {
 		return err
 	}
+	publicURL := m.Config.PublicURL
+	if publicURL == "" {
+		publicURL = server.URL()
+	}
+	if err := m.startEngine(eng, secret, publicURL); err != nil {
+		return err
+	}
+	defer eng.close() // before the pool closes (defers run in reverse)
 	stopPublisher, err := m.startPublisher(ctx, db, bus, server)
 	if err != nil {
 		return err
@@ -60,7 +80,7 @@ func (m *Main) runServe(ctx context.Context) (err error) {
 	m.server = server
 	m.mu.Unlock()
 	close(m.ready)
-	m.announce(server, db, bus)
+	m.announce(server, db, bus, eng)
 
 	select {
 	case <-ctx.Done():
@@ -86,7 +106,7 @@ func (m *Main) shutdownServer(ctx context.Context, server *api.Server) error {
 
 // announce logs and prints where to look: the URL, the operational
 // endpoints, the data directory and the database (password redacted).
-func (m *Main) announce(server *api.Server, db *database, bus *natsBus) {
+func (m *Main) announce(server *api.Server, db *database, bus *natsBus, eng *engine) {
 	url := server.URL()
 	dataDir, err := filepath.Abs(m.Config.DataDir)
 	if err != nil {
@@ -98,6 +118,7 @@ func (m *Main) announce(server *api.Server, db *database, bus *natsBus) {
 		slog.String("database", db.shown),
 		slog.String("clock", m.Config.Clock),
 		slog.String("nats", bus.url),
+		slog.String("mail", eng.mailDesc),
 		slog.Bool("publisher", !m.Config.NoPublisher),
 		slog.String("version", Version()),
 	)
@@ -106,14 +127,16 @@ subs %s is serving at %s
   liveness:  %s/healthz
   readiness: %s/readyz
   metrics:   %s/metrics
+  API:       %s/v1/openapi.json
   data dir:  %s
   database:  %s
   clock:     %s
   nats:      %s
   publisher: %s
+  e-mail:    %s
 Stop with Ctrl-C (SIGINT) or SIGTERM.
 
-`, Version(), url, url, url, url, dataDir, db.shown, m.Config.Clock, bus.shown, m.publisherShown())
+`, Version(), url, url, url, url, url, dataDir, db.shown, m.Config.Clock, bus.shown, m.publisherShown(), eng.mailDesc)
 }
 
 // natsBus is the NATS server events are published to: the one NATS_URL
