@@ -32,6 +32,7 @@ var engineSecret = []byte("test-secret-key-of-32-bytes-long")
 // outbox writing to a maildir, a simulated clock and a captured log.
 type accountsEnv struct {
 	t       testing.TB
+	server  *api.Server
 	url     string
 	clock   *clock.Simulated
 	store   *eventstore.Store
@@ -91,7 +92,7 @@ func newAccountsEnv(t testing.TB) *accountsEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &accountsEnv{t: t, url: ts.URL, clock: clk, store: store, outbox: ob, maildir: dir, logs: logs}
+	return &accountsEnv{t: t, server: srv, url: ts.URL, clock: clk, store: store, outbox: ob, maildir: dir, logs: logs}
 }
 
 // reply is an HTTP answer.

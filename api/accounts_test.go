@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/subs-engine/subs/api"
 	"github.com/subs-engine/subs/workers/mail/mailtest"
 )
 
@@ -334,5 +335,23 @@ func TestRule_SEC4_BadInputRefusedNamingFieldNothingWritten(t *testing.T) {
 	}
 	if n := e.eventCount(); n != 0 {
 		t.Errorf("bad input wrote %d events", n)
+	}
+}
+
+// The OpenAPI document at /v1/openapi.json lists every route the engine
+// serves, and parses.
+func TestOpenAPI_DocumentsEveryAccountRoute(t *testing.T) {
+	t.Parallel()
+	e := newAccountsEnv(t)
+	if missing := api.UndocumentedRoutes(e.server); len(missing) != 0 {
+		t.Errorf("routes missing from the OpenAPI document: %v", missing)
+	}
+	doc := e.want(e.call("GET", "/v1/openapi.json", "", ""), http.StatusOK).json(t)
+	paths := doc["paths"].(map[string]any)
+	for _, p := range []string{"/v1/accounts", "/v1/sessions", "/v1/sessions/current", "/v1/password/change", "/v1/password/forgot",
+		"/v1/password/reset", "/v1/account/profile", "/v1/account/billing", "/v1/accounts/{id}"} {
+		if _, ok := paths[p]; !ok {
+			t.Errorf("the document lacks %s", p)
+		}
 	}
 }
