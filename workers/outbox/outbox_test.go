@@ -1,8 +1,10 @@
 package outbox_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	netmail "net/mail"
 	"os"
 	"path/filepath"
 	"strings"
@@ -210,4 +212,57 @@ type failingSender struct{}
 
 func (failingSender) Send(context.Context, mail.Message) error {
 	return errors.New("smtp: connection refused")
+}
+
+// rule EML-2, over a real SMTP wire: the reset e-mail arrives once with its
+// Message-ID, although its first send failed and the outbox ran again.
+func TestRule_EML2_ResetEmailOverSMTP_ArrivesOnceWithItsMessageID(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	stream, token := f.requestReset(t)
+	server := mailtest.NewServer(t, mailtest.ServerConfig{Username: "subs", Password: "smtp-secret"})
+
+	// No mail server listens yet: the first send fails and stays queued.
+	down, err := mail.NewSMTP("smtp://127.0.0.1:1", "", mail.SMTPConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := f.worker(t, down).RunOnce(context.Background()); n != 0 {
+		t.Fatal("a send to a closed port counted as sent")
+	}
+	if err := f.clock.Advance(2 * time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	up, err := mail.NewSMTP(server.URL(), "", mail.SMTPConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := f.worker(t, up)
+	for range 3 {
+		if _, err := w.RunOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.clock.Advance(2 * time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := server.Received()
+	if len(got) != 1 {
+		t.Fatalf("the SMTP server received %d messages, want 1", len(got))
+	}
+	evs, err := f.store.ReadStream(context.Background(), stream, eventstore.ReadStreamOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "<" + evs[1].ID.String() + ".password_reset@subs.localhost>"
+	msg, err := netmail.ReadMessage(bytes.NewReader(got[0].Raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id := msg.Header.Get("Message-ID"); id != want {
+		t.Errorf("Message-ID %s, want %s (derived from the reset request)", id, want)
+	}
+	if !strings.Contains(mailtest.PlainText(t, string(got[0].Raw)), token) {
+		t.Error("the delivered e-mail lacks the reset link")
+	}
 }
