@@ -58,6 +58,7 @@ func TestRule_ACC2_MalformedFieldsRefusedNamingEachField(t *testing.T) {
 		{"email", func() error { _, err := account.ParseEmail("not-an-address"); return err }},
 		{"email", func() error { _, err := account.ParseEmail(""); return err }},
 		{"email", func() error { _, err := account.ParseEmail("Ann <ann@example.com>"); return err }},
+		{"email", func() error { _, err := account.ParseEmail("jörg@example.de"); return err }},
 		{"name", func() error { _, err := account.ParseName("  "); return err }},
 		{"name", func() error { _, err := account.ParseName("Ann\x00"); return err }},
 		{"country", func() error { _, err := account.ParseCountry("XX"); return err }},

@@ -27,6 +27,10 @@ func ParseEmail(s string) (Email, error) {
 		return Email{}, errors.New("is required")
 	case len(s) > 254:
 		return Email{}, errors.New("must be at most 254 characters")
+	case strings.IndexFunc(s, func(r rune) bool { return r > unicode.MaxASCII }) >= 0:
+		// The mail transport speaks neither SMTPUTF8 nor IDN: an address
+		// we cannot write to would be an account we cannot reach (ACC-6).
+		return Email{}, errors.New("must use ASCII characters only")
 	}
 	a, err := mail.ParseAddress(s)
 	if err != nil || a.Address != s || a.Name != "" || !strings.Contains(s[strings.LastIndexByte(s, '@')+1:], ".") {
