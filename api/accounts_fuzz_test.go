@@ -12,7 +12,7 @@ import (
 // takes one: bad input always gets a 4xx problem+json, never a 5xx or a
 // panic (SEC-4). `make test` runs it for a few seconds.
 func FuzzAccountEndpoints(f *testing.F) {
-	e := newAccountsEnv(f)
+	e := newEngineEnv(f)
 	e.signUp("fuzz@example.com", "fuzz-pass")
 	token := e.signIn("fuzz@example.com", "fuzz-pass")
 	endpoints := []struct{ method, path string }{

@@ -17,7 +17,7 @@ import (
 
 func TestRule_ACC1_ConcurrentSignUpsSameEmail_OneAccount(t *testing.T) {
 	t.Parallel()
-	e := newAccountsEnv(t)
+	e := newEngineEnv(t)
 	spellings := []string{"ann@example.com", "Ann@Example.com", "  ANN@EXAMPLE.COM", "ann@EXAMPLE.com  "}
 	statuses := make([]int, 20)
 	replies := make([]reply, 20)
@@ -57,7 +57,7 @@ func count(xs []int, x int) int {
 
 func TestRule_ACC2_MissingOrMalformedFieldRefusedNamingIt(t *testing.T) {
 	t.Parallel()
-	e := newAccountsEnv(t)
+	e := newEngineEnv(t)
 	cases := []struct {
 		body   string
 		fields []string
@@ -83,7 +83,7 @@ func TestRule_ACC2_MissingOrMalformedFieldRefusedNamingIt(t *testing.T) {
 
 func TestRule_ACC3_PasswordSixTo128CharactersStoredOnlyHashed(t *testing.T) {
 	t.Parallel()
-	e := newAccountsEnv(t)
+	e := newEngineEnv(t)
 	for _, pw := range []string{"12345", strings.Repeat("x", 129)} {
 		r := e.want(e.call("POST", "/v1/accounts", "", `{"email":"ann@example.com","password":"`+pw+`","name":"Ann","country":"US"}`), http.StatusBadRequest)
 		if !slices.Equal(r.fields(t), []string{"password"}) {
@@ -102,7 +102,7 @@ func TestRule_ACC3_PasswordSixTo128CharactersStoredOnlyHashed(t *testing.T) {
 
 func TestRule_ACC4_WrongPasswordAndUnknownEmailSameAnswer_SixthAttemptLocked(t *testing.T) {
 	t.Parallel()
-	e := newAccountsEnv(t)
+	e := newEngineEnv(t)
 	e.signUp("ann@example.com", "right-pass")
 	unknown := e.call("POST", "/v1/sessions", "", `{"email":"nobody@example.com","password":"wrong-pass"}`)
 	wrong := e.call("POST", "/v1/sessions", "", `{"email":"ann@example.com","password":"wrong-pass"}`)
@@ -129,7 +129,7 @@ func TestRule_ACC4_WrongPasswordAndUnknownEmailSameAnswer_SixthAttemptLocked(t *
 
 func TestRule_ACC5_ChangePasswordNeedsCurrentAndNewTwice(t *testing.T) {
 	t.Parallel()
-	e := newAccountsEnv(t)
+	e := newEngineEnv(t)
 	e.signUp("ann@example.com", "old-pass")
 	token := e.signIn("ann@example.com", "old-pass")
 	other := e.signIn("ann@example.com", "old-pass")
@@ -158,7 +158,7 @@ var resetLink = regexp.MustCompile(`https://account\.example\.com/reset-password
 
 // resetTokenFromMail asks for reset instructions and returns the token of
 // the link in the one e-mail the request added.
-func (e *accountsEnv) resetTokenFromMail(email string) string {
+func (e *engineEnv) resetTokenFromMail(email string) string {
 	e.t.Helper()
 	before := e.sendMail()
 	e.want(e.call("POST", "/v1/password/forgot", "", `{"email":"`+email+`"}`), http.StatusAccepted)
@@ -176,7 +176,7 @@ func (e *accountsEnv) resetTokenFromMail(email string) string {
 
 func TestRule_ACC6_ResetTokenWorksOnceExpiresAfterAnHourVoidedByNewer(t *testing.T) {
 	t.Parallel()
-	e := newAccountsEnv(t)
+	e := newEngineEnv(t)
 	e.signUp("ann@example.com", "old-pass")
 	// The answer does not reveal whether the address has an account.
 	known := e.want(e.call("POST", "/v1/password/forgot", "", `{"email":"ann@example.com"}`), http.StatusAccepted)
@@ -219,7 +219,7 @@ func TestRule_ACC6_ResetTokenWorksOnceExpiresAfterAnHourVoidedByNewer(t *testing
 
 func TestRule_ACC7_ProfileReplacedAsAWholeBillingSeparate(t *testing.T) {
 	t.Parallel()
-	e := newAccountsEnv(t)
+	e := newEngineEnv(t)
 	e.signUp("ann@example.com", "secret1")
 	token := e.signIn("ann@example.com", "secret1")
 	e.want(e.call("PUT", "/v1/account/billing", token, cardBilling("US", "4242 4242 4242 4242")), http.StatusOK)
@@ -253,7 +253,7 @@ func cardBilling(country, number string) string {
 
 func TestRule_ACC8_BillingByCountryCardTokenizedOnlyLastFourKept(t *testing.T) {
 	t.Parallel()
-	e := newAccountsEnv(t)
+	e := newEngineEnv(t)
 	e.signUp("ann@example.com", "secret1")
 	token := e.signIn("ann@example.com", "secret1")
 	got := e.want(e.call("PUT", "/v1/account/billing", token, cardBilling("US", "4242 4242 4242 4242")), http.StatusOK).json(t)
@@ -297,7 +297,7 @@ func TestRule_ACC8_BillingByCountryCardTokenizedOnlyLastFourKept(t *testing.T) {
 
 func TestRule_SEC1_OtherAccountsIdAnswersAsIfItDidNotExist(t *testing.T) {
 	t.Parallel()
-	e := newAccountsEnv(t)
+	e := newEngineEnv(t)
 	ann := e.signUp("ann@example.com", "secret1")
 	bob := e.signUp("bob@example.com", "secret2")
 	bobToken := e.signIn("bob@example.com", "secret2")
@@ -313,7 +313,7 @@ func TestRule_SEC1_OtherAccountsIdAnswersAsIfItDidNotExist(t *testing.T) {
 
 func TestRule_SEC4_BadInputRefusedNamingFieldNothingWritten(t *testing.T) {
 	t.Parallel()
-	e := newAccountsEnv(t)
+	e := newEngineEnv(t)
 	cases := []struct {
 		body   string
 		status int
@@ -342,7 +342,7 @@ func TestRule_SEC4_BadInputRefusedNamingFieldNothingWritten(t *testing.T) {
 // serves, and parses.
 func TestOpenAPI_DocumentsEveryAccountRoute(t *testing.T) {
 	t.Parallel()
-	e := newAccountsEnv(t)
+	e := newEngineEnv(t)
 	if missing := api.UndocumentedRoutes(e.server); len(missing) != 0 {
 		t.Errorf("routes missing from the OpenAPI document: %v", missing)
 	}

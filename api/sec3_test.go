@@ -19,7 +19,7 @@ import (
 // reset e-mail and nowhere else.
 func TestRule_SEC3_NoSecretInEventsReadModelsLogsOrEmails(t *testing.T) {
 	t.Parallel()
-	e := newAccountsEnv(t)
+	e := newEngineEnv(t)
 	const (
 		firstPassword  = "first-Pa55word"
 		secondPassword = "second-Pa55word"
@@ -68,7 +68,7 @@ func TestRule_SEC3_NoSecretInEventsReadModelsLogsOrEmails(t *testing.T) {
 }
 
 // signInWithKey signs in with an Idempotency-Key, so the answer is stored.
-func (e *accountsEnv) signInWithKey(email, password, key string) string {
+func (e *engineEnv) signInWithKey(email, password, key string) string {
 	e.t.Helper()
 	req, err := http.NewRequest("POST", e.url+"/v1/sessions", strings.NewReader(`{"email":"`+email+`","password":"`+password+`"}`))
 	if err != nil {
@@ -99,7 +99,7 @@ func (e *accountsEnv) signInWithKey(email, password, key string) string {
 
 // dumpTables returns every row of every table of the engine and of the
 // gateway sandbox, as text, by table.
-func dumpTables(t *testing.T, e *accountsEnv) map[string]string {
+func dumpTables(t *testing.T, e *engineEnv) map[string]string {
 	t.Helper()
 	ctx := context.Background()
 	rows, err := e.store.Pool().Query(ctx, `SELECT table_schema, table_name FROM information_schema.tables

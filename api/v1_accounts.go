@@ -2,9 +2,11 @@ package api
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -14,14 +16,15 @@ import (
 	"github.com/subs-engine/subs/api/password"
 	"github.com/subs-engine/subs/domain"
 	"github.com/subs-engine/subs/domain/account"
+	"github.com/subs-engine/subs/domain/catalog"
 	"github.com/subs-engine/subs/domain/payment"
 	"github.com/subs-engine/subs/eventstore"
 	"github.com/subs-engine/subs/projections"
 )
 
-// Accounts are what the account endpoints (DOMAIN §2) need besides the
-// server: the event log, the read models and the payment gateway.
-type Accounts struct {
+// Engine is what the /v1 endpoints need besides the server: the event log,
+// the read models, the catalog and the payment gateway.
+type Engine struct {
 	// Store is the event log; its database holds the read models. Required.
 	Store *eventstore.Store
 	// Types decodes and encodes the events. Required.
@@ -29,8 +32,14 @@ type Accounts struct {
 	// Projections, when set, are waited for after each command, so the next
 	// read shows its effect (read-your-writes). Nil: no wait.
 	Projections *projections.Runner
-	// Gateway tokenizes cards and bank accounts (ACC-8). Required.
+	// Gateway tokenizes cards and bank accounts (ACC-8) and charges orders.
+	// Required.
 	Gateway payment.Gateway
+	// Catalog prices orders and describes products. Required.
+	Catalog *catalog.Catalog
+	// Random draws product keys, serial and order numbers. Default
+	// crypto/rand.Reader.
+	Random io.Reader
 	// SecretKey derives password-reset tokens (account.ResetToken); the
 	// e-mail outbox must use the same key. At least 32 bytes. Required.
 	SecretKey []byte
@@ -40,21 +49,13 @@ type Accounts struct {
 	Logger *slog.Logger
 }
 
-// accountsAPI serves the account endpoints.
-type accountsAPI struct {
-	Accounts
-	s       *Server
-	handler *eventstore.CommandHandler[account.Account, account.Command]
-}
-
-// RegisterAccounts adds the account, session, password, profile and
-// billing endpoints of DESIGN §9 to s.
-func RegisterAccounts(s *Server, deps Accounts) error {
+// RegisterEngine adds the /v1 endpoints of DESIGN §9 to s.
+func RegisterEngine(s *Server, deps Engine) error {
 	switch {
-	case deps.Store == nil || deps.Types == nil || deps.Gateway == nil:
-		return errors.New("api: accounts: Store, Types and Gateway are required")
+	case deps.Store == nil || deps.Types == nil || deps.Gateway == nil || deps.Catalog == nil:
+		return errors.New("api: engine: Store, Types, Gateway and Catalog are required")
 	case len(deps.SecretKey) < 32:
-		return errors.New("api: accounts: SecretKey must have at least 32 bytes")
+		return errors.New("api: engine: SecretKey must have at least 32 bytes")
 	}
 	if deps.SettleTimeout == 0 {
 		deps.SettleTimeout = 3 * time.Second
@@ -62,13 +63,39 @@ func RegisterAccounts(s *Server, deps Accounts) error {
 	if deps.Logger == nil {
 		deps.Logger = s.cfg.Logger
 	}
-	h, err := eventstore.NewCommandHandler(account.Decider, eventstore.HandlerConfig{
+	if deps.Random == nil {
+		deps.Random = rand.Reader
+	}
+	for _, register := range []func(*Server, Engine) error{registerAccounts} {
+		if err := register(s, deps); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// commandHandler returns a handler of d's commands on the engine's log.
+func commandHandler[S, C any](s *Server, deps Engine, d domain.Decider[S, C]) (*eventstore.CommandHandler[S, C], error) {
+	return eventstore.NewCommandHandler(d, eventstore.HandlerConfig{
 		Store: deps.Store, Types: deps.Types, Clock: s.Clock(), Policy: s.Policy(),
 	})
+}
+
+// accountsAPI serves the account endpoints (DOMAIN §2).
+type accountsAPI struct {
+	Engine
+	s       *Server
+	handler *eventstore.CommandHandler[account.Account, account.Command]
+}
+
+// registerAccounts adds the account, session, password, profile and
+// billing endpoints.
+func registerAccounts(s *Server, deps Engine) error {
+	h, err := commandHandler(s, deps, account.Decider)
 	if err != nil {
 		return err
 	}
-	a := &accountsAPI{Accounts: deps, s: s, handler: h}
+	a := &accountsAPI{Engine: deps, s: s, handler: h}
 	a.routes()
 	return nil
 }
@@ -242,16 +269,17 @@ func (a *accountsAPI) handle(ctx context.Context, id uuid.UUID, cmd account.Comm
 	return out, nil
 }
 
-// settle waits, bounded, for the projections to apply an append: past the
-// bound the answer goes out anyway, and the read may lag.
-func (a *accountsAPI) settle(ctx context.Context, r eventstore.AppendResult) {
-	if a.Projections == nil || r.LastPosition == 0 {
+// settle waits, bounded, for the projections to apply an append, so the
+// next read shows it (read-your-writes): past the bound the answer goes out
+// anyway, and the read may lag.
+func (deps Engine) settle(ctx context.Context, r eventstore.AppendResult) {
+	if deps.Projections == nil || r.LastPosition == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, a.SettleTimeout)
+	ctx, cancel := context.WithTimeout(ctx, deps.SettleTimeout)
 	defer cancel()
-	if err := a.Projections.WaitFor(ctx, r.Checkpoint()); err != nil {
-		a.Logger.Warn("read models lag behind a command", "err", err)
+	if err := deps.Projections.WaitFor(ctx, r.Checkpoint()); err != nil {
+		deps.Logger.Warn("read models lag behind a command", "err", err)
 	}
 }
 

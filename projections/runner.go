@@ -17,6 +17,11 @@ import (
 	"github.com/subs-engine/subs/eventstore"
 )
 
+// All returns every read model the engine keeps.
+func All() []Projection {
+	return []Projection{Accounts{}, EmailOutbox{}}
+}
+
 // Projection is one read model.
 type Projection interface {
 	// Name identifies the projection and its checkpoint; it never changes.

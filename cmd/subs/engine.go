@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/subs-engine/subs/api"
+	catalogdata "github.com/subs-engine/subs/catalog"
 	"github.com/subs-engine/subs/domain/account"
 	"github.com/subs-engine/subs/domain/events"
 	"github.com/subs-engine/subs/domain/payment"
@@ -50,7 +51,7 @@ func (m *Main) openEngine(ctx context.Context, db *database, server *api.Server,
 	e.types.Register(1, events.All()...)
 	var err error
 	e.runner, err = projections.NewRunner(projections.RunnerConfig{Store: e.store, Types: e.types, Logger: m.logger(),
-		Projections: []projections.Projection{projections.Accounts{}, projections.EmailOutbox{}}})
+		Projections: projections.All()})
 	if err != nil {
 		return nil, err
 	}
@@ -60,8 +61,12 @@ func (m *Main) openEngine(ctx context.Context, db *database, server *api.Server,
 	if e.mail, e.mailDesc, err = m.openMail(); err != nil {
 		return nil, err
 	}
-	err = api.RegisterAccounts(server, api.Accounts{Store: e.store, Types: e.types, Projections: e.runner,
-		Gateway: e.gateway, SecretKey: secret, Logger: m.logger()})
+	cat, err := catalogdata.Load()
+	if err != nil {
+		return nil, err
+	}
+	err = api.RegisterEngine(server, api.Engine{Store: e.store, Types: e.types, Projections: e.runner,
+		Gateway: e.gateway, Catalog: cat, SecretKey: secret, Logger: m.logger()})
 	if err != nil {
 		return nil, err
 	}

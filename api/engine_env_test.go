@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/subs-engine/subs/api"
+	catalogdata "github.com/subs-engine/subs/catalog"
 	"github.com/subs-engine/subs/domain/account"
 	"github.com/subs-engine/subs/domain/clock"
 	"github.com/subs-engine/subs/domain/events"
@@ -27,10 +28,10 @@ import (
 
 var engineSecret = []byte("test-secret-key-of-32-bytes-long")
 
-// accountsEnv is the engine as serve wires it for the account endpoints:
+// engineEnv is the engine as serve wires it for the /v1 endpoints:
 // real PostgreSQL, projections, the in-process gateway sandbox, the e-mail
 // outbox writing to a maildir, a simulated clock and a captured log.
-type accountsEnv struct {
+type engineEnv struct {
 	t       testing.TB
 	server  *api.Server
 	url     string
@@ -41,7 +42,7 @@ type accountsEnv struct {
 	logs    *syncBuffer
 }
 
-func newAccountsEnv(t testing.TB) *accountsEnv {
+func newEngineEnv(t testing.TB) *engineEnv {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pool := pgtest.NewPool(t)
@@ -52,7 +53,7 @@ func newAccountsEnv(t testing.TB) *accountsEnv {
 	types.Register(1, events.All()...)
 	store := eventstore.New(pool, eventstore.Config{})
 	runner, err := projections.NewRunner(projections.RunnerConfig{Store: store, Types: types, Logger: logger,
-		Projections: []projections.Projection{projections.Accounts{}, projections.EmailOutbox{}}, PollInterval: 20 * time.Millisecond})
+		Projections: projections.All(), PollInterval: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +69,8 @@ func newAccountsEnv(t testing.TB) *accountsEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := api.RegisterAccounts(srv, api.Accounts{Store: store, Types: types, Projections: runner, Gateway: gw, SecretKey: engineSecret}); err != nil {
+	if err := api.RegisterEngine(srv, api.Engine{Store: store, Types: types, Projections: runner, Gateway: gw,
+		Catalog: catalogdata.MustLoad(), SecretKey: engineSecret}); err != nil {
 		t.Fatal(err)
 	}
 	ts := httptest.NewServer(srv.Handler())
@@ -92,7 +94,7 @@ func newAccountsEnv(t testing.TB) *accountsEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &accountsEnv{t: t, server: srv, url: ts.URL, clock: clk, store: store, outbox: ob, maildir: dir, logs: logs}
+	return &engineEnv{t: t, server: srv, url: ts.URL, clock: clk, store: store, outbox: ob, maildir: dir, logs: logs}
 }
 
 // reply is an HTTP answer.
@@ -124,7 +126,7 @@ func (r reply) fields(t testing.TB) []string {
 
 // call sends a request with a JSON body (or none when body is "") and the
 // bearer token when given.
-func (e *accountsEnv) call(method, path, token, body string) reply {
+func (e *engineEnv) call(method, path, token, body string) reply {
 	e.t.Helper()
 	var rd io.Reader
 	if body != "" {
@@ -153,7 +155,7 @@ func (e *accountsEnv) call(method, path, token, body string) reply {
 }
 
 // want fails the test unless r has status.
-func (e *accountsEnv) want(r reply, status int) reply {
+func (e *engineEnv) want(r reply, status int) reply {
 	e.t.Helper()
 	if r.status != status {
 		e.t.Fatalf("status %d, want %d: %s", r.status, status, r.body)
@@ -162,21 +164,21 @@ func (e *accountsEnv) want(r reply, status int) reply {
 }
 
 // signUp opens an account and returns its id.
-func (e *accountsEnv) signUp(email, password string) string {
+func (e *engineEnv) signUp(email, password string) string {
 	e.t.Helper()
 	r := e.want(e.call("POST", "/v1/accounts", "", `{"email":"`+email+`","password":"`+password+`","name":"Ann Lee","country":"US"}`), http.StatusCreated)
 	return r.json(e.t)["account_id"].(string)
 }
 
 // signIn returns a session token.
-func (e *accountsEnv) signIn(email, password string) string {
+func (e *engineEnv) signIn(email, password string) string {
 	e.t.Helper()
 	r := e.want(e.call("POST", "/v1/sessions", "", `{"email":"`+email+`","password":"`+password+`"}`), http.StatusCreated)
 	return r.json(e.t)["token"].(string)
 }
 
 // eventCount is how many events the log holds.
-func (e *accountsEnv) eventCount() int {
+func (e *engineEnv) eventCount() int {
 	e.t.Helper()
 	var n int
 	if err := e.store.Pool().QueryRow(context.Background(), `SELECT count(*) FROM events`).Scan(&n); err != nil {
@@ -186,7 +188,7 @@ func (e *accountsEnv) eventCount() int {
 }
 
 // sendMail runs the outbox once and returns the messages in the maildir.
-func (e *accountsEnv) sendMail() []string {
+func (e *engineEnv) sendMail() []string {
 	e.t.Helper()
 	if _, err := e.outbox.RunOnce(context.Background()); err != nil {
 		e.t.Fatal(err)

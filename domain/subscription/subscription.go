@@ -1,0 +1,365 @@
+// Package subscription is the subscription aggregate: one product key, its
+// term and expiration, the account it is registered in, the computers it is
+// activated on, and its automatic renewal setting (DOMAIN §3, §5).
+package subscription
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/subs-engine/subs/domain"
+	"github.com/subs-engine/subs/domain/policy"
+)
+
+// Reservation scopes: a key and a serial number each name one subscription
+// across the store (KEY-1).
+const (
+	KeyScope    = "product-key"
+	SerialScope = "product-serial"
+)
+
+// Status is where a subscription stands at an instant (PRD-1, PRD-2).
+type Status string
+
+// The statuses of a subscription.
+const (
+	StatusTrial    Status = "trial"
+	StatusActive   Status = "active"
+	StatusExpired  Status = "expired"
+	StatusDisabled Status = "disabled"
+)
+
+// Current reports whether the product may be downloaded and used (PRD-2).
+func (s Status) Current() bool { return s == StatusTrial || s == StatusActive }
+
+// Created: a subscription came to be, with its key, from a retail batch or
+// an order. The product's facts are copied from the catalog as they were,
+// so a later catalog change does not rewrite history.
+type Created struct {
+	SubscriptionID uuid.UUID    `json:"subscription_id"`
+	Product        string       `json:"product"`
+	ProductName    string       `json:"product_name"`
+	Term           string       `json:"term"`
+	Platform       string       `json:"platform"`
+	Seats          int          `json:"seats"`
+	Registrable    bool         `json:"registrable"`
+	Legacy         bool         `json:"legacy"`
+	RecoveryTool   bool         `json:"recovery_tool"` // the product offers the bootable recovery tool on Platform (PRD-3)
+	Key            ProductKey   `json:"key"`
+	Serial         SerialNumber `json:"serial"`
+	StartsAt       time.Time    `json:"starts_at"`
+	ExpiresAt      time.Time    `json:"expires_at"`
+	AutoRenew      bool         `json:"auto_renew"`
+	Storefront     string       `json:"storefront,omitempty"`
+	AsianStore     bool         `json:"asian_store,omitempty"`
+	OrderID        uuid.UUID    `json:"order_id,omitzero"`
+}
+
+// Registered: the key was saved into an account (KEY-2).
+type Registered struct {
+	AccountID uuid.UUID `json:"account_id"`
+	At        time.Time `json:"at"`
+}
+
+// Activated: a computer uses one seat (KEY-3).
+type Activated struct {
+	Device DeviceID  `json:"device"`
+	At     time.Time `json:"at"`
+}
+
+// Deactivated: a computer freed its seat (KEY-5).
+type Deactivated struct {
+	Device DeviceID  `json:"device"`
+	At     time.Time `json:"at"`
+}
+
+// Disabled: the key no longer registers or activates (a support agent's
+// action, or a conversion's).
+type Disabled struct {
+	At time.Time `json:"at"`
+}
+
+// AutoRenewalChanged: automatic renewal turned on or off (ARS-3, ORD-4).
+type AutoRenewalChanged struct {
+	On bool      `json:"on"`
+	At time.Time `json:"at"`
+}
+
+func (Created) EventType() string            { return "subscription.created" }
+func (Registered) EventType() string         { return "subscription.registered" }
+func (Activated) EventType() string          { return "subscription.activated" }
+func (Deactivated) EventType() string        { return "subscription.deactivated" }
+func (Disabled) EventType() string           { return "subscription.disabled" }
+func (AutoRenewalChanged) EventType() string { return "subscription.auto_renewal_changed" }
+
+// Claims reserves the key and the serial number store-wide (KEY-1).
+func (e Created) Claims() []domain.Claim {
+	return []domain.Claim{{Scope: KeyScope, Key: e.Key.String()}, {Scope: SerialScope, Key: e.Serial.String()}}
+}
+
+// Events lists a zero value of every subscription event, for the codec.
+func Events() []domain.Event {
+	return []domain.Event{Created{}, Registered{}, Activated{}, Deactivated{}, Disabled{}, AutoRenewalChanged{}}
+}
+
+// Subscription is the state of one subscription.
+type Subscription struct {
+	created   Created
+	exists    bool
+	account   uuid.UUID
+	devices   []DeviceID
+	disabled  bool
+	autoRenew bool
+}
+
+// Exists reports whether the subscription was created.
+func (s Subscription) Exists() bool { return s.exists }
+
+// Facts returns what the subscription was created with.
+func (s Subscription) Facts() Created { return s.created }
+
+// Account returns the account the key is registered in, or uuid.Nil.
+func (s Subscription) Account() uuid.UUID { return s.account }
+
+// Devices returns the computers the subscription is activated on.
+func (s Subscription) Devices() []DeviceID { return append([]DeviceID(nil), s.devices...) }
+
+// AutoRenew reports whether automatic renewal is on.
+func (s Subscription) AutoRenew() bool { return s.autoRenew }
+
+// ExpiresAt returns the expiration date.
+func (s Subscription) ExpiresAt() time.Time { return s.created.ExpiresAt }
+
+// Status returns where the subscription stands at now.
+func (s Subscription) Status(now time.Time) Status {
+	switch {
+	case s.disabled:
+		return StatusDisabled
+	case !now.Before(s.created.ExpiresAt):
+		return StatusExpired
+	case s.created.Term == "trial":
+		return StatusTrial
+	}
+	return StatusActive
+}
+
+// Commands of the subscription aggregate.
+type (
+	// Command is any subscription command.
+	Command interface{ subscriptionCommand() }
+
+	// Create makes the subscription; the caller draws the key and serial
+	// and reads the product's facts from the catalog.
+	Create struct{ Created Created }
+
+	// Register saves the key into an account (KEY-2).
+	Register struct{ AccountID uuid.UUID }
+
+	// RegisterFromOrder saves an order's subscription into the account that
+	// saved the order; a non-registrable product stays reachable through
+	// the order only (PRD-5).
+	RegisterFromOrder struct {
+		AccountID uuid.UUID
+		OrderID   uuid.UUID
+	}
+
+	// Activate uses a seat for a computer (KEY-3).
+	Activate struct {
+		AccountID uuid.UUID
+		Device    DeviceID
+	}
+
+	// Deactivate frees a computer's seat (KEY-5).
+	Deactivate struct {
+		AccountID uuid.UUID
+		Device    DeviceID
+	}
+
+	// Disable stops the key from registering or activating.
+	Disable struct{}
+
+	// SetAutoRenewal turns automatic renewal on or off for the account that
+	// holds the subscription (ARS-3, ARS-5, ORD-5).
+	SetAutoRenewal struct {
+		AccountID uuid.UUID
+		On        bool
+	}
+
+	// StopAutoRenewalForOrder turns automatic renewal off because the
+	// customer does not recognize the order the subscription came from
+	// (ORD-4).
+	StopAutoRenewalForOrder struct{ OrderID uuid.UUID }
+)
+
+func (Create) subscriptionCommand()                  {}
+func (Register) subscriptionCommand()                {}
+func (RegisterFromOrder) subscriptionCommand()       {}
+func (Activate) subscriptionCommand()                {}
+func (Deactivate) subscriptionCommand()              {}
+func (Disable) subscriptionCommand()                 {}
+func (SetAutoRenewal) subscriptionCommand()          {}
+func (StopAutoRenewalForOrder) subscriptionCommand() {}
+
+// Errors of the subscription aggregate.
+var (
+	// ErrNotFound: no such subscription in the caller's account (SEC-1).
+	ErrNotFound error = domain.NotFound("no such subscription")
+	// ErrUnknownKey: no subscription has this key (KEY-2).
+	ErrUnknownKey error = domain.Invalid("key", "no product has this key; check it and type it again")
+	// ErrKeyDisabled: the key was disabled (KEY-2, KEY-3).
+	ErrKeyDisabled error = domain.Invalid("key", "this product key is disabled")
+	// ErrRegisteredElsewhere: the key is in another account (KEY-2).
+	ErrRegisteredElsewhere error = domain.Invalid("key", "this product key is registered to another account")
+	// ErrNotRegistrable: the product is not registered in accounts; it is
+	// reached through the order that bought it (CAT-1, PRD-5).
+	ErrNotRegistrable error = domain.Invalid("key", "this product cannot be registered in an account: download it from the order that bought it")
+	// ErrDeactivationNotAllowed: the policy forbids deactivation (KEY-5).
+	ErrDeactivationNotAllowed error = domain.Conflict("computers cannot be deactivated")
+	// ErrNotActivated: the computer does not use a seat of this subscription.
+	ErrNotActivated error = domain.NotFound("this computer is not activated on this subscription")
+)
+
+// SeatsExhaustedError: every seat is in use (KEY-3); the way out is another
+// key (KEY-4) or a deactivation (KEY-5).
+type SeatsExhaustedError struct{ Seats int }
+
+func (e *SeatsExhaustedError) Error() string {
+	return fmt.Sprintf("all %d seats of this subscription are in use: buy an additional product key, or deactivate a computer", e.Seats)
+}
+
+// Conflict marks the error's kind for the API.
+func (e *SeatsExhaustedError) Conflict() bool { return true }
+
+// NotCurrentError: an expired, refunded or disabled subscription cannot
+// activate (KEY-3).
+type NotCurrentError struct{ Status Status }
+
+func (e *NotCurrentError) Error() string {
+	return fmt.Sprintf("this subscription is %s: it cannot activate a computer", e.Status)
+}
+
+// Conflict marks the error's kind for the API.
+func (e *NotCurrentError) Conflict() bool { return true }
+
+// AsianStoreError: the subscription's settings are managed on the Asian
+// online store it was bought at (ARS-5).
+type AsianStoreError struct{ Storefront string }
+
+func (e *AsianStoreError) Error() string {
+	return fmt.Sprintf("automatic renewal of this subscription is managed on the %s online store where it was bought", e.Storefront)
+}
+
+// Conflict marks the error's kind for the API.
+func (e *AsianStoreError) Conflict() bool { return true }
+
+// Decider is the subscription aggregate's behaviour.
+var Decider = domain.Decider[Subscription, Command]{Decide: decide, Evolve: evolve}
+
+func decide(s Subscription, cmd Command, now time.Time, p policy.Policy) ([]domain.Event, error) {
+	if c, ok := cmd.(Create); ok {
+		if s.exists {
+			return nil, domain.Conflict("the subscription exists already")
+		}
+		return []domain.Event{c.Created}, nil
+	}
+	if !s.exists {
+		return nil, ErrNotFound
+	}
+	switch c := cmd.(type) {
+	case Register:
+		switch {
+		case s.disabled:
+			return nil, ErrKeyDisabled
+		case !s.created.Registrable:
+			return nil, ErrNotRegistrable
+		case s.account == c.AccountID:
+			return nil, nil // the same key twice in one account is a no-op
+		case s.account != uuid.Nil:
+			return nil, ErrRegisteredElsewhere
+		}
+		return []domain.Event{Registered{AccountID: c.AccountID, At: now}}, nil
+	case RegisterFromOrder:
+		if s.created.OrderID != c.OrderID || !s.created.Registrable || s.account == c.AccountID {
+			return nil, nil
+		}
+		if s.account != uuid.Nil {
+			return nil, ErrRegisteredElsewhere
+		}
+		return []domain.Event{Registered{AccountID: c.AccountID, At: now}}, nil
+	case Activate:
+		if s.account != c.AccountID {
+			return nil, ErrNotFound
+		}
+		if st := s.Status(now); !st.Current() {
+			return nil, &NotCurrentError{Status: st}
+		}
+		for _, d := range s.devices {
+			if d == c.Device {
+				return nil, nil // already uses a seat
+			}
+		}
+		if len(s.devices) >= s.created.Seats {
+			return nil, &SeatsExhaustedError{Seats: s.created.Seats}
+		}
+		return []domain.Event{Activated{Device: c.Device, At: now}}, nil
+	case Deactivate:
+		switch {
+		case s.account != c.AccountID:
+			return nil, ErrNotFound
+		case !p.DeactivationAllowed():
+			return nil, ErrDeactivationNotAllowed
+		}
+		for _, d := range s.devices {
+			if d == c.Device {
+				return []domain.Event{Deactivated{Device: c.Device, At: now}}, nil
+			}
+		}
+		return nil, ErrNotActivated
+	case Disable:
+		if s.disabled {
+			return nil, nil
+		}
+		return []domain.Event{Disabled{At: now}}, nil
+	case SetAutoRenewal:
+		switch {
+		case s.account != c.AccountID:
+			return nil, ErrNotFound
+		case s.created.AsianStore:
+			return nil, &AsianStoreError{Storefront: s.created.Storefront}
+		case s.autoRenew == c.On:
+			return nil, nil
+		}
+		return []domain.Event{AutoRenewalChanged{On: c.On, At: now}}, nil
+	case StopAutoRenewalForOrder:
+		if s.created.OrderID != c.OrderID || !s.autoRenew {
+			return nil, nil
+		}
+		return []domain.Event{AutoRenewalChanged{On: false, At: now}}, nil
+	}
+	return nil, fmt.Errorf("subscription: unknown command %T", cmd)
+}
+
+func evolve(s Subscription, e domain.Event) Subscription {
+	switch e := e.(type) {
+	case Created:
+		s.created, s.exists, s.autoRenew = e, true, e.AutoRenew
+	case Registered:
+		s.account = e.AccountID
+	case Activated:
+		s.devices = append(s.Devices(), e.Device)
+	case Deactivated:
+		kept := make([]DeviceID, 0, len(s.devices))
+		for _, d := range s.devices {
+			if d != e.Device {
+				kept = append(kept, d)
+			}
+		}
+		s.devices = kept
+	case Disabled:
+		s.disabled = true
+	case AutoRenewalChanged:
+		s.autoRenew = e.On
+	}
+	return s
+}
