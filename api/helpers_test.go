@@ -2,17 +2,12 @@ package api_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/subs-engine/subs/api"
 	"github.com/subs-engine/subs/eventstore/pgtest"
@@ -56,55 +51,13 @@ func MustDo(tb testing.TB, method, url string, header http.Header) (*http.Respon
 // has no migration applied, dropped when the test ends.
 func MustNewEmptyPool(tb testing.TB) *pgxpool.Pool {
 	tb.Helper()
-	dbURL := MustNewEmptyDatabase(tb)
+	dbURL := pgtest.NewEmptyDatabase(tb)
 	pool, err := pgxpool.New(context.Background(), dbURL)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(pool.Close)
 	return pool
-}
-
-// MustNewEmptyDatabase creates a database with no schema on pgtest's server
-// and returns its URL; it is dropped when the test ends.
-func MustNewEmptyDatabase(tb testing.TB) string {
-	tb.Helper()
-	serverURL := pgtest.ServerURL(tb)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, serverURL)
-	if err != nil {
-		tb.Fatalf("connect to the test server: %v", err)
-	}
-	defer conn.Close(ctx)
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	name := "empty_" + hex.EncodeToString(b)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name+" TEMPLATE template0"); err != nil {
-		tb.Fatalf("create an empty database: %v", err)
-	}
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, serverURL)
-		if err != nil {
-			tb.Errorf("drop %s: %v", name, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			tb.Errorf("drop %s: %v", name, err)
-		}
-	})
-	if !strings.Contains(serverURL, "://") {
-		return serverURL + " dbname=" + name
-	}
-	u, err := url.Parse(serverURL)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String()
 }
 
 // MustNewUnreachablePool returns a pool on an address where nothing listens.

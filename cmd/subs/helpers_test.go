@@ -3,19 +3,13 @@ package main_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"io"
 	"net/http"
-	"net/url"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	main "github.com/subs-engine/subs/cmd/subs"
-	"github.com/subs-engine/subs/eventstore/pgtest"
 )
 
 // syncBuffer is a bytes.Buffer safe for concurrent writers (the logger and
@@ -134,46 +128,4 @@ func MustGet(tb testing.TB, url string) (*http.Response, string) {
 		tb.Fatalf("GET %s: read body: %v", url, err)
 	}
 	return resp, string(body)
-}
-
-// MustNewEmptyDatabase creates a database with no schema on pgtest's server
-// and returns its URL; it is dropped when the test ends.
-func MustNewEmptyDatabase(tb testing.TB) string {
-	tb.Helper()
-	serverURL := pgtest.ServerURL(tb)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, serverURL)
-	if err != nil {
-		tb.Fatalf("connect to the test server: %v", err)
-	}
-	defer conn.Close(ctx)
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	name := "empty_" + hex.EncodeToString(b)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name+" TEMPLATE template0"); err != nil {
-		tb.Fatalf("create an empty database: %v", err)
-	}
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, serverURL)
-		if err != nil {
-			tb.Errorf("drop %s: %v", name, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			tb.Errorf("drop %s: %v", name, err)
-		}
-	})
-	if !strings.Contains(serverURL, "://") {
-		return serverURL + " dbname=" + name
-	}
-	u, err := url.Parse(serverURL)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String()
 }

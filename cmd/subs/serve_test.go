@@ -84,7 +84,7 @@ func TestServe_EndToEnd(t *testing.T) {
 
 func TestMigrate_AppliesOnceAndReports(t *testing.T) {
 	t.Parallel()
-	env := map[string]string{"DATABASE_URL": MustNewEmptyDatabase(t)}
+	env := map[string]string{"DATABASE_URL": pgtest.NewEmptyDatabase(t)}
 
 	m, out := MustParse(t, env, "migrate")
 	MustRun(t, m)

@@ -68,15 +68,29 @@ func ServerURL(tb testing.TB) string {
 // test and its subtests have finished. Safe to call from parallel tests.
 func NewDatabase(tb testing.TB) string {
 	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	tmpl, err := theServer().template(ctx)
+	if err != nil {
+		tb.Fatalf("pgtest: %v", err)
+	}
+	return newDatabase(tb, tmpl)
+}
+
+// NewEmptyDatabase returns the URL of a fresh database with no schema at
+// all (no migration applied), for tests of what the engine does with one.
+// It is dropped when the test has finished.
+func NewEmptyDatabase(tb testing.TB) string {
+	tb.Helper()
+	return newDatabase(tb, "template0")
+}
+
+func newDatabase(tb testing.TB, tmpl string) string {
+	tb.Helper()
 	serverURL := ServerURL(tb)
 	s := theServer()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-
-	tmpl, err := s.template(ctx)
-	if err != nil {
-		tb.Fatalf("pgtest: %v", err)
-	}
 	name := "t_" + randomHex(8)
 	if err := s.createFromTemplate(ctx, name, tmpl); err != nil {
 		tb.Fatalf("pgtest: %v", err)
