@@ -133,15 +133,7 @@ func (s Subscription) ExpiresAt() time.Time { return s.created.ExpiresAt }
 
 // Status returns where the subscription stands at now.
 func (s Subscription) Status(now time.Time) Status {
-	switch {
-	case s.disabled:
-		return StatusDisabled
-	case !now.Before(s.created.ExpiresAt):
-		return StatusExpired
-	case s.created.Term == "trial":
-		return StatusTrial
-	}
-	return StatusActive
+	return StatusAt(s.disabled, s.created.Term, s.created.ExpiresAt, now)
 }
 
 // Commands of the subscription aggregate.
@@ -332,7 +324,8 @@ func decide(s Subscription, cmd Command, now time.Time, p policy.Policy) ([]doma
 		}
 		return []domain.Event{AutoRenewalChanged{On: c.On, At: now}}, nil
 	case StopAutoRenewalForOrder:
-		if s.created.OrderID != c.OrderID || !s.autoRenew {
+		// A retail key has no order: a nil order id matches nothing.
+		if c.OrderID == uuid.Nil || s.created.OrderID != c.OrderID || !s.autoRenew {
 			return nil, nil
 		}
 		return []domain.Event{AutoRenewalChanged{On: false, At: now}}, nil

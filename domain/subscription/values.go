@@ -103,6 +103,9 @@ func NewSerialNumber(r io.Reader) (SerialNumber, error) {
 // String returns the serial number with its dashes.
 func (n SerialNumber) String() string { return n.s }
 
+// IsZero reports whether n was never set.
+func (n SerialNumber) IsZero() bool { return n.s == "" }
+
 // MarshalText encodes the serial number.
 func (n SerialNumber) MarshalText() ([]byte, error) { return []byte(n.s), nil }
 
