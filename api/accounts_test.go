@@ -349,7 +349,10 @@ func TestOpenAPI_DocumentsEveryAccountRoute(t *testing.T) {
 	doc := e.want(e.call("GET", "/v1/openapi.json", "", ""), http.StatusOK).json(t)
 	paths := doc["paths"].(map[string]any)
 	for _, p := range []string{"/v1/accounts", "/v1/sessions", "/v1/sessions/current", "/v1/password/change", "/v1/password/forgot",
-		"/v1/password/reset", "/v1/account/profile", "/v1/account/billing", "/v1/accounts/{id}"} {
+		"/v1/password/reset", "/v1/account/profile", "/v1/account/billing", "/v1/accounts/{id}",
+		"/v1/keys", "/v1/keys/{key}", "/v1/products", "/v1/subscriptions/{id}", "/v1/subscriptions/{id}/activations",
+		"/v1/subscriptions/{id}/activations/{device}", "/v1/subscriptions/{id}/download", "/v1/subscriptions/{id}/recovery-tool",
+		"/v1/subscriptions/{id}/auto-renewal"} {
 		if _, ok := paths[p]; !ok {
 			t.Errorf("the document lacks %s", p)
 		}

@@ -19,7 +19,7 @@ import (
 
 // All returns every read model the engine keeps.
 func All() []Projection {
-	return []Projection{Accounts{}, EmailOutbox{}}
+	return []Projection{Accounts{}, EmailOutbox{}, Products{}}
 }
 
 // Projection is one read model.
