@@ -18,6 +18,7 @@ import (
 	"github.com/subs-engine/subs/domain/account"
 	"github.com/subs-engine/subs/domain/clock"
 	"github.com/subs-engine/subs/domain/events"
+	"github.com/subs-engine/subs/domain/order"
 	"github.com/subs-engine/subs/eventstore"
 	"github.com/subs-engine/subs/eventstore/pgtest"
 	"github.com/subs-engine/subs/projections"
@@ -89,7 +90,11 @@ func newEngineEnv(t testing.TB) *engineEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ob, err := outbox.New(outbox.Config{Store: store, Accounts: accounts, Sender: md, Templates: templates, Clock: clk,
+	orders, err := eventstore.NewCommandHandler(order.Decider, eventstore.HandlerConfig{Store: store, Types: types, Clock: clk, Policy: testPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob, err := outbox.New(outbox.Config{Store: store, Accounts: accounts, Orders: orders, Sender: md, Templates: templates, Clock: clk,
 		Policy: testPolicy, SecretKey: engineSecret, PublicURL: "https://account.example.com", Logger: logger})
 	if err != nil {
 		t.Fatal(err)

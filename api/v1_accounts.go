@@ -66,7 +66,7 @@ func RegisterEngine(s *Server, deps Engine) error {
 	if deps.Random == nil {
 		deps.Random = rand.Reader
 	}
-	for _, register := range []func(*Server, Engine) error{registerAccounts, registerSubscriptions} {
+	for _, register := range []func(*Server, Engine) error{registerAccounts, registerSubscriptions, registerOrders} {
 		if err := register(s, deps); err != nil {
 			return err
 		}

@@ -4,15 +4,18 @@ import (
 	"context"
 	"encoding/json"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/subs-engine/subs/domain"
 	"github.com/subs-engine/subs/domain/account"
+	"github.com/subs-engine/subs/domain/order"
 	"github.com/subs-engine/subs/eventstore"
 )
 
 // Email kinds (EML-1), as the outbox and the templates name them.
 const (
-	EmailPasswordReset = "password_reset"
+	EmailPasswordReset     = "password_reset"
+	EmailOrderConfirmation = "order_confirmation"
 )
 
 // EmailOutbox lists the e-mails events call for until each is recorded as
@@ -22,11 +25,38 @@ type EmailOutbox struct{}
 // Name implements Projection.
 func (EmailOutbox) Name() string { return "email_outbox" }
 
+// Tables implements Projection.
+func (EmailOutbox) Tables() []string { return []string{"email_outbox"} }
+
+// OperationalColumns implements Operational. The outbox is a work queue as
+// well as a read model: workers/outbox leases rows (claimed_until), counts
+// and explains failed sends (attempts, last_error), and sets sent_at as soon
+// as it has recorded the send, before the projection applies that event.
+// None of this is in the log, so a rebuild cannot derive it; dropping it
+// would re-lease messages a worker is sending and forget retry counts. So a
+// rebuild keeps each of these from the live row where the live row has a
+// value, and Compare leaves them out. sent_at stays correct without the
+// comparison: the projection sets it from the EmailSent event, and the
+// worker never sends twice whatever the row says, because it checks the
+// aggregate (which records every send) before sending. What Compare checks
+// is the part the log determines: which e-mails exist, for whom, with what
+// data and when they were called for.
+func (EmailOutbox) OperationalColumns() map[string][]string {
+	return map[string][]string{"email_outbox": {"claimed_until", "attempts", "last_error", "sent_at"}}
+}
+
 // PasswordResetData is what the password reset e-mail needs besides the
 // account: never the token, which the sender derives from the reset id.
 type PasswordResetData struct {
 	ResetID   string `json:"reset_id"`
 	ExpiresAt string `json:"expires_at"`
+}
+
+// OrderConfirmationData is what the order confirmation e-mail needs: the
+// order, whose stream gives its recipient, lines, keys and serial numbers
+// (PRD-4). The row names no account: the buyer may have none (ORD-2).
+type OrderConfirmationData struct {
+	OrderID string `json:"order_id"`
 }
 
 // Apply implements Projection.
@@ -39,10 +69,26 @@ func (EmailOutbox) Apply(ctx context.Context, tx pgx.Tx, rec eventstore.Recorded
 		}
 		return enqueue(ctx, tx, rec, EmailPasswordReset, data)
 	case account.EmailSent:
-		_, err := tx.Exec(ctx, `UPDATE email_outbox SET sent_at = $3 WHERE cause = $1 AND kind = $2`, e.Cause, e.Kind, rec.RecordedAt)
+		return markSent(ctx, tx, e.Cause, e.Kind, rec)
+	case order.Fulfilled:
+		data, err := json.Marshal(OrderConfirmationData{OrderID: string(rec.StreamID)[len("order-"):]})
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO email_outbox (cause, kind, account_id, data, created_at) VALUES ($1, $2, NULL, $3, $4)`,
+			rec.ID, EmailOrderConfirmation, data, rec.RecordedAt)
 		return err
+	case order.EmailSent:
+		return markSent(ctx, tx, e.Cause, e.Kind, rec)
 	}
 	return nil
+}
+
+// markSent records that the e-mail of kind caused by cause went out, as the
+// event rec says.
+func markSent(ctx context.Context, tx pgx.Tx, cause uuid.UUID, kind string, rec eventstore.RecordedEvent) error {
+	_, err := tx.Exec(ctx, `UPDATE email_outbox SET sent_at = $3 WHERE cause = $1 AND kind = $2`, cause, kind, rec.RecordedAt)
+	return err
 }
 
 func enqueue(ctx context.Context, tx pgx.Tx, rec eventstore.RecordedEvent, kind string, data []byte) error {

@@ -17,11 +17,14 @@ import (
 	"github.com/subs-engine/subs/api"
 	catalogdata "github.com/subs-engine/subs/catalog"
 	"github.com/subs-engine/subs/domain/account"
+	"github.com/subs-engine/subs/domain/catalog"
 	"github.com/subs-engine/subs/domain/events"
+	"github.com/subs-engine/subs/domain/order"
 	"github.com/subs-engine/subs/domain/payment"
 	"github.com/subs-engine/subs/domain/policy"
 	"github.com/subs-engine/subs/eventstore"
 	"github.com/subs-engine/subs/projections"
+	"github.com/subs-engine/subs/workers/fulfilment"
 	"github.com/subs-engine/subs/workers/gateway"
 	"github.com/subs-engine/subs/workers/mail"
 	"github.com/subs-engine/subs/workers/outbox"
@@ -37,6 +40,7 @@ type engine struct {
 	types    *eventstore.EventTypes
 	runner   *projections.Runner
 	gateway  payment.Gateway
+	catalog  *catalog.Catalog
 	mail     mail.Sender
 	mailDesc string // where e-mails go, for people
 
@@ -65,6 +69,7 @@ func (m *Main) openEngine(ctx context.Context, db *database, server *api.Server,
 	if err != nil {
 		return nil, err
 	}
+	e.catalog = cat
 	err = api.RegisterEngine(server, api.Engine{Store: e.store, Types: e.types, Projections: e.runner,
 		Gateway: e.gateway, Catalog: cat, SecretKey: secret, Logger: m.logger()})
 	if err != nil {
@@ -84,13 +89,24 @@ func (m *Main) startEngine(e *engine, secret []byte, publicURL string) error {
 	if err != nil {
 		return err
 	}
-	ob, err := outbox.New(outbox.Config{Store: e.store, Accounts: accounts, Sender: e.mail, Templates: templates,
+	orders, err := eventstore.NewCommandHandler(order.Decider, eventstore.HandlerConfig{
+		Store: e.store, Types: e.types, Clock: m.Clock, Policy: policy.Default()})
+	if err != nil {
+		return err
+	}
+	ob, err := outbox.New(outbox.Config{Store: e.store, Accounts: accounts, Orders: orders, Sender: e.mail, Templates: templates,
 		Clock: m.Clock, Policy: policy.Default(), SecretKey: secret, PublicURL: publicURL, Logger: m.logger()})
+	if err != nil {
+		return err
+	}
+	pm, err := fulfilment.New(fulfilment.Config{Store: e.store, Types: e.types, Catalog: e.catalog, Clock: m.Clock,
+		Policy: policy.Default(), Logger: m.logger()})
 	if err != nil {
 		return err
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	e.stop = stop
+	e.wg.Go(func() { pm.Run(ctx) })
 	e.wg.Go(func() { e.runner.Run(ctx) })
 	e.wg.Go(func() { ob.Run(ctx, outboxInterval) })
 	return nil

@@ -95,6 +95,10 @@ type Placed struct {
 	BuyerEmail string      `json:"buyer_email"`
 	SavedTo    uuid.UUID   `json:"saved_to,omitzero"`
 	PlacedAt   time.Time   `json:"placed_at"`
+	// PaymentToken is the gateway token the order is charged to (never a
+	// card number: SEC-3), so that a retried charge uses the same request
+	// under the same idempotency key.
+	PaymentToken string `json:"payment_token,omitempty"`
 }
 
 // Paid: the payment gateway charged the order's total.
@@ -124,12 +128,22 @@ type Disowned struct {
 	AccountID uuid.UUID `json:"account_id"`
 }
 
+// EmailSent: an e-mail about the order went out (EML-1), recorded on the
+// order because its buyer may have no account. Its Message-ID derives from
+// the causing event (EML-2).
+type EmailSent struct {
+	Kind      string    `json:"kind"`
+	Cause     uuid.UUID `json:"cause"`
+	MessageID string    `json:"message_id"`
+}
+
 func (Placed) EventType() string          { return "order.placed" }
 func (Paid) EventType() string            { return "order.paid" }
 func (PaymentDeclined) EventType() string { return "order.payment_declined" }
 func (Fulfilled) EventType() string       { return "order.fulfilled" }
 func (Saved) EventType() string           { return "order.saved" }
 func (Disowned) EventType() string        { return "order.disowned" }
+func (EmailSent) EventType() string       { return "order.email_sent" }
 
 // Claims reserves the order number.
 func (e Placed) Claims() []domain.Claim {
@@ -138,7 +152,7 @@ func (e Placed) Claims() []domain.Claim {
 
 // Events lists a zero value of every order event, for the codec.
 func Events() []domain.Event {
-	return []domain.Event{Placed{}, Paid{}, PaymentDeclined{}, Fulfilled{}, Saved{}, Disowned{}}
+	return []domain.Event{Placed{}, Paid{}, PaymentDeclined{}, Fulfilled{}, Saved{}, Disowned{}, EmailSent{}}
 }
 
 // Order is the state of one order.
@@ -148,8 +162,10 @@ type Order struct {
 	savedTo  uuid.UUID
 	paid     bool
 	declined bool
+	decline  string
 	items    []Item
 	disowned bool
+	sent     map[string]bool // e-mail kind + "/" + cause
 }
 
 // Exists reports whether the order was placed.
@@ -167,11 +183,19 @@ func (o Order) Paid() bool { return o.paid }
 // Declined reports whether the order's charge was declined.
 func (o Order) Declined() bool { return o.declined }
 
+// DeclineCode returns why the order's charge was declined, or "".
+func (o Order) DeclineCode() string { return o.decline }
+
 // Items returns the subscriptions the order yielded.
 func (o Order) Items() []Item { return append([]Item(nil), o.items...) }
 
 // Disowned reports whether the buyer's account disowned the order.
 func (o Order) Disowned() bool { return o.disowned }
+
+// EmailSent reports whether the e-mail of kind caused by cause was sent.
+func (o Order) EmailSent(kind string, cause uuid.UUID) bool {
+	return o.sent[kind+"/"+cause.String()]
+}
 
 // Pending reports whether the order awaits its buyer's account: not saved,
 // not disowned (ORD-2: "action required").
@@ -210,13 +234,22 @@ type (
 		AccountID    uuid.UUID
 		AccountEmail string
 	}
+
+	// RecordEmailSent records that an e-mail about the order went out
+	// (EML-1, EML-2); recording it twice is a no-op.
+	RecordEmailSent struct {
+		Kind      string
+		Cause     uuid.UUID
+		MessageID string
+	}
 )
 
-func (Place) orderCommand()        {}
-func (RecordCharge) orderCommand() {}
-func (Fulfill) orderCommand()      {}
-func (Recognize) orderCommand()    {}
-func (Disown) orderCommand()       {}
+func (Place) orderCommand()           {}
+func (RecordCharge) orderCommand()    {}
+func (Fulfill) orderCommand()         {}
+func (Recognize) orderCommand()       {}
+func (Disown) orderCommand()          {}
+func (RecordEmailSent) orderCommand() {}
 
 // Errors of the order aggregate.
 var (
@@ -290,6 +323,11 @@ func decide(o Order, cmd Command, now time.Time, _ policy.Policy) ([]domain.Even
 			return nil, ErrNotPending
 		}
 		return []domain.Event{Disowned{AccountID: c.AccountID}}, nil
+	case RecordEmailSent:
+		if o.EmailSent(c.Kind, c.Cause) {
+			return nil, nil
+		}
+		return []domain.Event{EmailSent(c)}, nil
 	}
 	return nil, fmt.Errorf("order: unknown command %T", cmd)
 }
@@ -332,13 +370,20 @@ func evolve(o Order, e domain.Event) Order {
 	case Paid:
 		o.paid = true
 	case PaymentDeclined:
-		o.declined = true
+		o.declined, o.decline = true, e.DeclineCode
 	case Fulfilled:
 		o.items = e.Items
 	case Saved:
 		o.savedTo = e.AccountID
 	case Disowned:
 		o.disowned = true
+	case EmailSent:
+		sent := make(map[string]bool, len(o.sent)+1) // a fresh map: earlier states stay as they were
+		for k, v := range o.sent {
+			sent[k] = v
+		}
+		sent[e.Kind+"/"+e.Cause.String()] = true
+		o.sent = sent
 	}
 	return o
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/subs-engine/subs/domain/account"
 	"github.com/subs-engine/subs/domain/clock"
+	"github.com/subs-engine/subs/domain/order"
 	"github.com/subs-engine/subs/domain/policy"
 	"github.com/subs-engine/subs/eventstore"
 	"github.com/subs-engine/subs/projections"
@@ -31,6 +32,10 @@ type Config struct {
 	Store *eventstore.Store
 	// Accounts records the sends on the accounts. Required.
 	Accounts *eventstore.CommandHandler[account.Account, account.Command]
+	// Orders reads orders and records the sends of their e-mails, which go
+	// to a buyer who may have no account (ORD-2). Required for the order
+	// e-mails: without it they stay in the outbox.
+	Orders *eventstore.CommandHandler[order.Order, order.Command]
 	// Sender delivers the messages. Required.
 	Sender mail.Sender
 	// Templates render the messages. Required.
@@ -118,7 +123,7 @@ func (w *Worker) Run(ctx context.Context, interval time.Duration) {
 type pending struct {
 	cause     uuid.UUID
 	kind      string
-	accountID uuid.UUID
+	accountID uuid.NullUUID // none for an e-mail about an order (its buyer may have no account)
 	data      []byte
 }
 
@@ -161,33 +166,35 @@ RETURNING cause, kind, account_id, data`, now.Add(w.cfg.Lease), now, w.cfg.Batch
 	})
 }
 
+// delivery is a message about to go out: its recipient and template data,
+// whether its send is recorded already, and how to record it (on the
+// account, or on the order of an order e-mail).
+type delivery struct {
+	to     netmail.Address
+	data   map[string]any
+	sent   bool
+	record func(ctx context.Context, cmd eventstore.CommandMeta, messageID string) error
+}
+
 func (w *Worker) send(ctx context.Context, p pending) error {
-	stream := eventstore.StreamID("account-" + p.accountID.String())
-	acct, _, err := w.cfg.Accounts.Load(ctx, stream)
+	d, err := w.prepare(ctx, p)
 	if err != nil {
 		return err
 	}
-	if !acct.EmailSent(p.kind, p.cause) {
-		data, err := w.templateData(acct, p)
-		if err != nil {
-			return err
-		}
+	if !d.sent {
 		msg, err := w.cfg.Templates.Fill(mail.Message{
-			CausationID: p.cause, Kind: p.kind, From: w.cfg.From,
-			To:   netmail.Address{Name: acct.Name().String(), Address: acct.Email().String()},
-			Date: w.cfg.Clock.Now(),
-		}, data)
+			CausationID: p.cause, Kind: p.kind, From: w.cfg.From, To: d.to, Date: w.cfg.Clock.Now(),
+		}, d.data)
 		if err != nil {
 			return err
 		}
 		if err := w.cfg.Sender.Send(ctx, msg); err != nil {
 			return err
 		}
-		_, err = w.cfg.Accounts.Handle(ctx, stream, account.RecordEmailSent{Kind: p.kind, Cause: p.cause, MessageID: mail.MessageID(p.cause, p.kind, "")},
-			eventstore.CommandMeta{
-				CommandID: "email/" + p.kind + "/" + p.cause.String(),
-				Metadata:  eventstore.Metadata{ActorKind: eventstore.ActorSystem, ActorID: "outbox", CausationID: p.cause.String()},
-			})
+		err = d.record(ctx, eventstore.CommandMeta{
+			CommandID: "email/" + p.kind + "/" + p.cause.String(),
+			Metadata:  eventstore.Metadata{ActorKind: eventstore.ActorSystem, ActorID: "outbox", CausationID: p.cause.String()},
+		}, mail.MessageID(p.cause, p.kind, ""))
 		if err != nil {
 			return fmt.Errorf("record the send: %w", err)
 		}
@@ -195,6 +202,99 @@ func (w *Worker) send(ctx context.Context, p pending) error {
 	_, err = w.cfg.Store.Pool().Exec(ctx, `UPDATE email_outbox SET sent_at = coalesce(sent_at, $3), last_error = NULL WHERE cause = $1 AND kind = $2`,
 		p.cause, p.kind, w.cfg.Clock.Now())
 	return err
+}
+
+// prepare resolves where p goes and what it says.
+func (w *Worker) prepare(ctx context.Context, p pending) (delivery, error) {
+	if p.kind == projections.EmailOrderConfirmation {
+		return w.prepareOrder(ctx, p)
+	}
+	if !p.accountID.Valid {
+		return delivery{}, fmt.Errorf("outbox: e-mail %s names no account", p.kind)
+	}
+	stream := eventstore.StreamID("account-" + p.accountID.UUID.String())
+	acct, _, err := w.cfg.Accounts.Load(ctx, stream)
+	if err != nil {
+		return delivery{}, err
+	}
+	d := delivery{
+		to:   netmail.Address{Name: acct.Name().String(), Address: acct.Email().String()},
+		sent: acct.EmailSent(p.kind, p.cause),
+		record: func(ctx context.Context, meta eventstore.CommandMeta, messageID string) error {
+			_, err := w.cfg.Accounts.Handle(ctx, stream, account.RecordEmailSent{Kind: p.kind, Cause: p.cause, MessageID: messageID}, meta)
+			return err
+		},
+	}
+	if !d.sent {
+		d.data, err = w.templateData(acct, p)
+	}
+	return d, err
+}
+
+// prepareOrder resolves an order e-mail: it goes to the account the order
+// is saved in, else to the e-mail address the buyer typed (ORD-2), and its
+// send is recorded on the order.
+func (w *Worker) prepareOrder(ctx context.Context, p pending) (delivery, error) {
+	if w.cfg.Orders == nil {
+		return delivery{}, errors.New("outbox: Config.Orders is required for order e-mails")
+	}
+	var od projections.OrderConfirmationData
+	if err := json.Unmarshal(p.data, &od); err != nil {
+		return delivery{}, err
+	}
+	stream := eventstore.StreamID("order-" + od.OrderID)
+	o, _, err := w.cfg.Orders.Load(ctx, stream)
+	if err != nil {
+		return delivery{}, err
+	}
+	if !o.Exists() {
+		return delivery{}, fmt.Errorf("outbox: order %s does not exist", od.OrderID)
+	}
+	d := delivery{
+		to:   netmail.Address{Address: o.Placement().BuyerEmail},
+		sent: o.EmailSent(p.kind, p.cause),
+		record: func(ctx context.Context, meta eventstore.CommandMeta, messageID string) error {
+			_, err := w.cfg.Orders.Handle(ctx, stream, order.RecordEmailSent{Kind: p.kind, Cause: p.cause, MessageID: messageID}, meta)
+			return err
+		},
+	}
+	name := ""
+	if o.SavedTo() != uuid.Nil {
+		acct, _, err := w.cfg.Accounts.Load(ctx, eventstore.StreamID("account-"+o.SavedTo().String()))
+		if err != nil {
+			return delivery{}, err
+		}
+		d.to = netmail.Address{Name: acct.Name().String(), Address: acct.Email().String()}
+		name = acct.Name().String()
+	}
+	if !d.sent {
+		d.data = orderConfirmationData(o, name)
+	}
+	return d, nil
+}
+
+// orderConfirmationData is what the order confirmation states (PRD-4): the
+// order, its lines and total, and each product's key and serial number.
+func orderConfirmationData(o order.Order, name string) map[string]any {
+	p := o.Placement()
+	type line struct {
+		Product, Term, Platform, UnitPrice, Amount string
+		Quantity                                   int
+	}
+	type item struct{ Product, Key, Serial string }
+	lines := make([]line, len(p.Lines))
+	for i, l := range p.Lines {
+		lines[i] = line{Product: l.ProductName, Term: l.Term, Platform: l.Platform, Quantity: l.Quantity,
+			UnitPrice: l.UnitPrice.String(), Amount: l.Amount.String()}
+	}
+	var items []item
+	for _, it := range o.Items() {
+		items = append(items, item{Product: p.Lines[it.Line].ProductName, Key: it.Key.String(), Serial: it.Serial.String()})
+	}
+	return map[string]any{
+		"Name": name, "Number": p.Number.String(), "Date": p.PlacedAt.Format("January 2, 2006"),
+		"Storefront": p.Storefront, "Lines": lines, "Total": p.Total.String(), "Items": items,
+	}
 }
 
 func (w *Worker) failed(ctx context.Context, p pending, cause error) {

@@ -1,0 +1,66 @@
+package projections
+
+import (
+	"context"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/subs-engine/subs/domain"
+	"github.com/subs-engine/subs/domain/order"
+	"github.com/subs-engine/subs/eventstore"
+)
+
+// Orders is the order history (ORD-1, ORD-2): tables orders (one row per
+// order, with its order and payment status and the account it is saved in,
+// null while pending), order_items (its lines) and order_subscriptions (the
+// subscriptions, keys and serial numbers it yielded: PRD-4, PRD-5).
+type Orders struct{}
+
+// Name implements Projection.
+func (Orders) Name() string { return "orders" }
+
+// Tables returns the tables the projection owns, parents first, for a
+// rebuild.
+func (Orders) Tables() []string { return []string{"orders", "order_items", "order_subscriptions"} }
+
+// Apply implements Projection.
+func (Orders) Apply(ctx context.Context, tx pgx.Tx, rec eventstore.RecordedEvent, e domain.Event) error {
+	id := string(rec.StreamID)[len("order-"):]
+	var err error
+	switch e := e.(type) {
+	case order.Placed:
+		var account, via any
+		if e.SavedTo != uuid.Nil {
+			account, via = e.SavedTo, "placement"
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO orders (order_id, number, account_id, buyer_email, storefront, currency, total,
+    order_status, payment_status, saved_via, placed_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, 'placed', 'pending', $8, $9)`,
+			e.OrderID, e.Number.String(), account, e.BuyerEmail, e.Storefront, e.Total.Currency().Code(), e.Total.Amount(), via, e.PlacedAt)
+		for i, l := range e.Lines {
+			if err != nil {
+				break
+			}
+			_, err = tx.Exec(ctx, `INSERT INTO order_items (order_id, line, product, product_name, term, platform, quantity, unit_price, amount)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, e.OrderID, i, l.Product, l.ProductName, l.Term, l.Platform, l.Quantity, l.UnitPrice.Amount(), l.Amount.Amount())
+		}
+	case order.Paid:
+		_, err = tx.Exec(ctx, `UPDATE orders SET payment_status = 'paid' WHERE order_id = $1`, id)
+	case order.PaymentDeclined:
+		_, err = tx.Exec(ctx, `UPDATE orders SET payment_status = 'declined', order_status = 'declined' WHERE order_id = $1`, id)
+	case order.Fulfilled:
+		_, err = tx.Exec(ctx, `UPDATE orders SET order_status = 'fulfilled' WHERE order_id = $1`, id)
+		for _, it := range e.Items {
+			if err != nil {
+				break
+			}
+			_, err = tx.Exec(ctx, `INSERT INTO order_subscriptions (order_id, subscription_id, line, product, key, serial, registrable)
+VALUES ($1, $2, $3, $4, $5, $6, $7)`, id, it.SubscriptionID, it.Line, it.Product, it.Key.String(), it.Serial.String(), it.Registrable)
+		}
+	case order.Saved:
+		_, err = tx.Exec(ctx, `UPDATE orders SET account_id = $2, saved_via = $3 WHERE order_id = $1`, id, e.AccountID, e.Via)
+	case order.Disowned:
+		_, err = tx.Exec(ctx, `UPDATE orders SET disowned = true WHERE order_id = $1`, id)
+	}
+	return err
+}
