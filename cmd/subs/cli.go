@@ -87,6 +87,7 @@ func init() {
 			flags: flagsNATS | flagsTail | flagsLog, run: (*Main).runTail, nargs: noArgs},
 		{name: "audit", usage: auditUsage, summary: "replay a stream's history, verify the whole log's hash chain, or export events as JSON Lines",
 			flags: flagsDataDir | flagsDatabaseURL | flagsLog | flagsAuditAsOf | flagsAuditStream, run: (*Main).runAudit, nargs: auditArgs},
+		{name: "keys", usage: keysUsage, summary: "mint a retailer's batch of boxed product keys (unregistered subscriptions); prints KEY SERIAL SUBSCRIPTION_ID per key", flags: keysFlags, run: (*Main).runKeys, nargs: keysArgs},
 		{name: "postgres", usage: "start|stop|status", summary: "manage the private PostgreSQL cluster in <data-dir>/postgres",
 			flags: flagsDataDir | flagsLog, run: (*Main).runPostgres, nargs: postgresArgs},
 		{name: "version", summary: "print the version and exit", run: func(m *Main, _ context.Context) error { return m.runVersion() }, nargs: noArgs},
