@@ -17,6 +17,9 @@ type Accounts struct{}
 // Name implements Projection.
 func (Accounts) Name() string { return "accounts" }
 
+// Tables implements Projection.
+func (Accounts) Tables() []string { return []string{"accounts"} }
+
 // Apply implements Projection.
 func (Accounts) Apply(ctx context.Context, tx pgx.Tx, rec eventstore.RecordedEvent, e domain.Event) error {
 	id := accountID(rec)

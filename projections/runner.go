@@ -23,9 +23,21 @@ func All() []Projection {
 }
 
 // Projection is one read model.
+//
+// The contract that makes a read model rebuildable (Rebuild, Compare,
+// AUD-4): Apply writes only the tables Tables lists, names them without a
+// schema (a rebuild points search_path at shadow copies of them), and
+// derives every row from the events alone, so applying the whole log to
+// empty tables yields exactly the rows the live runner built. Read models
+// hold no sequence or identity column, whose values a replay would not
+// reproduce. Columns something besides Apply writes are declared with
+// Operational.
 type Projection interface {
 	// Name identifies the projection and its checkpoint; it never changes.
 	Name() string
+	// Tables lists the tables the projection owns, unqualified, in the
+	// public schema: those Apply writes, and only those.
+	Tables() []string
 	// Apply applies one event inside tx. It must be deterministic and touch
 	// only the projection's own tables; an error rolls the batch back and
 	// the runner retries it.
