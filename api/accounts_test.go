@@ -352,7 +352,9 @@ func TestOpenAPI_DocumentsEveryAccountRoute(t *testing.T) {
 		"/v1/password/reset", "/v1/account/profile", "/v1/account/billing", "/v1/accounts/{id}",
 		"/v1/keys", "/v1/keys/{key}", "/v1/products", "/v1/subscriptions/{id}", "/v1/subscriptions/{id}/activations",
 		"/v1/subscriptions/{id}/activations/{device}", "/v1/subscriptions/{id}/download", "/v1/subscriptions/{id}/recovery-tool",
-		"/v1/subscriptions/{id}/auto-renewal"} {
+		"/v1/subscriptions/{id}/auto-renewal",
+		"/v1/orders", "/v1/orders/{id}", "/v1/orders/{id}/recognize", "/v1/orders/{id}/disown",
+		"/v1/orders/{id}/items/{subscription}/download"} {
 		if _, ok := paths[p]; !ok {
 			t.Errorf("the document lacks %s", p)
 		}

@@ -296,7 +296,7 @@ func decide(o Order, cmd Command, now time.Time, _ policy.Policy) ([]domain.Even
 		if len(o.items) > 0 {
 			return nil, nil
 		}
-		return []domain.Event{Fulfilled{Items: c.Items}}, nil
+		return []domain.Event{Fulfilled(c)}, nil
 	case Recognize:
 		if !strings.EqualFold(c.AccountEmail, o.placed.BuyerEmail) {
 			return nil, ErrNotFound
