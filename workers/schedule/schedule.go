@@ -117,11 +117,11 @@ func (c Config) Validate() error {
 	for i, j := range c.Jobs {
 		switch {
 		case j.Name == "":
-			return fmt.Errorf("Jobs[%d]: missing Name", i)
+			return fmt.Errorf("missing Name in Jobs[%d]", i)
 		case j.Run == nil:
-			return fmt.Errorf("Jobs[%d] (%q): missing Run", i, j.Name)
+			return fmt.Errorf("missing Run in Jobs[%d] (%q)", i, j.Name)
 		case seen[j.Name]:
-			return fmt.Errorf("Jobs[%d]: name %q is used twice", i, j.Name)
+			return fmt.Errorf("duplicate Name in Jobs[%d]: %q is used twice", i, j.Name)
 		}
 		seen[j.Name] = true
 	}
