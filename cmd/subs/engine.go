@@ -28,6 +28,7 @@ import (
 	"github.com/subs-engine/subs/workers/gateway"
 	"github.com/subs-engine/subs/workers/mail"
 	"github.com/subs-engine/subs/workers/outbox"
+	"github.com/subs-engine/subs/workers/schedule"
 )
 
 // outboxInterval is how often serve drains the e-mail outbox.
@@ -44,8 +45,9 @@ type engine struct {
 	mail     mail.Sender
 	mailDesc string // where e-mails go, for people
 
-	stop context.CancelFunc
-	wg   sync.WaitGroup
+	schedule *schedule.Scheduler
+	stop     context.CancelFunc
+	wg       sync.WaitGroup
 }
 
 // openEngine builds the engine on db and adds its /v1 routes to server.
@@ -79,7 +81,7 @@ func (m *Main) openEngine(ctx context.Context, db *database, server *api.Server,
 }
 
 // startEngine runs the engine's projections and e-mail outbox until close.
-func (m *Main) startEngine(e *engine, secret []byte, publicURL string) error {
+func (m *Main) startEngine(e *engine, server *api.Server, secret []byte, publicURL string) error {
 	accounts, err := eventstore.NewCommandHandler(account.Decider, eventstore.HandlerConfig{
 		Store: e.store, Types: e.types, Clock: m.Clock, Policy: policy.Default()})
 	if err != nil {
@@ -104,8 +106,22 @@ func (m *Main) startEngine(e *engine, secret []byte, publicURL string) error {
 	if err != nil {
 		return err
 	}
+	// The cron schedule triggers the periodic jobs (DESIGN §6); the renewal
+	// runs join them with the renewal engine.
+	e.schedule, err = schedule.New(schedule.Config{Clock: m.Clock, Logger: m.logger(), Metrics: server.Registry(),
+		Jobs: []schedule.Job{{Name: "purge-idempotency-keys", Run: func(ctx context.Context, now time.Time) error {
+			_, err := server.PurgeIdempotencyKeys(ctx, now)
+			return err
+		}}}})
+	if err != nil {
+		return err
+	}
 	ctx, stop := context.WithCancel(context.Background())
 	e.stop = stop
+	if err := e.schedule.Start(ctx); err != nil {
+		stop()
+		return err
+	}
 	e.wg.Go(func() { pm.Run(ctx) })
 	e.wg.Go(func() { e.runner.Run(ctx) })
 	e.wg.Go(func() { ob.Run(ctx, outboxInterval) })
@@ -116,6 +132,9 @@ func (m *Main) startEngine(e *engine, secret []byte, publicURL string) error {
 func (e *engine) close() {
 	if e.stop != nil {
 		e.stop()
+	}
+	if e.schedule != nil {
+		e.schedule.Stop()
 	}
 	e.wg.Wait()
 }

@@ -67,7 +67,7 @@ func (m *Main) runServe(ctx context.Context) (err error) {
 	if publicURL == "" {
 		publicURL = server.URL()
 	}
-	if err := m.startEngine(eng, secret, publicURL); err != nil {
+	if err := m.startEngine(eng, server, secret, publicURL); err != nil {
 		return err
 	}
 	defer eng.close() // before the pool closes (defers run in reverse)
