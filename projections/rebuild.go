@@ -46,10 +46,10 @@ const checkpointTable = "subs_rebuild_checkpoint"
 // seeing it half built (DESIGN §5): it builds shadow copies of p's tables
 // in schema rebuild_<name>, applying every event in batches with
 // search_path pointed at them, then, in one transaction holding the lock
-// the live runner's batches take (so the runner writes nothing meanwhile)
-// and an exclusive lock on the live tables (so readers wait rather than
-// see anything in between), applies the events committed meanwhile, drops
-// the live tables, moves the shadow ones into public with the live tables'
+// the live runner's batches take (so the runner writes nothing meanwhile),
+// applies the events committed meanwhile, then, under an exclusive lock on
+// the live tables (so readers wait rather than see anything in between),
+// drops the live tables, moves the shadow ones into public with the live tables'
 // names, index and constraint names, and sets p's checkpoint to the
 // shadow's. Readers waiting on the lock then read the rebuilt tables.
 // Columns p declares Operational are kept from the live rows.
@@ -69,20 +69,27 @@ func Rebuild(ctx context.Context, store *eventstore.Store, types *eventstore.Eve
 		return RebuildReport{}, err
 	}
 	err = pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
+		// From here on the live runner writes nothing of p: its
+		// checkpoint stands still at live.
 		live, err := eventstore.LockSubscription(ctx, tx, p.Name())
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `LOCK TABLE `+s.liveList()+` IN ACCESS EXCLUSIVE MODE`); err != nil {
-			return fmt.Errorf("lock the live tables: %w", err)
-		}
+		// Catch up before locking the live tables: reading the log takes
+		// connections of the store's pool, which readers waiting on those
+		// locks would be holding. What commits after this read the live
+		// runner applies after the swap, from the shadow's checkpoint.
 		if err := s.catchUp(ctx, tx, nil); err != nil {
 			return err
 		}
 		if !s.cp.Reached(live) {
-			// The shadow reads to the log's end, which the live runner
+			// The shadow read to the log's end, which the live runner
 			// cannot have passed: refuse rather than move its checkpoint back.
 			return fmt.Errorf("the rebuilt model stops at position %d, before the live one (%d)", s.cp.Position, live.Position)
+		}
+		// Readers now wait for the swap, then read the rebuilt tables.
+		if _, err := tx.Exec(ctx, `LOCK TABLE `+s.liveList()+` IN ACCESS EXCLUSIVE MODE`); err != nil {
+			return fmt.Errorf("lock the live tables: %w", err)
 		}
 		if err := s.keepOperational(ctx, tx); err != nil {
 			return err
