@@ -6,14 +6,18 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/subs-engine/subs/domain/events"
 	"github.com/subs-engine/subs/eventstore"
+	"github.com/subs-engine/subs/projections"
 )
 
 // The auditors' actions of `subs audit` (DOMAIN §13).
@@ -21,6 +25,7 @@ const (
 	auditHistory = "history" // a stream's events, human-readable; --as-of (AUD-1, AUD-2)
 	auditVerify  = "verify"  // every hash link and stream version (AUD-3)
 	auditExport  = "export"  // JSON Lines in position order; --stream
+	auditRebuild = "rebuild" // --compare: every projection rebuilt and compared with the live one (AUD-4)
 )
 
 // auditArgs checks `subs audit`'s positional arguments: an action, and for
@@ -39,9 +44,9 @@ func auditArgs(args []string) error {
 		if err := eventstore.StreamID(args[1]).Validate(); err != nil {
 			return err
 		}
-	case auditVerify, auditExport:
+	case auditVerify, auditExport, auditRebuild:
 	default:
-		return fmt.Errorf("unknown action %q: say history, verify or export", args[0])
+		return fmt.Errorf("unknown action %q: say history, verify, export or rebuild --compare", args[0])
 	}
 	if len(args) > want {
 		return fmt.Errorf("unexpected argument %q", args[want])
@@ -49,11 +54,19 @@ func auditArgs(args []string) error {
 	return nil
 }
 
-// runAudit is `subs audit history|verify|export`: it reads the log, never
-// writes it, and migrates nothing.
-func (m *Main) runAudit(ctx context.Context) (err error) {
+// runAudit is `subs audit` without --compare; ParseFlags replaces it with
+// one bound to the flag (bindAuditFlags).
+func (m *Main) runAudit(ctx context.Context) error { return m.audit(ctx, false) }
+
+// audit is `subs audit history|verify|export|rebuild --compare`: it reads
+// the log, never writes it or a read model, and migrates nothing. compare
+// is the --compare flag.
+func (m *Main) audit(ctx context.Context, compare bool) (err error) {
 	defer func() { err = errors.Join(err, m.Close()) }()
 	action := m.args[0]
+	if compare != (action == auditRebuild) {
+		return &usageError{"audit: rebuild goes with --compare, and --compare with rebuild (to rebuild and swap a read model: `subs projections rebuild NAME`)"}
+	}
 	if !m.Config.AuditAsOf.IsZero() && action != auditHistory {
 		return &usageError{"audit: --as-of goes with history only"}
 	}
@@ -70,6 +83,8 @@ func (m *Main) runAudit(ctx context.Context) (err error) {
 		err = m.auditHistory(ctx, store, eventstore.StreamID(m.args[1]))
 	case auditVerify:
 		err = m.auditVerify(ctx, store)
+	case auditRebuild:
+		err = m.auditCompare(ctx, store)
 	default:
 		err = m.auditExport(ctx, store)
 	}
@@ -257,4 +272,58 @@ func appendJSONString(b []byte, s string) []byte {
 
 // auditUsage is the usage line of `subs audit`; its flags say which action
 // each goes with.
-const auditUsage = "history STREAM | verify | export"
+const auditUsage = "history STREAM | verify | export | rebuild --compare"
+
+// bindAuditFlags registers `subs audit`'s own flag, --compare, on fs, which
+// newFlagSet built for cmd; when ParseFlags is parsing audit to run it,
+// Main's command becomes a copy that runs with the value parsed (as
+// bindCommandFlags does for gateway).
+func (m *Main) bindAuditFlags(fs *flag.FlagSet, cmd *command) {
+	if cmd.name != "audit" {
+		return
+	}
+	compare := fs.Bool("compare", false, "with rebuild: rebuild every projection from the log into shadow tables and compare them row by row with the live ones (AUD-4)")
+	if m.command == cmd {
+		run := *cmd
+		run.run = func(m *Main, ctx context.Context) error { return m.audit(ctx, *compare) }
+		m.command = &run
+	}
+}
+
+// auditCompare rebuilds every projection from the log into shadow tables
+// and compares each with its live read model, row by row, at the live
+// model's checkpoint (AUD-4; projections.Compare). It prints "N projections
+// equal", or each difference, which fails the command.
+func (m *Main) auditCompare(ctx context.Context, store *eventstore.Store) error {
+	types := eventstore.NewEventTypes()
+	types.Register(1, events.All()...)
+	all := projections.All()
+	var differ []string
+	w := m.Stdout
+	for _, p := range all {
+		d, err := projections.Compare(ctx, store, types, p)
+		if err != nil {
+			return err
+		}
+		if d.Equal() {
+			fmt.Fprintf(w, "%s: equal to its rebuild from %d events, at position %d\n", p.Name(), d.Events, d.Checkpoint.Position)
+			continue
+		}
+		differ = append(differ, p.Name())
+		fmt.Fprintf(w, "%s: DIFFERS from its rebuild from %d events, at position %d\n", p.Name(), d.Events, d.Checkpoint.Position)
+		for _, t := range d.Tables {
+			fmt.Fprintf(w, "  table %s: %d rows only live, %d rows only rebuilt\n", t.Table, t.OnlyLive, t.OnlyRebuilt)
+			for _, r := range t.LiveRows {
+				fmt.Fprintf(w, "    live:    %s\n", r)
+			}
+			for _, r := range t.RebuiltRows {
+				fmt.Fprintf(w, "    rebuilt: %s\n", r)
+			}
+		}
+	}
+	if len(differ) > 0 {
+		return fmt.Errorf("%d of %d projections differ from their rebuild from the log: %s", len(differ), len(all), strings.Join(differ, ", "))
+	}
+	_, err := fmt.Fprintf(w, "%d projections equal\n", len(all))
+	return err
+}

@@ -88,6 +88,7 @@ func init() {
 		{name: "audit", usage: auditUsage, summary: "replay a stream's history, verify the whole log's hash chain, or export events as JSON Lines",
 			flags: flagsDataDir | flagsDatabaseURL | flagsLog | flagsAuditAsOf | flagsAuditStream, run: (*Main).runAudit, nargs: auditArgs},
 		{name: "keys", usage: keysUsage, summary: "mint a retailer's batch of boxed product keys (unregistered subscriptions); prints KEY SERIAL SUBSCRIPTION_ID per key", flags: keysFlags, run: (*Main).runKeys, nargs: keysArgs},
+		{name: "projections", usage: projectionsUsage, summary: "show each read model's checkpoint and lag, or rebuild one (or all) from the log into shadow tables and swap them in", flags: projectionsFlags, run: (*Main).runProjections, nargs: projectionsArgs},
 		{name: "postgres", usage: "start|stop|status", summary: "manage the private PostgreSQL cluster in <data-dir>/postgres",
 			flags: flagsDataDir | flagsLog, run: (*Main).runPostgres, nargs: postgresArgs},
 		{name: "version", summary: "print the version and exit", run: func(m *Main, _ context.Context) error { return m.runVersion() }, nargs: noArgs},
@@ -177,6 +178,7 @@ func (m *Main) newFlagSet(cmd *command, cfg *Config) *flag.FlagSet {
 	fs.SetOutput(m.Stderr)
 	cfg.bindFlags(fs, cmd.flags)
 	m.bindCommandFlags(fs, cmd, cfg)
+	m.bindAuditFlags(fs, cmd)
 	fs.Usage = func() {
 		out := fs.Output()
 		fmt.Fprintf(out, "Usage: subs %s", cmd.name)
