@@ -64,7 +64,7 @@ bench:
 # Each fuzz target runs for FUZZTIME; a failure leaves its input under the
 # package's testdata/fuzz, which the plain tests then replay.
 fuzz:
-	@for pt in $(FUZZ_TARGETS); do \
+	@mkdir -p .cache; for pt in $(FUZZ_TARGETS); do \
 		pkg=$${pt%%:*}; target=$${pt##*:}; \
 		echo "fuzz $$target ($$pkg) for $(FUZZTIME)"; \
 		$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg > .cache/fuzz.out 2>&1 || { cat .cache/fuzz.out; exit 1; }; \
