@@ -67,7 +67,7 @@ func Compare(ctx context.Context, store *eventstore.Store, types *eventstore.Eve
 	if err != nil {
 		return Diff{}, err
 	}
-	if err := s.build(ctx, &target); err != nil {
+	if err := s.build(ctx, &target, eventstore.Checkpoint{}); err != nil {
 		return Diff{}, err
 	}
 	d, err := s.compare(ctx)

@@ -52,7 +52,9 @@ const checkpointTable = "subs_rebuild_checkpoint"
 // drops the live tables, moves the shadow ones into public with the live tables'
 // names, index and constraint names, and sets p's checkpoint to the
 // shadow's. Readers waiting on the lock then read the rebuilt tables.
-// Columns p declares Operational are kept from the live rows.
+// Columns p declares Operational are kept from the live rows. The rebuilt
+// model includes every event committed before Rebuild began, waiting (until
+// ctx is done) while a transaction still in flight holds one back.
 //
 // One rebuild or Compare of a projection runs at a time (a session advisory
 // lock); one interrupted leaves its schema behind, which the next drops.
@@ -65,7 +67,17 @@ func Rebuild(ctx context.Context, store *eventstore.Store, types *eventstore.Eve
 		return RebuildReport{}, err
 	}
 	defer s.close(ctx)
-	if err := s.build(ctx, nil); err != nil {
+	// Every event committed before the rebuild began, even one that a
+	// transaction still in flight (in any database of the cluster: ids are
+	// cluster-wide) holds back from readers for now: the rebuilt model is
+	// never older than the request for it.
+	var head eventstore.Checkpoint
+	err = store.Pool().QueryRow(ctx, `SELECT transaction_id, global_position FROM events
+ORDER BY transaction_id DESC, global_position DESC LIMIT 1`).Scan(&head.TransactionID, &head.Position)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return RebuildReport{}, fmt.Errorf("projections: rebuild %s: read the log's head: %w", p.Name(), err)
+	}
+	if err := s.build(ctx, nil, head); err != nil {
 		return RebuildReport{}, err
 	}
 	err = pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
@@ -272,8 +284,10 @@ FROM (SELECT pg_get_indexdef(i.indexrelid) AS def,
 
 // build applies the log to the shadow tables from the shadow's checkpoint,
 // one transaction per batch, up to the log's end, or up to and including
-// the event at *limit when limit is set.
-func (s *shadow) build(ctx context.Context, limit *eventstore.Checkpoint) error {
+// the event at *limit when limit is set; and at least up to the event at
+// atLeast, waiting for it while older transactions hold it back.
+func (s *shadow) build(ctx context.Context, limit *eventstore.Checkpoint, atLeast eventstore.Checkpoint) error {
+	wait := 5 * time.Millisecond
 	for {
 		var more bool
 		err := pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
@@ -284,8 +298,18 @@ func (s *shadow) build(ctx context.Context, limit *eventstore.Checkpoint) error 
 		if err != nil {
 			return fmt.Errorf("projections: rebuild %s: %w", s.p.Name(), err)
 		}
-		if !more {
+		if more {
+			continue
+		}
+		if s.cp.Reached(atLeast) {
 			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("projections: rebuild %s: waiting for position %d, which a transaction still in flight holds back: %w",
+				s.p.Name(), atLeast.Position, ctx.Err())
+		case <-time.After(wait):
+			wait = min(2*wait, 200*time.Millisecond)
 		}
 	}
 }
