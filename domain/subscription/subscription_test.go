@@ -148,7 +148,9 @@ func TestRule_PRD5_NonRegistrableProductStaysWithItsOrder(t *testing.T) {
 func TestRule_KEY3_ActivationUsesSeatsAndRefusesBeyondThem(t *testing.T) {
 	c := nis(t) // 3 seats
 	reg := subscription.Registered{AccountID: ann, At: now.AddDate(0, -1, 0)}
-	act := func(d string) subscription.Activated { return subscription.Activated{Device: mustDevice(t, d), At: now.Add(-time.Minute)} }
+	act := func(d string) subscription.Activated {
+		return subscription.Activated{Device: mustDevice(t, d), At: now.Add(-time.Minute)}
+	}
 	decidertest.Given(t, subscription.Decider, c, reg).
 		When(subscription.Activate{AccountID: ann, Device: mustDevice(t, "pc-1")}).
 		Then(subscription.Activated{Device: mustDevice(t, "pc-1"), At: now})
