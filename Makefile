@@ -15,8 +15,10 @@ STATICCHECK_VERSION := v0.8.2
 # the machine offers no PostgreSQL server: <PGTEST_DATA_DIR>/postgres.
 PGTEST_DATA_DIR := .cache/pgtest
 TEST_FLAGS ?= -count=1 -timeout 14m
-# How long `make test` fuzzes each decoder of outside input (FUZZ_TARGETS).
-FUZZTIME   ?= 4s
+# How much `make test` fuzzes each decoder of outside input (FUZZ_TARGETS):
+# an execution count, since a time limit can end a run mid-minimization and
+# fail it ("context deadline exceeded").
+FUZZTIME   ?= 3000x
 # package:target pairs fuzzed by `make fuzz` (and briefly by `make test`).
 FUZZ_TARGETS := ./api:FuzzAccountEndpoints ./api:FuzzDecodeJSON ./workers/gateway:FuzzHandler \
 	./workers/mail:FuzzRender ./domain/money:FuzzParseAmount ./domain/payment:FuzzNewCard \
@@ -66,7 +68,7 @@ bench:
 fuzz:
 	@mkdir -p .cache; for pt in $(FUZZ_TARGETS); do \
 		pkg=$${pt%%:*}; target=$${pt##*:}; \
-		echo "fuzz $$target ($$pkg) for $(FUZZTIME)"; \
+		echo "fuzz $$target ($$pkg): $(FUZZTIME)"; \
 		$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg > .cache/fuzz.out 2>&1 || { cat .cache/fuzz.out; exit 1; }; \
 	done
 
