@@ -114,21 +114,7 @@ func TestGateway_Flags(t *testing.T) {
 // banner, as a person would.
 func MustStartGateway(tb testing.TB, m *main.Main, out output, within time.Duration) *running {
 	tb.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{m: m, cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- m.Run(ctx) }()
-	tb.Cleanup(func() {
-		cancel()
-		<-r.done
-	})
-	select {
-	case <-m.Ready():
-	case err := <-r.done:
-		r.done <- err
-		tb.Fatalf("gateway ended before it was ready: %v\nstderr:\n%s", err, out.stderr)
-	case <-time.After(within):
-		tb.Fatalf("gateway not ready after %s\nstderr:\n%s", within, out.stderr)
-	}
+	r := mustStart(tb, m, out, within, "gateway")
 	match := regexp.MustCompile(`gateway is serving at (http://\S+)`).FindStringSubmatch(out.stderr.String())
 	if match == nil {
 		tb.Fatalf("stderr lacks the banner with the gateway's URL:\n%s", out.stderr)

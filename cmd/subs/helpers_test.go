@@ -80,6 +80,15 @@ type running struct {
 // connections.
 func MustStartServe(tb testing.TB, m *main.Main, out output, within time.Duration) *running {
 	tb.Helper()
+	r := mustStart(tb, m, out, within, "serve")
+	r.base = "http://" + m.HTTPAddr()
+	return r
+}
+
+// mustStart runs m (parsed as the command what) until the test ends, and
+// waits until it says it is ready.
+func mustStart(tb testing.TB, m *main.Main, out output, within time.Duration, what string) *running {
+	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{m: m, cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- m.Run(ctx) }()
@@ -91,11 +100,10 @@ func MustStartServe(tb testing.TB, m *main.Main, out output, within time.Duratio
 	case <-m.Ready():
 	case err := <-r.done:
 		r.done <- err
-		tb.Fatalf("serve ended before it was ready: %v\nstderr:\n%s", err, out.stderr)
+		tb.Fatalf("%s ended before it was ready: %v\nstderr:\n%s", what, err, out.stderr)
 	case <-time.After(within):
-		tb.Fatalf("serve not ready after %s\nstderr:\n%s", within, out.stderr)
+		tb.Fatalf("%s not ready after %s\nstderr:\n%s", what, within, out.stderr)
 	}
-	r.base = "http://" + m.HTTPAddr()
 	return r
 }
 
