@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/subs-engine/subs/api"
+	"github.com/subs-engine/subs/api/agentauth"
 	catalogdata "github.com/subs-engine/subs/catalog"
 	"github.com/subs-engine/subs/domain/account"
 	"github.com/subs-engine/subs/domain/clock"
@@ -43,7 +44,9 @@ type engineEnv struct {
 	logs    *syncBuffer
 }
 
-func newEngineEnv(t testing.TB) *engineEnv {
+// newEngineEnv starts the engine; opts adjust the server's configuration
+// (an agent authenticator, say).
+func newEngineEnv(t testing.TB, opts ...func(*api.ServerConfig)) *engineEnv {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pool := pgtest.NewPool(t)
@@ -52,7 +55,7 @@ func newEngineEnv(t testing.TB) *engineEnv {
 	clk := clock.NewSimulated(time.Date(2027, 3, 1, 9, 0, 0, 0, time.UTC))
 	types := eventstore.NewEventTypes()
 	types.Register(1, events.All()...)
-	store := eventstore.New(pool, eventstore.Config{})
+	store := eventstore.New(pool, eventstore.Config{SecretKey: engineSecret})
 	runner, err := projections.NewRunner(projections.RunnerConfig{Store: store, Types: types, Logger: logger,
 		Projections: projections.All(), PollInterval: 20 * time.Millisecond})
 	if err != nil {
@@ -66,7 +69,12 @@ func newEngineEnv(t testing.TB) *engineEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := api.NewServer(api.ServerConfig{Addr: "127.0.0.1:0", DB: pool, Logger: logger, Clock: clk, Policy: testPolicy, SecretKey: engineSecret})
+	cfg := api.ServerConfig{Addr: "127.0.0.1:0", DB: pool, Logger: logger, Clock: clk, Policy: testPolicy, SecretKey: engineSecret,
+		Agents: agentauth.New(pool)}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv, err := api.NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -199,7 +200,16 @@ type Agent struct {
 	// ID identifies the agent; it goes into the metadata of every event the
 	// agent causes.
 	ID string
+	// Roles are what the agent may do besides support actions: RoleAuditor
+	// reads histories through /v1/audit (AUD-2).
+	Roles []string
 }
+
+// RoleAuditor lets an agent replay and export histories (DOMAIN §13).
+const RoleAuditor = "auditor"
+
+// HasRole reports whether the agent holds role.
+func (a Agent) HasRole(role string) bool { return slices.Contains(a.Roles, role) }
 
 // AgentAuthenticator checks a support agent's credential (SEC-2). It must be
 // safe for concurrent use. AuthenticateAgent returns the agent credential

@@ -66,7 +66,7 @@ func RegisterEngine(s *Server, deps Engine) error {
 	if deps.Random == nil {
 		deps.Random = rand.Reader
 	}
-	for _, register := range []func(*Server, Engine) error{registerAccounts, registerSubscriptions, registerOrders} {
+	for _, register := range []func(*Server, Engine) error{registerAccounts, registerSubscriptions, registerOrders, registerAudit, registerAgent} {
 		if err := register(s, deps); err != nil {
 			return err
 		}
@@ -401,7 +401,7 @@ func (a *accountsAPI) ownerOf(ctx context.Context, scope, key string) (uuid.UUID
 		}
 		key = email.String()
 	}
-	stream, found, err := a.Store.ReservationOwner(ctx, eventstore.Reservation{Scope: scope, Key: key})
+	stream, found, err := a.Store.ReservationOwner(ctx, eventstore.Reservation{Scope: scope, Key: key, Personal: scope == account.EmailScope})
 	if err != nil || !found {
 		return uuid.Nil, false, err
 	}

@@ -50,24 +50,30 @@ type ordersAPI struct {
 
 // registerOrders adds the order endpoints.
 func registerOrders(s *Server, deps Engine) error {
-	o := &ordersAPI{Engine: deps, s: s, accounts: &accountsAPI{Engine: deps, s: s}}
-	var err error
-	if o.orders, err = commandHandler(s, deps, order.Decider); err != nil {
-		return err
-	}
-	if o.acctState, err = commandHandler(s, deps, account.Decider); err != nil {
-		return err
-	}
-	if o.subs, err = commandHandler(s, deps, subscription.Decider); err != nil {
-		return err
-	}
-	o.fulfil, err = fulfilment.New(fulfilment.Config{Store: deps.Store, Types: deps.Types, Catalog: deps.Catalog,
-		Clock: s.Clock(), Policy: s.Policy(), Random: deps.Random, Logger: deps.Logger})
+	o, err := newOrdersAPI(s, deps)
 	if err != nil {
 		return err
 	}
 	o.routes()
 	return nil
+}
+
+// newOrdersAPI returns the order endpoints' handlers, unrouted.
+func newOrdersAPI(s *Server, deps Engine) (*ordersAPI, error) {
+	o := &ordersAPI{Engine: deps, s: s, accounts: &accountsAPI{Engine: deps, s: s}}
+	var err error
+	if o.orders, err = commandHandler(s, deps, order.Decider); err != nil {
+		return nil, err
+	}
+	if o.acctState, err = commandHandler(s, deps, account.Decider); err != nil {
+		return nil, err
+	}
+	if o.subs, err = commandHandler(s, deps, subscription.Decider); err != nil {
+		return nil, err
+	}
+	o.fulfil, err = fulfilment.New(fulfilment.Config{Store: deps.Store, Types: deps.Types, Catalog: deps.Catalog,
+		Clock: s.Clock(), Policy: s.Policy(), Random: deps.Random, Logger: deps.Logger})
+	return o, err
 }
 
 func (o *ordersAPI) routes() {
@@ -224,7 +230,7 @@ func (o *ordersAPI) place(w http.ResponseWriter, r *http.Request) error {
 	}
 	placed := order.Placed{OrderID: id, Storefront: store.Code(), Lines: lines, Total: total, BuyerEmail: b.email,
 		SavedTo: b.savedTo, PlacedAt: o.s.Clock().Now()}
-	st, err := o.placeOnce(ctx, placed, func() (string, error) { return o.paymentToken(ctx, in, b, store) })
+	st, err := o.placeOnce(ctx, placed, func() (string, error) { return o.paymentToken(ctx, in, b, store) }, o.actor(placed, "place/"+id.String()))
 	if err != nil {
 		return err
 	}
@@ -401,11 +407,11 @@ func (o *ordersAPI) paymentToken(ctx context.Context, in placeOrderRequest, b bu
 	return "", domain.Invalid("payment_method", "is required: give a card, or sign in to an account with billing information")
 }
 
-// placeOnce places the order under a freshly drawn number, or finds the
-// order an earlier attempt with the same Idempotency-Key placed. token is
-// called only for a new order, so a retry charges what the first attempt
-// charged.
-func (o *ordersAPI) placeOnce(ctx context.Context, p order.Placed, token func() (string, error)) (order.Order, error) {
+// placeOnce places the order under a freshly drawn number, recorded with
+// meta, or finds the order an earlier attempt with the same Idempotency-Key
+// placed. token is called only for a new order, so a retry charges what the
+// first attempt charged.
+func (o *ordersAPI) placeOnce(ctx context.Context, p order.Placed, token func() (string, error), meta eventstore.CommandMeta) (order.Order, error) {
 	stream := fulfilment.OrderStream(p.OrderID)
 	for range 5 {
 		st, _, err := o.orders.Load(ctx, stream)
@@ -427,7 +433,7 @@ func (o *ordersAPI) placeOnce(ctx context.Context, p order.Placed, token func() 
 		if p.Number, err = order.NewNumber(o.Random); err != nil {
 			return st, err
 		}
-		out, err := o.orders.Handle(ctx, stream, order.Place{Placed: p}, o.actor(p, "place/"+p.OrderID.String()))
+		out, err := o.orders.Handle(ctx, stream, order.Place{Placed: p}, meta)
 		var taken *eventstore.ReservationConflictError
 		var raced *eventstore.ConflictError
 		if errors.As(err, &taken) || errors.As(err, &raced) {
@@ -635,7 +641,7 @@ func (o *ordersAPI) download(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		facts := sub.Facts()
-		status := sub.Status(o.s.Clock().Now())
+		status := sub.Status(o.s.Clock().Now(), o.s.Policy())
 		if !status.Current() {
 			return &subscription.NotCurrentError{Status: status}
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/subs-engine/subs/domain"
 	"github.com/subs-engine/subs/domain/catalog"
 	"github.com/subs-engine/subs/domain/clock"
+	"github.com/subs-engine/subs/domain/money"
 	"github.com/subs-engine/subs/domain/policy"
 	"github.com/subs-engine/subs/domain/subscription"
 	"github.com/subs-engine/subs/eventstore"
@@ -36,6 +37,7 @@ func registerSubscriptions(s *Server, deps Engine) error {
 	}
 	a := &subscriptionsAPI{Engine: deps, s: s, handler: h}
 	a.routes()
+	a.conversionRoutes()
 	return nil
 }
 
@@ -71,7 +73,8 @@ func (a *subscriptionsAPI) routes() {
 		Summary: "Activate a computer",
 		Description: "Uses one seat for the computer (KEY-3): 201, or 200 when the computer already uses one. When every seat is in " +
 			"use the answer is 409 saying to buy an additional product key (KEY-4) or deactivate a computer (KEY-5); an expired or " +
-			"disabled subscription answers 409 too.",
+			"disabled subscription answers 409 too. A legacy key (NAV, NIS, N360, N1) cannot activate a Norton Security product: 400 naming " +
+			"the field product (CNV-1).",
 		Request:   activateRequest{},
 		Responses: map[int]any{http.StatusCreated: productView{}, http.StatusOK: productView{}, http.StatusNotFound: nil},
 		Handler:   HandlerFunc(a.activate)})
@@ -108,6 +111,7 @@ type (
 	}
 	activateRequest struct {
 		DeviceID string `json:"device_id" doc:"the computer's id: 1 to 64 letters, digits, dots, dashes, underscores or colons"`
+		Product  string `json:"product,omitempty" doc:"the catalog code of the product installed on the computer; a legacy key cannot activate Norton Security (CNV-1)"`
 	}
 	autoRenewalRequest struct {
 		On *bool `json:"on" doc:"true to renew automatically, false to renew by hand"`
@@ -119,7 +123,7 @@ type (
 		ProductName           string       `json:"product_name"`
 		Platform              string       `json:"platform"`
 		Term                  string       `json:"term" doc:"annual, monthly or trial"`
-		Status                string       `json:"status" doc:"active, trial, expired or disabled, at the time of the request"`
+		Status                string       `json:"status" doc:"trial, active, grace, expired, refunded or disabled, at the time of the request"`
 		RegisteredAt          time.Time    `json:"registered_at"`
 		StartsAt              time.Time    `json:"starts_at"`
 		ExpiresAt             time.Time    `json:"expires_at"`
@@ -132,6 +136,7 @@ type (
 		RecoveryToolAvailable bool         `json:"recovery_tool_available" doc:"PRD-3"`
 		Storefront            string       `json:"storefront,omitempty" doc:"where it was bought; absent for a boxed retail key"`
 		OrderID               *uuid.UUID   `json:"order_id,omitempty" doc:"the order that bought it; absent for a boxed retail key"`
+		AddOns                []string     `json:"add_ons" doc:"codes of the active add-ons of a monthly plan (MON-3)"`
 		Devices               []deviceView `json:"devices" doc:"the computers it is activated on"`
 	}
 	deviceView struct {
@@ -217,6 +222,9 @@ func (a *subscriptionsAPI) registerKey(w http.ResponseWriter, r *http.Request) e
 	if !found {
 		return subscription.ErrUnknownKey
 	}
+	if err := a.checkNotRetired(r.Context(), id, key); err != nil {
+		return err
+	}
 	sess, _ := SessionFrom(r.Context())
 	out, err := a.handle(r.Context(), id, subscription.Register{AccountID: sess.AccountID})
 	if err != nil {
@@ -283,6 +291,9 @@ func (a *subscriptionsAPI) activate(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return domain.Invalid("device_id", err.Error())
 	}
+	if err := a.checkClient(r.Context(), id, in.Product); err != nil {
+		return err
+	}
 	sess, _ := SessionFrom(r.Context())
 	out, err := a.handle(r.Context(), id, subscription.Activate{AccountID: sess.AccountID, Device: device})
 	if err != nil {
@@ -348,6 +359,39 @@ func (a *subscriptionsAPI) recoveryTool(w http.ResponseWriter, r *http.Request) 
 		Platform: row.Platform, Status: row.Status, URL: "/downloads/recovery-tool/" + url.PathEscape(row.Platform)})
 }
 
+// boxedKeyPrice is the price a boxed key renews at once enrolled: its
+// term's catalog price at the storefront of the account's country (the
+// United States store where the country has none). A subscription bought
+// online has its own price, which the decider keeps; zero then.
+func (a *subscriptionsAPI) boxedKeyPrice(ctx context.Context, id, accountID uuid.UUID) (money.Money, error) {
+	var product, term, country string
+	var fromOrder bool
+	err := a.Store.Pool().QueryRow(ctx, `SELECT v.product, v.term, v.order_id IS NOT NULL, a.country
+FROM products_view v JOIN accounts a ON a.account_id = v.account_id
+WHERE v.subscription_id = $1 AND v.account_id = $2`, id, accountID).Scan(&product, &term, &fromOrder, &country)
+	if errors.Is(err, pgx.ErrNoRows) || fromOrder {
+		return money.Money{}, nil // not the caller's (the decider says so), or priced by its order
+	}
+	if err != nil {
+		return money.Money{}, err
+	}
+	store, err := a.Catalog.Storefront(country)
+	if err != nil {
+		if store, err = a.Catalog.Storefront("US"); err != nil {
+			return money.Money{}, err
+		}
+	}
+	t, err := catalog.ParseTerm(term)
+	if err != nil || t == catalog.Trial {
+		t = catalog.Annual
+	}
+	price, err := a.Catalog.Price(product, t, store.Currency())
+	if err != nil {
+		return money.Money{}, nil // not sold any more: the decider refuses, naming the field
+	}
+	return price, nil
+}
+
 func (a *subscriptionsAPI) setAutoRenewal(w http.ResponseWriter, r *http.Request) error {
 	id, err := subscriptionID(r)
 	if err != nil {
@@ -361,7 +405,13 @@ func (a *subscriptionsAPI) setAutoRenewal(w http.ResponseWriter, r *http.Request
 		return domain.Invalid("on", "is required: true or false")
 	}
 	sess, _ := SessionFrom(r.Context())
-	if _, err := a.handle(r.Context(), id, subscription.SetAutoRenewal{AccountID: sess.AccountID, On: *in.On}); err != nil {
+	cmd := subscription.SetAutoRenewal{AccountID: sess.AccountID, On: *in.On}
+	if cmd.On {
+		if cmd.Price, err = a.boxedKeyPrice(r.Context(), id, sess.AccountID); err != nil {
+			return err
+		}
+	}
+	if _, err := a.handle(r.Context(), id, cmd); err != nil {
 		return err
 	}
 	return a.writeRow(w, r, http.StatusOK, id)
@@ -375,7 +425,7 @@ type productRow struct {
 
 // productColumns are the products_view columns scanRow reads, in order.
 const productColumns = `subscription_id, product, product_name, platform, term, registered_at, starts_at, expires_at,
-product_key, serial, seats, seats_used, auto_renew, storefront, order_id, disabled, recovery_tool`
+product_key, serial, seats, seats_used, auto_renew, storefront, order_id, disabled, recovery_tool, renewing, refunded, add_ons`
 
 // queryRows reads the products_view rows that where (a WHERE clause and
 // its order) selects, with their devices, and computes each row's status at
@@ -387,7 +437,7 @@ func (a *subscriptionsAPI) queryRows(ctx context.Context, where string, args ...
 		return nil, err
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (productView, error) {
-		r, err := scanRow(row, now)
+		r, err := scanRow(row, now, a.s.Policy())
 		return r.productView, err
 	})
 	if err != nil || len(out) == 0 {
@@ -418,7 +468,7 @@ func (a *subscriptionsAPI) readRow(ctx context.Context, id uuid.UUID) (productRo
 	sess, _ := SessionFrom(ctx)
 	now := a.s.Clock().Now()
 	row, err := scanRow(a.Store.Pool().QueryRow(ctx, `SELECT `+productColumns+` FROM products_view
-WHERE subscription_id = $1 AND account_id = $2`, id, sess.AccountID), now)
+WHERE subscription_id = $1 AND account_id = $2`, id, sess.AccountID), now, a.s.Policy())
 	if errors.Is(err, pgx.ErrNoRows) {
 		return row, subscription.ErrNotFound
 	}
@@ -441,12 +491,13 @@ func (a *subscriptionsAPI) writeRow(w http.ResponseWriter, r *http.Request, stat
 // scanRow reads one row of productColumns and computes what the view shows
 // at now: the status (subscription.StatusAt), download (PRD-2) and
 // recovery tool (PRD-3) availability.
-func scanRow(row pgx.Row, now time.Time) (productRow, error) {
+func scanRow(row pgx.Row, now time.Time, p policy.Policy) (productRow, error) {
 	var r productRow
 	var registered *time.Time
-	var disabled bool
+	var f subscription.StatusFacts
 	err := row.Scan(&r.SubscriptionID, &r.Product, &r.ProductName, &r.Platform, &r.Term, &registered, &r.StartsAt, &r.ExpiresAt,
-		&r.ProductKey, &r.SerialNumber, &r.Seats, &r.SeatsUsed, &r.AutoRenewal, &r.Storefront, &r.OrderID, &disabled, &r.offersTool)
+		&r.ProductKey, &r.SerialNumber, &r.Seats, &r.SeatsUsed, &r.AutoRenewal, &r.Storefront, &r.OrderID, &f.Disabled, &r.offersTool,
+		&f.Renewing, &f.Refunded, &r.AddOns)
 	if err != nil {
 		return r, err
 	}
@@ -454,7 +505,8 @@ func scanRow(row pgx.Row, now time.Time) (productRow, error) {
 		r.RegisteredAt = registered.UTC()
 	}
 	r.StartsAt, r.ExpiresAt = r.StartsAt.UTC(), r.ExpiresAt.UTC()
-	st := subscription.StatusAt(disabled, r.Term, r.ExpiresAt, now)
+	f.Trial, f.ExpiresAt = r.Term == catalog.Trial.String(), r.ExpiresAt
+	st := subscription.StatusAt(f, now, p)
 	r.Status = string(st)
 	r.DownloadAvailable = subscription.CheckDownload(st) == nil
 	r.RecoveryToolAvailable = subscription.RecoveryToolAvailable(r.offersTool, st)

@@ -24,6 +24,9 @@ type Event interface {
 type Claim struct {
 	Scope string
 	Key   string
+	// Personal marks a key that is personal data, such as an e-mail
+	// address: the event store keeps only its keyed hash (AUD-5).
+	Personal bool
 }
 
 // Claimer is implemented by events that take unique values for their stream.

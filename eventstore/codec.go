@@ -53,7 +53,8 @@ func (t *EventTypes) Register(schemaVersion int, events ...domain.Event) {
 	}
 }
 
-// Encode returns e in its stored form.
+// Encode returns e in its stored form; the personal fields of an event that
+// implements domain.Personal are marked for the store to encrypt (AUD-5).
 func (t *EventTypes) Encode(e domain.Event) (EventData, error) {
 	t.mu.RLock()
 	et, ok := t.byTyp[e.EventType()]
@@ -65,7 +66,11 @@ func (t *EventTypes) Encode(e domain.Event) (EventData, error) {
 	if err != nil {
 		return EventData{}, fmt.Errorf("eventstore: encode %s: %w", e.EventType(), err)
 	}
-	return EventData{Type: e.EventType(), SchemaVersion: et.schemaVersion, Data: data}, nil
+	ed := EventData{Type: e.EventType(), SchemaVersion: et.schemaVersion, Data: data}
+	if p, ok := e.(domain.Personal); ok {
+		ed.Personal = &PersonalData{Subject: p.DataSubject(), Fields: p.PersonalFields()}
+	}
+	return ed, nil
 }
 
 // Decode returns the domain event r holds. r must be upcast to the current

@@ -79,6 +79,9 @@ type EventData struct {
 	Data json.RawMessage
 	// Metadata is merged over AppendOptions.Metadata (its non-empty fields win).
 	Metadata Metadata
+	// Personal, when set, names the fields of Data that the store encrypts
+	// under the data subject's key (AUD-5).
+	Personal *PersonalData
 }
 
 // RecordedEvent is an event as stored in the log.
@@ -90,7 +93,7 @@ type RecordedEvent struct {
 	ID            uuid.UUID       // the event id
 	Type          string          // the event type name
 	SchemaVersion int             // the version of Data's shape as stored
-	Data          json.RawMessage // the payload as stored
+	Data          json.RawMessage // the payload, personal fields decrypted or erased (AUD-5)
 	Metadata      Metadata        // actor, reason, command/causation/correlation ids
 	RecordedAt    time.Time       // the engine clock's time of the append (UTC, microseconds)
 	Hash          []byte          // SHA-256 link of the stream's hash chain (AUD-3)

@@ -3,6 +3,7 @@ package eventstore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -68,6 +69,22 @@ ORDER BY transaction_id, global_position
 LIMIT $3`, from.TransactionID, from.Position, limit)
 }
 
+// Head returns the checkpoint of the last event committed so far in ReadAll's
+// order (the zero Checkpoint for an empty log): a reader that has reached
+// it has seen every event appended before Head was called.
+func (s *Store) Head(ctx context.Context) (Checkpoint, error) {
+	var cp Checkpoint
+	err := s.pool.QueryRow(ctx, `SELECT transaction_id::text::bigint, global_position FROM events
+ORDER BY transaction_id DESC, global_position DESC LIMIT 1`).Scan(&cp.TransactionID, &cp.Position)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Checkpoint{}, nil
+	}
+	if err != nil {
+		return cp, fmt.Errorf("eventstore: head of the log: %w", err)
+	}
+	return cp, nil
+}
+
 func (s *Store) query(ctx context.Context, sql string, args ...any) ([]RecordedEvent, error) {
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
@@ -80,13 +97,18 @@ func (s *Store) query(ctx context.Context, sql string, args ...any) ([]RecordedE
 		if err != nil {
 			return nil, err
 		}
-		if e, err = s.upcasters.Upcast(e); err != nil {
-			return nil, err
-		}
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("eventstore: read: %w", err)
+	}
+	if err := s.personal.reveal(ctx, out); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if out[i], err = s.upcasters.Upcast(out[i]); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }

@@ -20,6 +20,7 @@ type Store struct {
 	pool      *pgxpool.Pool
 	upcasters *Upcasters
 	notifier  *notifier
+	personal  *personalData
 }
 
 // Config configures a Store.
@@ -27,6 +28,11 @@ type Config struct {
 	// Upcasters rewrite old payload versions as events are read (never in
 	// the log). Nil means none.
 	Upcasters *Upcasters
+	// SecretKey is the engine's secret (32 random bytes or more): the key
+	// that wraps the data keys of personal fields and the key of personal
+	// reservations' hashes (AUD-5) derive from it. It must stay the same
+	// across restarts and processes. Empty only in tests.
+	SecretKey []byte
 }
 
 // New returns a store on pool. The schema must be migrated (Migrate).
@@ -34,7 +40,7 @@ func New(pool *pgxpool.Pool, cfg Config) *Store {
 	if cfg.Upcasters == nil {
 		cfg.Upcasters = NewUpcasters()
 	}
-	return &Store{pool: pool, upcasters: cfg.Upcasters, notifier: newNotifier(pool)}
+	return &Store{pool: pool, upcasters: cfg.Upcasters, notifier: newNotifier(pool), personal: newPersonalData(pool, cfg.SecretKey)}
 }
 
 // Pool returns the store's connection pool, for read models that live in the
@@ -46,6 +52,10 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 type Reservation struct {
 	Scope string
 	Key   string
+	// Personal marks a key that is personal data: the store keeps only its
+	// keyed hash (HMAC-SHA-256 under Config.SecretKey), never the key itself
+	// (AUD-5). Lookups of such a key must say so too.
+	Personal bool
 }
 
 // Checkpoint returns the checkpoint of the append's last event: a reader
@@ -57,6 +67,7 @@ func (r AppendResult) Checkpoint() Checkpoint {
 // ReservationOwner returns the stream holding a reservation, and false if
 // none holds it. It reads committed state directly: no projection lag.
 func (s *Store) ReservationOwner(ctx context.Context, r Reservation) (StreamID, bool, error) {
+	r = s.personal.reservation(r)
 	var owner string
 	err := s.pool.QueryRow(ctx, `SELECT stream_id FROM reservations WHERE scope = $1 AND key = $2`, r.Scope, r.Key).Scan(&owner)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -139,6 +150,14 @@ const appendSQL = `SELECT first_version, last_version, first_position, last_posi
 FROM subs_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`
 
 func (s *Store) appendWith(ctx context.Context, q querier, stream StreamID, expected ExpectedVersion, events []EventData, opts AppendOptions) (AppendResult, error) {
+	if err := stream.Validate(); err != nil {
+		return AppendResult{}, err
+	}
+	events, err := s.personal.seal(ctx, stream, events)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	opts.Reserve, opts.Release = s.personal.reservations(opts.Reserve), s.personal.reservations(opts.Release)
 	args, err := appendArgs(stream, expected, events, opts)
 	if err != nil {
 		return AppendResult{}, err
@@ -192,10 +211,9 @@ func (s *Store) CommandResult(ctx context.Context, commandID string) (AppendResu
 	return s.commandResult(ctx, commandID)
 }
 
+// appendArgs checks an append and returns subs_append's arguments; the
+// stream id is checked already.
 func appendArgs(stream StreamID, expected ExpectedVersion, events []EventData, opts AppendOptions) ([]any, error) {
-	if err := stream.Validate(); err != nil {
-		return nil, err
-	}
 	if expected < Any {
 		return nil, fmt.Errorf("eventstore: append to %s: expected version %d is invalid", stream, int64(expected))
 	}

@@ -40,6 +40,9 @@ WHERE account_id = $1`, id, e.Name.String(), e.Country.String(), e.Language.Stri
 			_, err = tx.Exec(ctx, `UPDATE accounts SET billing_country = $2, billing_method = $3, updated_at = $4
 WHERE account_id = $1`, id, e.Country.String(), method, rec.RecordedAt)
 		}
+	case account.Erased:
+		// AUD-5: the row is personal data through and through.
+		_, err = tx.Exec(ctx, `DELETE FROM accounts WHERE account_id = $1`, id)
 	}
 	return err
 }

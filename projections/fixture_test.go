@@ -11,9 +11,11 @@ import (
 	"github.com/jackc/pgx/v5"
 	catalogdata "github.com/subs-engine/subs/catalog"
 	"github.com/subs-engine/subs/domain/account"
+	"github.com/subs-engine/subs/domain/agentlog"
 	"github.com/subs-engine/subs/domain/catalog"
 	"github.com/subs-engine/subs/domain/clock"
 	"github.com/subs-engine/subs/domain/events"
+	"github.com/subs-engine/subs/domain/money"
 	"github.com/subs-engine/subs/domain/policy"
 	"github.com/subs-engine/subs/domain/subscription"
 	"github.com/subs-engine/subs/eventstore"
@@ -29,7 +31,8 @@ type world struct {
 	clock    *clock.Simulated
 	accounts *eventstore.CommandHandler[account.Account, account.Command]
 	subs     *eventstore.CommandHandler[subscription.Subscription, subscription.Command]
-	product  catalog.Product // registrable, annual, at least two seats
+	product  catalog.Product // registrable, annual, legacy, at least two seats
+	catalog  *catalog.Catalog
 }
 
 func newWorld(t *testing.T) *world {
@@ -51,22 +54,22 @@ func newWorld(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &world{store: store, types: types, clock: c, accounts: accounts, subs: subs}
+	w := &world{store: store, types: types, clock: c, accounts: accounts, subs: subs, catalog: cat}
 	for _, p := range cat.Products() {
-		if p.Registrable() && p.Seats() >= 2 && p.Sells(catalog.Annual) {
+		if p.Registrable() && p.Seats() >= 2 && p.Sells(catalog.Annual) && p.Legacy() {
 			w.product = p
 			break
 		}
 	}
 	if w.product.Code() == "" {
-		t.Fatal("the catalog has no registrable annual product with two seats")
+		t.Fatal("the catalog has no registrable annual legacy product with two seats")
 	}
 	return w
 }
 
 // customer plays one customer's story through the command handlers: sign
 // up, update the profile, ask for a password reset and have its e-mail
-// recorded as sent, buy a boxed key, register it, activate two computers
+// recorded as sent, buy a key at the online store, register it, activate two computers
 // and deactivate one, turn renewal on. That is ten events of eight types
 // over the accounts, outbox and products projections. It returns the
 // checkpoint of its last append.
@@ -93,7 +96,8 @@ func (w *world) customer(ctx context.Context, n int) (eventstore.Checkpoint, err
 	if err != nil {
 		return last, err
 	}
-	created, err := subscription.NewCreated(subID, w.product, catalog.Annual, catalog.Platform{}, key, serial, w.clock.Now(), policy.Default(), subscription.Origin{})
+	created, err := subscription.NewCreated(subID, w.product, catalog.Annual, catalog.Platform{}, key, serial, w.clock.Now(), policy.Default(),
+		subscription.Origin{Price: money.New(4999, money.USD)})
 	if err != nil {
 		return last, err
 	}
@@ -131,6 +135,9 @@ func (w *world) customer(ctx context.Context, n int) (eventstore.Checkpoint, err
 		}
 		last = res.Checkpoint()
 	}
+	if err := w.convert(ctx, n, id, subStream, meta); err != nil {
+		return last, err
+	}
 	// The reset e-mail's send, recorded as the outbox worker records it.
 	var events []eventstore.RecordedEvent
 	if events, err = w.store.ReadStream(ctx, stream, eventstore.ReadStreamOptions{FromVersion: 3}); err != nil {
@@ -143,8 +150,30 @@ func (w *world) customer(ctx context.Context, n int) (eventstore.Checkpoint, err
 	return out.Append.Checkpoint(), nil
 }
 
+// convert has an agent add days to the customer's subscription (AGT-2) and
+// the customer convert it (CNV-3), so that the read models' rebuild covers
+// both.
+func (w *world) convert(ctx context.Context, n int, id uuid.UUID, stream eventstore.StreamID, meta eventstore.CommandMeta) error {
+	agent := eventstore.CommandMeta{Metadata: eventstore.Metadata{ActorKind: eventstore.ActorAgent, ActorID: "ava", Reason: "fixture",
+		LogCode: agentlog.AdjustDays}}
+	out, err := w.subs.Handle(ctx, stream, subscription.AdjustDays{Days: 1 + n%5}, agent)
+	if err != nil {
+		return err
+	}
+	plan, err := subscription.PlanConversion(w.catalog, out.State, "", nil, w.clock.Now(), policy.Default())
+	if err != nil {
+		return err
+	}
+	key, err := subscription.NewProductKey(crand.Reader)
+	if err != nil {
+		return err
+	}
+	_, err = w.subs.Handle(ctx, stream, subscription.Convert{AccountID: id, Plan: plan, Key: key}, meta)
+	return err
+}
+
 // eventsPerCustomer is how many events customer appends.
-const eventsPerCustomer = 10
+const eventsPerCustomer = 12
 
 // customers plays n customers' stories, numbered from first, on workers
 // goroutines, and fails the test on any error.

@@ -5,7 +5,9 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/subs-engine/subs/domain"
+	"github.com/subs-engine/subs/domain/account"
 	"github.com/subs-engine/subs/domain/order"
 	"github.com/subs-engine/subs/eventstore"
 )
@@ -35,8 +37,9 @@ func (Orders) Apply(ctx context.Context, tx pgx.Tx, rec eventstore.RecordedEvent
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO orders (order_id, number, account_id, buyer_email, storefront, currency, total,
     order_status, payment_status, saved_via, placed_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, 'placed', 'pending', $8, $9)`,
-			e.OrderID, e.Number.String(), account, e.BuyerEmail, e.Storefront, e.Total.Currency().Code(), e.Total.Amount(), via, e.PlacedAt)
+VALUES ($1, $2, $3, $4, $5, $6, $7, 'placed', $8, $9, $10)`,
+			e.OrderID, e.Number.String(), account, e.BuyerEmail, e.Storefront, e.Total.Currency().Code(), e.Total.Amount(),
+			paymentStatus(e), via, e.PlacedAt)
 		for i, l := range e.Lines {
 			if err != nil {
 				break
@@ -61,6 +64,28 @@ VALUES ($1, $2, $3, $4, $5, $6, $7)`, id, it.SubscriptionID, it.Line, it.Product
 		_, err = tx.Exec(ctx, `UPDATE orders SET account_id = $2, saved_via = $3 WHERE order_id = $1`, id, e.AccountID, e.Via)
 	case order.Disowned:
 		_, err = tx.Exec(ctx, `UPDATE orders SET disowned = true WHERE order_id = $1`, id)
+	case account.Erased:
+		// AUD-5: the account's orders keep what was bought, not who by.
+		_, err = tx.Exec(ctx, `UPDATE orders SET buyer_email = $2 WHERE account_id = $1`, accountID(rec), domain.ErasedText)
 	}
 	return err
+}
+
+// EraseBuyerEmail blanks the buyer's address of the orders placed with email
+// and saved in no account (AUD-5), as a replay reads them once the address's
+// data key is destroyed: erasing an account erases the address's pending and
+// disowned orders too, which the account.erased event cannot name. Call it
+// after the key is destroyed and the projection has applied the erasure.
+func EraseBuyerEmail(ctx context.Context, pool *pgxpool.Pool, email string) error {
+	_, err := pool.Exec(ctx, `UPDATE orders SET buyer_email = $2 WHERE account_id IS NULL AND lower(buyer_email) = lower($1)`, email, domain.ErasedText)
+	return err
+}
+
+// paymentStatus is a new order's: pending until charged, or paid at once
+// for a support agent's free order.
+func paymentStatus(e order.Placed) string {
+	if e.Free {
+		return "paid"
+	}
+	return "pending"
 }

@@ -70,6 +70,10 @@ func (EmailOutbox) Apply(ctx context.Context, tx pgx.Tx, rec eventstore.Recorded
 		return enqueue(ctx, tx, rec, EmailPasswordReset, data)
 	case account.EmailSent:
 		return markSent(ctx, tx, e.Cause, e.Kind, rec)
+	case account.Erased:
+		// AUD-5: nothing more goes to an erased account.
+		_, err := tx.Exec(ctx, `DELETE FROM email_outbox WHERE account_id = $1`, accountID(rec))
+		return err
 	case order.Fulfilled:
 		data, err := json.Marshal(OrderConfirmationData{OrderID: string(rec.StreamID)[len("order-"):]})
 		if err != nil {

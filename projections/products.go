@@ -2,6 +2,9 @@ package projections
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -13,12 +16,15 @@ import (
 
 // Products is the products view (PRD-1 … PRD-4): table products_view, one
 // row per subscription with the facts it was created with, the account it
-// is registered in (null until then), its seats in use, whether it is
-// disabled and its automatic-renewal setting; and table
+// is registered in (null until then), its seats in use, its term,
+// expiration, automatic-renewal setting and add-ons; and table
 // subscription_devices, the computers each one is activated on (KEY-3,
-// KEY-5). The status is left to the reader, who computes it from the row
-// and the clock (subscription.StatusAt). The SQL names its tables without
-// a schema, so a rebuild can build them elsewhere on the search_path.
+// KEY-5). Each row keeps the subscription's folded state, and its columns
+// are read from that state after every event, so the view shows what the
+// aggregate knows. The status is left to the reader, who computes it from
+// the row and the clock (subscription.StatusAt). The SQL names its tables
+// without a schema, so a rebuild can build them elsewhere on the
+// search_path.
 type Products struct{}
 
 // Name implements Projection.
@@ -29,7 +35,10 @@ func (Products) Tables() []string { return []string{"products_view", "subscripti
 
 // Apply implements Projection.
 func (Products) Apply(ctx context.Context, tx pgx.Tx, rec eventstore.RecordedEvent, e domain.Event) error {
-	id := string(rec.StreamID)[len(subscription.StreamPrefix):]
+	id, ok := strings.CutPrefix(string(rec.StreamID), subscription.StreamPrefix)
+	if !ok {
+		return nil
+	}
 	var err error
 	switch e := e.(type) {
 	case subscription.Created:
@@ -37,41 +46,70 @@ func (Products) Apply(ctx context.Context, tx pgx.Tx, rec eventstore.RecordedEve
 		if e.OrderID != uuid.Nil {
 			orderID = e.OrderID
 		}
+		state, err := json.Marshal(subscription.Decider.Fold(e))
+		if err != nil {
+			return err
+		}
 		_, err = tx.Exec(ctx, `INSERT INTO products_view (subscription_id, product, product_name, platform, term, trial, seats,
     starts_at, expires_at, product_key, serial, auto_renew, storefront, asian_store, order_id, registrable, legacy,
-    recovery_tool, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $19)`,
+    recovery_tool, created_at, updated_at, state)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $19, $20)`,
 			e.SubscriptionID, e.Product, e.ProductName, e.Platform, e.Term, e.Term == catalog.Trial.String(), e.Seats,
 			e.StartsAt, e.ExpiresAt, e.Key.String(), e.Serial.String(), e.AutoRenew, e.Storefront, e.AsianStore, orderID,
-			e.Registrable, e.Legacy, e.RecoveryTool, rec.RecordedAt)
+			e.Registrable, e.Legacy, e.RecoveryTool, rec.RecordedAt, state)
+		return err
 	case subscription.Registered:
-		_, err = tx.Exec(ctx, `UPDATE products_view SET account_id = $2, registered_at = $3, updated_at = $4 WHERE subscription_id = $1`,
-			id, e.AccountID, e.At, rec.RecordedAt)
+		_, err = tx.Exec(ctx, `UPDATE products_view SET registered_at = $2 WHERE subscription_id = $1`, id, e.At)
 	case subscription.Activated:
 		// The decider records a device once until it is deactivated, so
 		// the insert never meets its key; seats_used follows the rows.
 		if _, err = tx.Exec(ctx, `INSERT INTO subscription_devices (subscription_id, device_id, activated_at) VALUES ($1, $2, $3)`,
 			id, e.Device.String(), e.At); err == nil {
-			err = recountSeats(ctx, tx, id, rec)
+			err = recountSeats(ctx, tx, id)
 		}
 	case subscription.Deactivated:
 		if _, err = tx.Exec(ctx, `DELETE FROM subscription_devices WHERE subscription_id = $1 AND device_id = $2`,
 			id, e.Device.String()); err == nil {
-			err = recountSeats(ctx, tx, id, rec)
+			err = recountSeats(ctx, tx, id)
 		}
-	case subscription.Disabled:
-		_, err = tx.Exec(ctx, `UPDATE products_view SET disabled = true, updated_at = $2 WHERE subscription_id = $1`, id, rec.RecordedAt)
-	case subscription.AutoRenewalChanged:
-		_, err = tx.Exec(ctx, `UPDATE products_view SET auto_renew = $2, updated_at = $3 WHERE subscription_id = $1`, id, e.On, rec.RecordedAt)
+	case subscription.Converted:
+		// The old key's computers are released with it (CNV-3).
+		if _, err = tx.Exec(ctx, `DELETE FROM subscription_devices WHERE subscription_id = $1`, id); err == nil {
+			err = recountSeats(ctx, tx, id)
+		}
 	}
+	if err != nil {
+		return err
+	}
+	return updateProductRow(ctx, tx, id, rec, e)
+}
+
+// updateProductRow folds e into the row's state and sets the columns that
+// the state determines.
+func updateProductRow(ctx context.Context, tx pgx.Tx, id string, rec eventstore.RecordedEvent, e domain.Event) error {
+	var s subscription.Subscription
+	if err := tx.QueryRow(ctx, `SELECT state FROM products_view WHERE subscription_id = $1`, id).Scan(&s); err != nil {
+		return fmt.Errorf("products: state of %s: %w", id, err)
+	}
+	s = subscription.Decider.Evolve(s, e)
+	var account any
+	if s.Account() != uuid.Nil {
+		account = s.Account()
+	}
+	f, c := s.StatusFacts(), s.Facts() // a conversion changes the product and key (CNV-3)
+	_, err := tx.Exec(ctx, `UPDATE products_view SET state = $2, account_id = $3, term = $4, trial = $5, expires_at = $6,
+    auto_renew = $7, disabled = $8, renewing = $9, refunded = $10, add_ons = $11, updated_at = $12, product = $13,
+    product_name = $14, seats = $15, product_key = $16, registrable = $17, legacy = $18, recovery_tool = $19
+WHERE subscription_id = $1`, id, s, account, s.Term(), f.Trial, f.ExpiresAt, s.AutoRenew(), f.Disabled, f.Renewing, f.Refunded,
+		s.AddOns(), rec.RecordedAt, c.Product, c.ProductName, c.Seats, c.Key.String(), c.Registrable, c.Legacy, c.RecoveryTool)
 	return err
 }
 
 // recountSeats sets seats_used from the device rows, so that the count can
 // never drift from the list it summarizes.
-func recountSeats(ctx context.Context, tx pgx.Tx, id string, rec eventstore.RecordedEvent) error {
+func recountSeats(ctx context.Context, tx pgx.Tx, id string) error {
 	_, err := tx.Exec(ctx, `UPDATE products_view
-SET seats_used = (SELECT count(*) FROM subscription_devices WHERE subscription_id = $1), updated_at = $2
-WHERE subscription_id = $1`, id, rec.RecordedAt)
+SET seats_used = (SELECT count(*) FROM subscription_devices WHERE subscription_id = $1)
+WHERE subscription_id = $1`, id)
 	return err
 }

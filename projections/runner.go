@@ -19,7 +19,7 @@ import (
 
 // All returns every read model the engine keeps.
 func All() []Projection {
-	return []Projection{Accounts{}, EmailOutbox{}, Orders{}, Products{}}
+	return []Projection{Accounts{}, EmailOutbox{}, Orders{}, Products{}, DueWork{}, Charges{}}
 }
 
 // Projection is one read model.

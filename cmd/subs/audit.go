@@ -3,19 +3,19 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/subs-engine/subs/api"
 	"github.com/subs-engine/subs/domain/events"
+	"github.com/subs-engine/subs/domain/policy"
 	"github.com/subs-engine/subs/eventstore"
 	"github.com/subs-engine/subs/projections"
 )
@@ -77,7 +77,10 @@ func (m *Main) audit(ctx context.Context, compare bool) (err error) {
 	if err != nil {
 		return err
 	}
-	store := eventstore.New(db.pool, eventstore.Config{}) // no upcasters: events as stored
+	store, err := m.openStore(db) // no upcasters: payloads at their stored schema version
+	if err != nil {
+		return err
+	}
 	switch action {
 	case auditHistory:
 		err = m.auditHistory(ctx, store, eventstore.StreamID(m.args[1]))
@@ -131,8 +134,33 @@ func (m *Main) auditHistory(ctx context.Context, store *eventstore.Store, stream
 	}
 	if len(events) == 0 {
 		fmt.Fprintln(w, "(no event: the stream did not exist then, or does not exist)")
+		return nil
 	}
-	return nil
+	at := asOf
+	if at.IsZero() {
+		at = systemClock{}.Now()
+	}
+	// The events are shown whatever their payloads; a state that cannot
+	// be folded from them is said so, and is no reason to fail the replay.
+	state, err := api.FoldedState(eventTypes(), stream, events, at, policy.Default())
+	var b []byte
+	if err == nil && state != nil {
+		b, err = json.MarshalIndent(state, "    ", "  ")
+	}
+	switch {
+	case err != nil:
+		_, err = fmt.Fprintf(w, "\nstate %s: not folded: %v\n", when, err)
+	case state != nil:
+		_, err = fmt.Fprintf(w, "\nstate %s:\n    %s\n", when, b)
+	}
+	return err
+}
+
+// eventTypes returns the codec of every event type of the domain.
+func eventTypes() *eventstore.EventTypes {
+	types := eventstore.NewEventTypes()
+	types.Register(1, events.All()...)
+	return types
 }
 
 func orNone(s string) string {
@@ -187,87 +215,27 @@ func isTerminal(w io.Writer) bool {
 }
 
 // auditExport writes the log, or the stream Config.AuditStream, as JSON
-// Lines in position order: one object per event with every column as
-// stored (global_position, transaction_id, stream_id, stream_version,
-// event_id, event_type, schema_version, data, metadata, recorded_at in RFC
-// 3339 UTC to the microsecond, hash in hex).
-//
-// It reads the table itself rather than through ReadAll, which returns
-// commit order and only committed transactions older than every one in
-// flight; an export wants every stored row as it is, by position.
+// Lines in position order (Store.Export): every column as stored, personal
+// fields encrypted (AUD-5).
 func (m *Main) auditExport(ctx context.Context, store *eventstore.Store) error {
-	sql := `SELECT global_position, transaction_id, stream_id, stream_version, event_id::text, event_type,
-schema_version, data::text, metadata::text, recorded_at, hash FROM events`
-	var args []any
+	var opts eventstore.ExportOptions
 	if s := m.Config.AuditStream; s != "" {
 		if err := eventstore.StreamID(s).Validate(); err != nil {
 			return &usageError{"audit export --stream: " + err.Error()}
 		}
-		sql += ` WHERE stream_id = $1`
-		args = append(args, s)
+		opts.Stream = eventstore.StreamID(s)
 	}
-	sql += ` ORDER BY global_position`
-	rows, err := store.Pool().Query(ctx, sql, args...)
-	if err != nil {
-		return fmt.Errorf("export: %w", err)
-	}
-	defer rows.Close()
 	w := bufio.NewWriterSize(m.Stdout, 64<<10)
-	var line []byte
-	for rows.Next() {
-		var (
-			pos, version int64
-			txid         uint64
-			stream, id   string
-			typ          string
-			sv           int
-			data, meta   string
-			at           time.Time
-			hash         []byte
-		)
-		if err := rows.Scan(&pos, &txid, &stream, &version, &id, &typ, &sv, &data, &meta, &at, &hash); err != nil {
-			return fmt.Errorf("export: %w", err)
-		}
-		// Built by hand so that data and metadata keep the exact text the
-		// hash covers (jsonb's output form, never holding a raw newline);
-		// encoding/json would compact it.
-		line = append(line[:0], `{"global_position":`...)
-		line = strconv.AppendInt(line, pos, 10)
-		line = append(line, `,"transaction_id":`...)
-		line = strconv.AppendUint(line, txid, 10)
-		line = append(line, `,"stream_id":`...)
-		line = appendJSONString(line, stream)
-		line = append(line, `,"stream_version":`...)
-		line = strconv.AppendInt(line, version, 10)
-		line = append(line, `,"event_id":"`...)
-		line = append(line, id...)
-		line = append(line, `","event_type":`...)
-		line = appendJSONString(line, typ)
-		line = append(line, `,"schema_version":`...)
-		line = strconv.AppendInt(line, int64(sv), 10)
-		line = append(line, `,"data":`...)
-		line = append(line, data...)
-		line = append(line, `,"metadata":`...)
-		line = append(line, meta...)
-		line = append(line, `,"recorded_at":"`...)
-		line = at.UTC().AppendFormat(line, time.RFC3339Nano)
-		line = append(line, `","hash":"`...)
-		line = hex.AppendEncode(line, hash)
-		line = append(line, "\"}\n"...)
+	err := store.Export(ctx, opts, func(line []byte) error {
 		if _, err := w.Write(line); err != nil {
 			return err
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("export: %w", err)
+		return w.WriteByte('\n')
+	})
+	if err != nil {
+		return err
 	}
 	return w.Flush()
-}
-
-// appendJSONString appends s as a JSON string.
-func appendJSONString(b []byte, s string) []byte {
-	q, _ := json.Marshal(s) // a string always marshals
-	return append(b, q...)
 }
 
 // auditUsage is the usage line of `subs audit`; its flags say which action
@@ -295,8 +263,7 @@ func (m *Main) bindAuditFlags(fs *flag.FlagSet, cmd *command) {
 // model's checkpoint (AUD-4; projections.Compare). It prints "N projections
 // equal", or each difference, which fails the command.
 func (m *Main) auditCompare(ctx context.Context, store *eventstore.Store) error {
-	types := eventstore.NewEventTypes()
-	types.Register(1, events.All()...)
+	types := eventTypes()
 	all := projections.All()
 	var differ []string
 	w := m.Stdout

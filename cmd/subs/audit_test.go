@@ -39,7 +39,7 @@ func mustAuditLog(t *testing.T) auditLog {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	s := eventstore.New(pool, eventstore.Config{})
+	s := eventstore.New(pool, eventstore.Config{SecretKey: testSecretKey})
 	appendAt := func(stream eventstore.StreamID, at time.Time, md eventstore.Metadata, cmd string, types ...string) {
 		t.Helper()
 		evs := make([]eventstore.EventData, len(types))
@@ -72,7 +72,7 @@ func mustAuditLog(t *testing.T) auditLog {
 // Run's error.
 func runAudit(t *testing.T, dbURL string, args ...string) (stdout string, err error) {
 	t.Helper()
-	m, out := MustParse(t, map[string]string{"DATABASE_URL": dbURL}, append([]string{"audit"}, args...)...)
+	m, out := MustParse(t, dbEnv(dbURL), append([]string{"audit"}, args...)...)
 	err = m.Run(context.Background())
 	return out.stdout.String(), err
 }

@@ -88,6 +88,8 @@ func init() {
 		{name: "audit", usage: auditUsage, summary: "replay a stream's history, verify the whole log's hash chain, or export events as JSON Lines",
 			flags: flagsDataDir | flagsDatabaseURL | flagsLog | flagsAuditAsOf | flagsAuditStream, run: (*Main).runAudit, nargs: auditArgs},
 		{name: "keys", usage: keysUsage, summary: "mint a retailer's batch of boxed product keys (unregistered subscriptions); prints KEY SERIAL SUBSCRIPTION_ID per key", flags: keysFlags, run: (*Main).runKeys, nargs: keysArgs},
+		{name: "accounts", usage: accountsUsage, summary: "erase an account's personal data (crypto-shredding, AUD-5): its history still replays and verifies", flags: accountsFlags, run: (*Main).runAccounts, nargs: accountsArgs},
+		{name: "agents", usage: agentsUsage, summary: "add a support agent; prints the agent's credential, shown this once and stored only as a hash", flags: agentsFlags, run: (*Main).runAgents, nargs: agentsArgs},
 		{name: "projections", usage: projectionsUsage, summary: "show each read model's checkpoint and lag, or rebuild one (or all) from the log into shadow tables and swap them in", flags: projectionsFlags, run: (*Main).runProjections, nargs: projectionsArgs},
 		{name: "postgres", usage: "start|stop|status", summary: "manage the private PostgreSQL cluster in <data-dir>/postgres",
 			flags: flagsDataDir | flagsLog, run: (*Main).runPostgres, nargs: postgresArgs},

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/subs-engine/subs/workers/schedule"
 )
 
 // Environment variables that override Config's defaults. A flag overrides
@@ -32,6 +34,8 @@ const (
 	EnvSMTPURL         = "SMTP_URL"
 	EnvGatewayURL      = "SUBS_GATEWAY_URL"
 	EnvSecretKey       = "SUBS_SECRET_KEY"
+	EnvSchedule        = "SUBS_SCHEDULE"
+	EnvSimSchedule     = "SUBS_SIMULATED_SCHEDULE"
 )
 
 // Clock kinds accepted by Config.Clock.
@@ -73,6 +77,16 @@ type Config struct {
 	// machine's time at start. Ignored for the system clock.
 	// Env SUBS_CLOCK_START, flag --clock-start (RFC 3339). Default zero.
 	ClockStart time.Time
+	// Schedule is the cron spec (with seconds, or a descriptor such as
+	// @hourly) of the worker runs on the system clock: renewal notices,
+	// charges, retries, trial ends. Env SUBS_SCHEDULE, flag --schedule.
+	// Default "0 * * * * *": every minute.
+	Schedule string
+	// SimulatedSchedule is the cron spec of the runs a simulated clock's
+	// advance makes on its way; the due actions between them also run at
+	// their own instant. Env SUBS_SIMULATED_SCHEDULE, flag
+	// --simulated-schedule. Default "@hourly".
+	SimulatedSchedule string
 	// NATSURL names the NATS server (with JetStream) events are published
 	// to. Empty means serve embeds one, storing in DataDir/nats and
 	// listening on 127.0.0.1:NATSPort, and tail connects to that one.
@@ -144,6 +158,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.NATSPort == 0 {
 		c.NATSPort = 4222
+	}
+	if c.Schedule == "" {
+		c.Schedule = schedule.DefaultSpec
+	}
+	if c.SimulatedSchedule == "" {
+		c.SimulatedSchedule = "@hourly"
 	}
 	if c.TailDurable == "" {
 		c.TailDurable = "subs-tail"
@@ -223,6 +243,8 @@ func (c *Config) loadEnv(getenv func(string) string) error {
 	setString(&c.SMTPURL, EnvSMTPURL)
 	setString(&c.GatewayURL, EnvGatewayURL)
 	setString(&c.SecretKey, EnvSecretKey)
+	setString(&c.Schedule, EnvSchedule)
+	setString(&c.SimulatedSchedule, EnvSimSchedule)
 	var errs []error
 	if v := getenv(EnvShutdownTimeout); v != "" {
 		d, err := time.ParseDuration(v)
@@ -287,6 +309,9 @@ func (c *Config) bindFlags(fs *flag.FlagSet, groups int) {
 			c.ClockStart = t
 			return nil
 		})
+		fs.StringVar(&c.Schedule, "schedule", c.Schedule, "cron `spec` of the worker runs, with seconds ("+EnvSchedule+")")
+		fs.StringVar(&c.SimulatedSchedule, "simulated-schedule", c.SimulatedSchedule,
+			"cron `spec` of the runs of a simulated clock's advance ("+EnvSimSchedule+")")
 	}
 	if groups&flagsDataDir != 0 {
 		fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "`directory` for local state; the private PostgreSQL cluster lives in its postgres/ ("+EnvDataDir+")")

@@ -28,6 +28,7 @@ import (
 	"github.com/subs-engine/subs/workers/gateway"
 	"github.com/subs-engine/subs/workers/mail"
 	"github.com/subs-engine/subs/workers/outbox"
+	"github.com/subs-engine/subs/workers/renewal"
 	"github.com/subs-engine/subs/workers/schedule"
 )
 
@@ -45,6 +46,8 @@ type engine struct {
 	mail     mail.Sender
 	mailDesc string // where e-mails go, for people
 
+	renewals *renewal.Worker
+	outbox   *outbox.Worker // set by startEngine, once the public URL is known
 	schedule *schedule.Scheduler
 	stop     context.CancelFunc
 	wg       sync.WaitGroup
@@ -53,7 +56,7 @@ type engine struct {
 // openEngine builds the engine on db and adds its /v1 routes to server.
 // Start runs its background parts.
 func (m *Main) openEngine(ctx context.Context, db *database, server *api.Server, secret []byte) (*engine, error) {
-	e := &engine{store: eventstore.New(db.pool, eventstore.Config{}), types: eventstore.NewEventTypes()}
+	e := &engine{store: eventstore.New(db.pool, eventstore.Config{SecretKey: secret}), types: eventstore.NewEventTypes()}
 	e.types.Register(1, events.All()...)
 	var err error
 	e.runner, err = projections.NewRunner(projections.RunnerConfig{Store: e.store, Types: e.types, Logger: m.logger(),
@@ -72,12 +75,62 @@ func (m *Main) openEngine(ctx context.Context, db *database, server *api.Server,
 		return nil, err
 	}
 	e.catalog = cat
+	e.renewals, err = renewal.New(renewal.Config{Store: e.store, Types: e.types, Gateway: e.gateway, Clock: m.Clock,
+		Policy: policy.Default(), Logger: m.logger()})
+	if err != nil {
+		return nil, err
+	}
 	err = api.RegisterEngine(server, api.Engine{Store: e.store, Types: e.types, Projections: e.runner,
 		Gateway: e.gateway, Catalog: cat, SecretKey: secret, Logger: m.logger()})
 	if err != nil {
 		return nil, err
 	}
+	if e.schedule, err = m.newSchedule(e, server); err != nil {
+		return nil, err
+	}
+	if m.Config.Clock == ClockSimulated {
+		api.RegisterTestClock(server, e.schedule)
+	}
 	return e, nil
+}
+
+// newSchedule is the cron schedule of the periodic jobs (DESIGN §6): the
+// renewal runs, and the purge of expired idempotency keys. Under a
+// simulated clock, an advance also stops at every instant the due-work
+// schedule names, each run waits until the read models show what it did,
+// and the e-mail outbox is drained at each run, so that advancing the clock
+// runs every due action in time order, as if the time had passed (TIM-2).
+func (m *Main) newSchedule(e *engine, server *api.Server) (*schedule.Scheduler, error) {
+	simulated := m.Config.Clock == ClockSimulated
+	jobs := []schedule.Job{
+		{Name: "renewals", Run: func(ctx context.Context, now time.Time) error {
+			res, err := e.renewals.Run(ctx, now)
+			if err != nil || !simulated {
+				return err
+			}
+			return e.runner.WaitFor(ctx, res.Last)
+		}},
+		{Name: "purge-idempotency-keys", Run: func(ctx context.Context, now time.Time) error {
+			_, err := server.PurgeIdempotencyKeys(ctx, now)
+			return err
+		}},
+	}
+	cfg := schedule.Config{Clock: m.Clock, Logger: m.logger(), Metrics: server.Registry(), Spec: m.Config.Schedule,
+		SimulatedSpec: m.Config.SimulatedSchedule}
+	if simulated {
+		jobs = append(jobs, schedule.Job{Name: "outbox", Run: func(ctx context.Context, now time.Time) error {
+			if e.outbox == nil {
+				return nil
+			}
+			_, err := e.outbox.RunOnce(ctx)
+			return err
+		}})
+		cfg.DueAt = func(ctx context.Context, after time.Time) (time.Time, bool, error) {
+			return renewal.NextDue(ctx, e.store.Pool(), after)
+		}
+	}
+	cfg.Jobs = jobs
+	return schedule.New(cfg)
 }
 
 // startEngine runs the engine's projections and e-mail outbox until close.
@@ -96,23 +149,13 @@ func (m *Main) startEngine(e *engine, server *api.Server, secret []byte, publicU
 	if err != nil {
 		return err
 	}
-	ob, err := outbox.New(outbox.Config{Store: e.store, Accounts: accounts, Orders: orders, Sender: e.mail, Templates: templates,
+	e.outbox, err = outbox.New(outbox.Config{Store: e.store, Accounts: accounts, Orders: orders, Sender: e.mail, Templates: templates,
 		Clock: m.Clock, Policy: policy.Default(), SecretKey: secret, PublicURL: publicURL, Logger: m.logger()})
 	if err != nil {
 		return err
 	}
 	pm, err := fulfilment.New(fulfilment.Config{Store: e.store, Types: e.types, Catalog: e.catalog, Clock: m.Clock,
 		Policy: policy.Default(), Logger: m.logger()})
-	if err != nil {
-		return err
-	}
-	// The cron schedule triggers the periodic jobs (DESIGN §6); the renewal
-	// runs join them with the renewal engine.
-	e.schedule, err = schedule.New(schedule.Config{Clock: m.Clock, Logger: m.logger(), Metrics: server.Registry(),
-		Jobs: []schedule.Job{{Name: "purge-idempotency-keys", Run: func(ctx context.Context, now time.Time) error {
-			_, err := server.PurgeIdempotencyKeys(ctx, now)
-			return err
-		}}}})
 	if err != nil {
 		return err
 	}
@@ -124,7 +167,7 @@ func (m *Main) startEngine(e *engine, server *api.Server, secret []byte, publicU
 	}
 	e.wg.Go(func() { pm.Run(ctx) })
 	e.wg.Go(func() { e.runner.Run(ctx) })
-	e.wg.Go(func() { ob.Run(ctx, outboxInterval) })
+	e.wg.Go(func() { e.outbox.Run(ctx, outboxInterval) })
 	return nil
 }
 
@@ -167,6 +210,16 @@ func (m *Main) openMail() (mail.Sender, string, error) {
 		return nil, "", err
 	}
 	return s, "maildir " + filepath.Join(dir, "new"), nil
+}
+
+// openStore returns the event log on db, with the engine's secret key, which
+// the personal fields of events need (AUD-5).
+func (m *Main) openStore(db *database) (*eventstore.Store, error) {
+	secret, err := m.secretKey()
+	if err != nil {
+		return nil, err
+	}
+	return eventstore.New(db.pool, eventstore.Config{SecretKey: secret}), nil
 }
 
 // secretKeyFile is where serve keeps the engine's secret key when

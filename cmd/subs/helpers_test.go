@@ -3,6 +3,7 @@ package main_test
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"io"
 	"net/http"
 	"sync"
@@ -48,6 +49,17 @@ func NewMain(tb testing.TB, env map[string]string) (*main.Main, output) {
 		}
 	})
 	return m, out
+}
+
+// testSecretKey is the engine's secret key in tests that write the log
+// themselves and read it with subs (SUBS_SECRET_KEY): personal fields are
+// encrypted under keys wrapped with it (AUD-5).
+var testSecretKey = []byte("subs-cmd-test-secret-of-32-bytes")
+
+// dbEnv is the environment of a subs command on the database at url, with
+// testSecretKey.
+func dbEnv(url string) map[string]string {
+	return map[string]string{"DATABASE_URL": url, "SUBS_SECRET_KEY": hex.EncodeToString(testSecretKey)}
 }
 
 // MustParse returns a Main that parsed args successfully.

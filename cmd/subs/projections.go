@@ -111,7 +111,10 @@ func (m *Main) runProjections(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	store := eventstore.New(db.pool, eventstore.Config{})
+	store, err := m.openStore(db)
+	if err != nil {
+		return err
+	}
 	if action == "status" {
 		err = m.projectionsStatus(ctx, store, chosen)
 		if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && pgErr.Code == "42P01" { // undefined_table

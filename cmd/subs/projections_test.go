@@ -30,7 +30,7 @@ func signedUp(t *testing.T, n int) (string, *pgxpool.Pool) {
 	t.Cleanup(pool.Close)
 	types := eventstore.NewEventTypes()
 	types.Register(1, events.All()...)
-	h, err := eventstore.NewCommandHandler(account.Decider, eventstore.HandlerConfig{Store: eventstore.New(pool, eventstore.Config{}),
+	h, err := eventstore.NewCommandHandler(account.Decider, eventstore.HandlerConfig{Store: eventstore.New(pool, eventstore.Config{SecretKey: testSecretKey}),
 		Types: types, Clock: clock.NewSimulated(time.Date(2027, 3, 1, 9, 0, 0, 0, time.UTC)), Policy: policy.Default()})
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +52,7 @@ func signedUp(t *testing.T, n int) (string, *pgxpool.Pool) {
 
 func runSubs(t *testing.T, dbURL string, args ...string) (string, error) {
 	t.Helper()
-	m, out := MustParse(t, map[string]string{"DATABASE_URL": dbURL}, args...)
+	m, out := MustParse(t, dbEnv(dbURL), args...)
 	err := m.Run(context.Background())
 	return out.stdout.String(), err
 }

@@ -12,8 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/subs-engine/subs/api"
+	"github.com/subs-engine/subs/api/agentauth"
 	"github.com/subs-engine/subs/domain/policy"
-	"github.com/subs-engine/subs/eventstore"
 	"github.com/subs-engine/subs/workers/natsserver"
 	"github.com/subs-engine/subs/workers/publish"
 )
@@ -52,6 +52,7 @@ func (m *Main) runServe(ctx context.Context) (err error) {
 		Clock:         m.Clock,
 		Policy:        policy.Default(),
 		SecretKey:     secret,
+		Agents:        agentauth.New(db.pool),
 	})
 	if err != nil {
 		return err
@@ -211,8 +212,12 @@ func (m *Main) startPublisher(ctx context.Context, db *database, bus *natsBus, s
 	if m.Config.NoPublisher {
 		return func() {}, nil
 	}
+	store, err := m.openStore(db)
+	if err != nil {
+		return nil, err
+	}
 	p, err := publish.New(publish.Config{
-		Store:   eventstore.New(db.pool, eventstore.Config{}),
+		Store:   store,
 		Connect: bus.connect,
 		Metrics: server.Registry(),
 	}, m.logger())

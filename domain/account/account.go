@@ -18,6 +18,7 @@ import (
 type Account struct {
 	id           uuid.UUID
 	registered   bool
+	erased       bool
 	email        Email
 	name         Name
 	country      Country
@@ -45,8 +46,12 @@ type pendingReset struct {
 // ID returns the account's id.
 func (a Account) ID() uuid.UUID { return a.id }
 
-// Registered reports whether the account exists.
-func (a Account) Registered() bool { return a.registered }
+// Registered reports whether the account exists: registered and not
+// erased.
+func (a Account) Registered() bool { return a.registered && !a.erased }
+
+// Erased reports whether the account's personal data was erased (AUD-5).
+func (a Account) Erased() bool { return a.erased }
 
 // Email returns the account's user name.
 func (a Account) Email() Email { return a.email }
@@ -143,6 +148,11 @@ type (
 		Cause     uuid.UUID
 		MessageID string
 	}
+
+	// Erase erases the account's personal data (AUD-5). The event store
+	// destroys its data key; the account then refuses every command as if
+	// it did not exist. Erasing an erased account changes nothing.
+	Erase struct{}
 )
 
 func (Register) accountCommand()             {}
@@ -153,6 +163,7 @@ func (ResetPassword) accountCommand()        {}
 func (UpdateProfile) accountCommand()        {}
 func (UpdateBilling) accountCommand()        {}
 func (RecordEmailSent) accountCommand()      {}
+func (Erase) accountCommand()                {}
 
 // Errors of the account aggregate.
 var (
@@ -192,7 +203,10 @@ func decide(a Account, cmd Command, now time.Time, p policy.Policy) ([]domain.Ev
 		return []domain.Event{Registered{AccountID: r.AccountID, Email: r.Email, Name: r.Name, Country: r.Country,
 			Language: DefaultLanguage, PasswordHash: r.PasswordHash}}, nil
 	}
-	if !a.registered {
+	if _, erase := cmd.(Erase); erase && a.erased {
+		return nil, nil
+	}
+	if !a.Registered() {
 		return nil, ErrNotFound
 	}
 	switch c := cmd.(type) {
@@ -229,11 +243,15 @@ func decide(a Account, cmd Command, now time.Time, p policy.Policy) ([]domain.Ev
 			return nil, nil
 		}
 		return []domain.Event{BillingUpdated(c)}, nil
+	case VerifyOwnership:
+		return decideVerifyOwnership(c, now)
 	case RecordEmailSent:
 		if a.EmailSent(c.Kind, c.Cause) {
 			return nil, nil
 		}
 		return []domain.Event{EmailSent(c)}, nil
+	case Erase:
+		return []domain.Event{Erased{email: a.email}}, nil
 	}
 	return nil, fmt.Errorf("account: unknown command %T", cmd)
 }
@@ -296,6 +314,9 @@ func evolve(a Account, e domain.Event) Account {
 		}
 		sent[e.Kind+"/"+e.Cause.String()] = true
 		a.emailsSent = sent
+	case Erased:
+		// Personal data and credentials go; what the account did stays.
+		a.erased, a.email, a.name, a.address, a.passwordHash, a.reset, a.billing = true, Email{}, Name{}, Address{}, "", nil, nil
 	}
 	return a
 }

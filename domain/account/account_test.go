@@ -1,7 +1,9 @@
 package account_test
 
 import (
+	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -205,4 +207,68 @@ func TestRule_EML2_EmailRecordedOncePerCause(t *testing.T) {
 
 func TestCommandsOnUnknownAccountRefused(t *testing.T) {
 	decidertest.Given(t, account.Decider).When(account.UpdateProfile{}).ThenError(account.ErrNotFound)
+}
+
+// rule AUD-5: erasing an account records account.erased, which gives the
+// e-mail address up (a personal claim: only its keyed hash is stored) and
+// leaves no personal data in the state; the erased account then refuses
+// every command as if it did not exist, and erasing again changes nothing.
+func TestRule_AUD5_EraseForgetsPersonalDataAndFreesTheAddress(t *testing.T) {
+	given := account.Decider.Fold(registered())
+	events, err := account.Decider.Decide(given, account.Erase{}, now, pol)
+	if err != nil || len(events) != 1 {
+		t.Fatalf("erase: %v, %v", events, err)
+	}
+	erased, ok := events[0].(account.Erased)
+	if !ok {
+		t.Fatalf("erase decided %T", events[0])
+	}
+	if r := erased.Releases(); len(r) != 1 || r[0] != (domain.Claim{Scope: account.EmailScope, Key: "ann@example.com", Personal: true}) {
+		t.Errorf("erasure releases %v, want the e-mail address", r)
+	}
+	if c := registered().Claims(); len(c) != 1 || !c[0].Personal {
+		t.Errorf("the e-mail claim %v is not marked personal", c)
+	}
+	after := account.Decider.FoldFrom(given, erased)
+	if !after.Erased() || after.Registered() || !after.Email().IsZero() || after.Name().String() != "" || after.PasswordHash() != "" {
+		t.Errorf("state after erasure keeps personal data: %+v", after)
+	}
+	if _, _, ok := after.Billing(); ok {
+		t.Error("state after erasure keeps the billing holder")
+	}
+	decidertest.Given(t, account.Decider, registered(), account.Erased{}).When(account.SignIn{PasswordMatches: matches("hash-of-secret1")}).ThenError(account.ErrNotFound)
+	decidertest.Given(t, account.Decider, registered(), account.Erased{}).When(account.Erase{}).ThenNothing()
+	decidertest.Given(t, account.Decider).When(account.Erase{}).ThenError(account.ErrNotFound)
+}
+
+// rule AUD-5: the personal fields of account events are named for the event
+// store, and each event still decodes with them erased.
+func TestRule_AUD5_AccountEventsDecodeWithPersonalFieldsErased(t *testing.T) {
+	card := must(payment.NewCardMethod("tok_1", payment.Visa, "4242", 12, 2030, "Ann Lee"))
+	profile := account.ProfileUpdated{Name: registered().Name, Address: account.Address{Line1: "1 Main St", City: "Springfield"},
+		Country: registered().Country, Language: account.DefaultLanguage}
+	for _, e := range []domain.Personal{registered(), profile, account.BillingUpdated{Country: registered().Country, Method: card}} {
+		if e.DataSubject() != (domain.DataSubject{}) {
+			t.Errorf("%T: subject %v, want the account of its stream", e, e.DataSubject())
+		}
+		var doc map[string]any
+		if err := json.Unmarshal(must(json.Marshal(e)), &doc); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range e.PersonalFields() {
+			obj := doc
+			parts := strings.Split(f.Path, ".")
+			for _, p := range parts[:len(parts)-1] {
+				obj = obj[p].(map[string]any)
+			}
+			obj[parts[len(parts)-1]] = f.Erased
+		}
+		erased := reflect.New(reflect.TypeOf(e))
+		if err := json.Unmarshal(must(json.Marshal(doc)), erased.Interface()); err != nil {
+			t.Errorf("%T does not decode erased: %v", e, err)
+		}
+		if b := string(must(json.Marshal(erased.Elem().Interface()))); strings.Contains(b, "Ann") || strings.Contains(b, "Main St") {
+			t.Errorf("%T erased still reads %s", e, b)
+		}
+	}
 }

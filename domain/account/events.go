@@ -79,6 +79,15 @@ type BillingUpdated struct {
 	Method  payment.PaymentMethod `json:"method"`
 }
 
+// Erased: the account's personal data was erased at the owner's request
+// (AUD-5): its data key is destroyed, so every personal field of its history
+// reads as erased, and the e-mail address is free again. Who erased it and
+// why is in the event's metadata.
+type Erased struct {
+	// email is the address given up (Releases); it is never recorded.
+	email Email
+}
+
 // EmailSent: a customer e-mail went out (EML-1). Its Message-ID derives from
 // Cause, the event that called for it, so it is recorded once per cause and
 // kind (EML-2).
@@ -98,11 +107,54 @@ func (PasswordReset) EventType() string          { return "account.password_rese
 func (ProfileUpdated) EventType() string         { return "account.profile_updated" }
 func (BillingUpdated) EventType() string         { return "account.billing_updated" }
 func (EmailSent) EventType() string              { return "account.email_sent" }
+func (Erased) EventType() string                 { return "account.erased" }
 
 // Claims reserves the e-mail address (ACC-1).
 func (e Registered) Claims() []domain.Claim {
-	return []domain.Claim{{Scope: EmailScope, Key: e.Email.String()}}
+	return []domain.Claim{{Scope: EmailScope, Key: e.Email.String(), Personal: true}}
 }
+
+// Releases gives the e-mail address up (ACC-1), so it can open a new account.
+func (e Erased) Releases() []domain.Claim {
+	if e.email.IsZero() {
+		return nil
+	}
+	return []domain.Claim{{Scope: EmailScope, Key: e.email.String(), Personal: true}}
+}
+
+// The personal fields of the account's events (AUD-5): they belong to the
+// account whose stream holds them. An erased e-mail address reads as empty
+// (it has no placeholder that is an address), a name as domain.ErasedText.
+var (
+	erasedName    = domain.PersonalField{Path: "name", Erased: domain.ErasedText}
+	erasedEmail   = domain.PersonalField{Path: "email"}
+	erasedAddress = domain.PersonalField{Path: "address"}
+	erasedHolder  = domain.PersonalField{Path: "method.holder_name", Erased: domain.ErasedText}
+)
+
+// PersonalFields implements domain.Personal.
+func (Registered) PersonalFields() []domain.PersonalField {
+	return []domain.PersonalField{erasedEmail, erasedName}
+}
+
+// PersonalFields implements domain.Personal.
+func (ProfileUpdated) PersonalFields() []domain.PersonalField {
+	return []domain.PersonalField{erasedName, erasedAddress}
+}
+
+// PersonalFields implements domain.Personal.
+func (BillingUpdated) PersonalFields() []domain.PersonalField {
+	return []domain.PersonalField{erasedHolder}
+}
+
+// DataSubject implements domain.Personal: the account itself.
+func (Registered) DataSubject() domain.DataSubject { return domain.DataSubject{} }
+
+// DataSubject implements domain.Personal: the account itself.
+func (ProfileUpdated) DataSubject() domain.DataSubject { return domain.DataSubject{} }
+
+// DataSubject implements domain.Personal: the account itself.
+func (BillingUpdated) DataSubject() domain.DataSubject { return domain.DataSubject{} }
 
 // Claims makes the token hash findable until it is used or voided.
 func (e PasswordResetRequested) Claims() []domain.Claim {
@@ -125,5 +177,5 @@ func (e PasswordReset) Releases() []domain.Claim {
 // Events lists a zero value of every account event, for codec registration.
 func Events() []domain.Event {
 	return []domain.Event{Registered{}, SignInFailed{}, SignInLocked{}, SignedIn{}, PasswordChanged{},
-		PasswordResetRequested{}, PasswordReset{}, ProfileUpdated{}, BillingUpdated{}, EmailSent{}}
+		PasswordResetRequested{}, PasswordReset{}, ProfileUpdated{}, BillingUpdated{}, EmailSent{}, Erased{}, OwnershipVerified{}}
 }

@@ -71,6 +71,9 @@ type Line struct {
 	Quantity    int         `json:"quantity"`
 	UnitPrice   money.Money `json:"unit_price"`
 	Amount      money.Money `json:"amount"`
+	// RenewalPrice is what automatic renewal charges per term, when it is
+	// not UnitPrice: a trial's year at the standard price (TRI-4).
+	RenewalPrice money.Money `json:"renewal_price,omitzero"`
 }
 
 // Item is one subscription an order yielded, with its key and serial.
@@ -99,6 +102,9 @@ type Placed struct {
 	// card number: SEC-3), so that a retried charge uses the same request
 	// under the same idempotency key.
 	PaymentToken string `json:"payment_token,omitempty"`
+	// Free marks a support agent's free order (CNV-4, AGT-1): its total is
+	// zero, nothing is charged, and it counts as paid from its placement.
+	Free bool `json:"free,omitempty"`
 }
 
 // Paid: the payment gateway charged the order's total.
@@ -137,6 +143,22 @@ type EmailSent struct {
 	MessageID string    `json:"message_id"`
 }
 
+// PersonalFields implements domain.Personal: the buyer's e-mail address
+// (AUD-5), which reads as domain.ErasedText once erased.
+func (Placed) PersonalFields() []domain.PersonalField {
+	return []domain.PersonalField{{Path: "buyer_email", Erased: domain.ErasedText}}
+}
+
+// DataSubject implements domain.Personal: the account the order was saved
+// in at placement; otherwise the buyer's address, whose data the erasure of
+// the account with that address erases too (AUD-5).
+func (e Placed) DataSubject() domain.DataSubject {
+	if e.SavedTo != uuid.Nil {
+		return domain.DataSubject{Account: e.SavedTo}
+	}
+	return domain.DataSubject{Email: e.BuyerEmail}
+}
+
 func (Placed) EventType() string          { return "order.placed" }
 func (Paid) EventType() string            { return "order.paid" }
 func (PaymentDeclined) EventType() string { return "order.payment_declined" }
@@ -161,6 +183,7 @@ type Order struct {
 	exists   bool
 	savedTo  uuid.UUID
 	paid     bool
+	chargeID string
 	declined bool
 	decline  string
 	items    []Item
@@ -170,6 +193,9 @@ type Order struct {
 
 // Exists reports whether the order was placed.
 func (o Order) Exists() bool { return o.exists }
+
+// ChargeID returns the gateway's id of the order's charge, "" until paid.
+func (o Order) ChargeID() string { return o.chargeID }
 
 // Placement returns what the order was placed with.
 func (o Order) Placement() Placed { return o.placed }
@@ -275,6 +301,9 @@ func decide(o Order, cmd Command, now time.Time, _ policy.Policy) ([]domain.Even
 		if err := checkLines(c.Placed); err != nil {
 			return nil, err
 		}
+		if c.Placed.Free && !c.Placed.Total.IsZero() {
+			return nil, domain.Invalid("total", "a free order costs nothing")
+		}
 		return []domain.Event{c.Placed}, nil
 	}
 	if !o.exists {
@@ -366,9 +395,9 @@ func checkLines(p Placed) error {
 func evolve(o Order, e domain.Event) Order {
 	switch e := e.(type) {
 	case Placed:
-		o.placed, o.exists, o.savedTo = e, true, e.SavedTo
+		o.placed, o.exists, o.savedTo, o.paid = e, true, e.SavedTo, e.Free
 	case Paid:
-		o.paid = true
+		o.paid, o.chargeID = true, e.ChargeID
 	case PaymentDeclined:
 		o.declined, o.decline = true, e.DeclineCode
 	case Fulfilled:

@@ -139,3 +139,20 @@ func TestRecordEmailSent_Once(t *testing.T) {
 	decidertest.Given(t, order.Decider, pending()...).When(order.RecordEmailSent(sent)).Then(sent)
 	decidertest.Given(t, order.Decider, append(pending(), sent)...).When(order.RecordEmailSent(sent)).ThenNothing()
 }
+
+// rule AUD-5: an order's buyer e-mail is personal data of the account it was
+// saved in at placement, otherwise of the address itself.
+func TestRule_AUD5_BuyerEmailBelongsToTheAccountOrTheAddress(t *testing.T) {
+	acct := uuid.New()
+	saved := order.Placed{BuyerEmail: "ann@example.com", SavedTo: acct}
+	if got := saved.DataSubject(); got != (domain.DataSubject{Account: acct}) {
+		t.Errorf("saved order's subject %v", got)
+	}
+	guest := order.Placed{BuyerEmail: "ann@example.com"}
+	if got := guest.DataSubject(); got != (domain.DataSubject{Email: "ann@example.com"}) {
+		t.Errorf("guest order's subject %v", got)
+	}
+	if f := guest.PersonalFields(); len(f) != 1 || f[0].Path != "buyer_email" || f[0].Erased != domain.ErasedText {
+		t.Errorf("personal fields %v", f)
+	}
+}

@@ -61,6 +61,9 @@ const (
 	// CodeInsufficientFunds: the account cannot cover the amount. Only a
 	// declined charge carries it.
 	CodeInsufficientFunds = "insufficient_funds"
+	// CodeNoPaymentMethod: there was no payment method to charge; the
+	// engine records it without calling a gateway.
+	CodeNoPaymentMethod = "no_payment_method"
 )
 
 // CardError is a gateway's refusal to tokenize a card or bank account: Code

@@ -9,6 +9,7 @@ import (
 	"github.com/subs-engine/subs/domain"
 	"github.com/subs-engine/subs/domain/calendar"
 	"github.com/subs-engine/subs/domain/catalog"
+	"github.com/subs-engine/subs/domain/money"
 	"github.com/subs-engine/subs/domain/policy"
 )
 
@@ -32,6 +33,14 @@ type Origin struct {
 	// AutoRenew says whether automatic renewal starts on. A boxed key is
 	// renewed by hand, so a retail batch leaves it off.
 	AutoRenew bool
+	// Price is what automatic renewal charges per term (Created.Price).
+	Price money.Money
+	// PaymentToken is the order's payment method (Created.PaymentToken).
+	PaymentToken string
+	// InitialChargeID and InitialCharge are the order's charge and this
+	// subscription's part of it (Created.InitialCharge, MON-2).
+	InitialChargeID string
+	InitialCharge   money.Money
 }
 
 // NewCreated builds the Created event of a new subscription of product for
@@ -71,23 +80,27 @@ func NewCreated(id uuid.UUID, product catalog.Product, term catalog.Term, platfo
 	}
 	start = start.UTC()
 	return Created{
-		SubscriptionID: id,
-		Product:        product.Code(),
-		ProductName:    product.Name(),
-		Term:           term.String(),
-		Platform:       platform.String(),
-		Seats:          product.Seats(),
-		Registrable:    product.Registrable(),
-		Legacy:         product.Legacy(),
-		RecoveryTool:   product.OffersRecoveryTool(platform),
-		Key:            key,
-		Serial:         serial,
-		StartsAt:       start,
-		ExpiresAt:      TermEnd(term, start, p),
-		AutoRenew:      origin.AutoRenew,
-		Storefront:     origin.Storefront.Code(),
-		AsianStore:     origin.Storefront.AsianStore(),
-		OrderID:        origin.OrderID,
+		SubscriptionID:  id,
+		Product:         product.Code(),
+		ProductName:     product.Name(),
+		Term:            term.String(),
+		Platform:        platform.String(),
+		Seats:           product.Seats(),
+		Registrable:     product.Registrable(),
+		Legacy:          product.Legacy(),
+		RecoveryTool:    product.OffersRecoveryTool(platform),
+		Key:             key,
+		Serial:          serial,
+		StartsAt:        start,
+		ExpiresAt:       TermEnd(term, start, p),
+		AutoRenew:       origin.AutoRenew,
+		Storefront:      origin.Storefront.Code(),
+		AsianStore:      origin.Storefront.AsianStore(),
+		OrderID:         origin.OrderID,
+		Price:           origin.Price,
+		PaymentToken:    origin.PaymentToken,
+		InitialChargeID: origin.InitialChargeID,
+		InitialCharge:   origin.InitialCharge,
 	}, nil
 }
 
@@ -105,22 +118,6 @@ func TermEnd(term catalog.Term, start time.Time, p policy.Policy) time.Time {
 		return start.Add(p.TrialLength)
 	}
 	return start
-}
-
-// StatusAt is where a subscription with these facts stands at now: disabled
-// before anything, then expired from its expiration instant on, then trial
-// for a trial term, else active (PRD-1, PRD-2). Subscription.Status and the
-// read models that compute the status at read time share it.
-func StatusAt(disabled bool, term string, expiresAt, now time.Time) Status {
-	switch {
-	case disabled:
-		return StatusDisabled
-	case !now.Before(expiresAt):
-		return StatusExpired
-	case term == catalog.Trial.String():
-		return StatusTrial
-	}
-	return StatusActive
 }
 
 // RecoveryToolAvailable reports whether the bootable recovery tool is

@@ -4,11 +4,13 @@
 package subscription
 
 import (
+	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/subs-engine/subs/domain"
+	"github.com/subs-engine/subs/domain/money"
 	"github.com/subs-engine/subs/domain/policy"
 )
 
@@ -26,12 +28,15 @@ type Status string
 const (
 	StatusTrial    Status = "trial"
 	StatusActive   Status = "active"
+	StatusGrace    Status = "grace"
 	StatusExpired  Status = "expired"
+	StatusRefunded Status = "refunded"
 	StatusDisabled Status = "disabled"
 )
 
-// Current reports whether the product may be downloaded and used (PRD-2).
-func (s Status) Current() bool { return s == StatusTrial || s == StatusActive }
+// Current reports whether the product may be downloaded and used (PRD-2):
+// active, trial, or grace while a renewal charge is pending (ARS-2).
+func (s Status) Current() bool { return s == StatusTrial || s == StatusActive || s == StatusGrace }
 
 // Created: a subscription came to be, with its key, from a retail batch or
 // an order. The product's facts are copied from the catalog as they were,
@@ -54,6 +59,19 @@ type Created struct {
 	Storefront     string       `json:"storefront,omitempty"`
 	AsianStore     bool         `json:"asian_store,omitempty"`
 	OrderID        uuid.UUID    `json:"order_id,omitzero"`
+	// Price is what one more term costs when automatic renewal charges it:
+	// the term's price, or the annual price for a trial (TRI-4). Zero for
+	// a boxed key, which is renewed by buying a new key (ARS-4).
+	Price money.Money `json:"price,omitzero"`
+	// PaymentToken is the gateway token the order was paid (or, for a
+	// trial, secured) with: the charges fall back to it when the account
+	// has no billing information.
+	PaymentToken string `json:"payment_token,omitempty"`
+	// InitialChargeID and InitialCharge are the order's charge and this
+	// subscription's part of it, which a monthly plan cancelled early
+	// refunds (MON-2).
+	InitialChargeID string      `json:"initial_charge_id,omitempty"`
+	InitialCharge   money.Money `json:"initial_charge,omitzero"`
 }
 
 // Registered: the key was saved into an account (KEY-2).
@@ -81,9 +99,12 @@ type Disabled struct {
 }
 
 // AutoRenewalChanged: automatic renewal turned on or off (ARS-3, ORD-4).
+// Price is the price renewals will charge, set when a boxed key, which has
+// none of its own, is enrolled.
 type AutoRenewalChanged struct {
-	On bool      `json:"on"`
-	At time.Time `json:"at"`
+	On    bool        `json:"on"`
+	Price money.Money `json:"price,omitzero"`
+	At    time.Time   `json:"at"`
 }
 
 func (Created) EventType() string            { return "subscription.created" }
@@ -100,41 +121,51 @@ func (e Created) Claims() []domain.Claim {
 
 // Events lists a zero value of every subscription event, for the codec.
 func Events() []domain.Event {
-	return []domain.Event{Created{}, Registered{}, Activated{}, Deactivated{}, Disabled{}, AutoRenewalChanged{}}
+	return append([]domain.Event{Created{}, Registered{}, Activated{}, Deactivated{}, Disabled{}, AutoRenewalChanged{}, DaysAdjusted{}, Converted{}},
+		renewalEvents()...)
 }
 
-// Subscription is the state of one subscription.
-type Subscription struct {
-	created   Created
-	exists    bool
-	account   uuid.UUID
-	devices   []DeviceID
-	disabled  bool
-	autoRenew bool
+// Subscription is the state of one subscription. Its fields are in an
+// unexported struct so that no caller can build an invalid one; it encodes
+// to JSON (MarshalJSON) so that a projection can keep it between events
+// (the due-work schedule folds each subscription once per event).
+type Subscription struct{ st state }
+
+type state struct {
+	Created   Created      `json:"created"`
+	Exists    bool         `json:"exists"`
+	Account   uuid.UUID    `json:"account,omitzero"`
+	Devices   []DeviceID   `json:"devices,omitempty"`
+	Disabled  bool         `json:"disabled,omitempty"`
+	AutoRenew bool         `json:"auto_renew,omitempty"`
+	Renewal   renewalState `json:"renewal"`
+	// RetiredKeys are the keys a conversion replaced (CNV-3).
+	RetiredKeys []ProductKey `json:"retired_keys,omitempty"`
 }
+
+// MarshalJSON encodes the state, for projections that keep it.
+func (s Subscription) MarshalJSON() ([]byte, error) { return json.Marshal(s.st) }
+
+// UnmarshalJSON decodes what MarshalJSON encoded.
+func (s *Subscription) UnmarshalJSON(b []byte) error { return json.Unmarshal(b, &s.st) }
 
 // Exists reports whether the subscription was created.
-func (s Subscription) Exists() bool { return s.exists }
+func (s Subscription) Exists() bool { return s.st.Exists }
 
 // Facts returns what the subscription was created with.
-func (s Subscription) Facts() Created { return s.created }
+func (s Subscription) Facts() Created { return s.st.Created }
 
 // Account returns the account the key is registered in, or uuid.Nil.
-func (s Subscription) Account() uuid.UUID { return s.account }
+func (s Subscription) Account() uuid.UUID { return s.st.Account }
 
 // Devices returns the computers the subscription is activated on.
-func (s Subscription) Devices() []DeviceID { return append([]DeviceID(nil), s.devices...) }
+func (s Subscription) Devices() []DeviceID { return append([]DeviceID(nil), s.st.Devices...) }
 
 // AutoRenew reports whether automatic renewal is on.
-func (s Subscription) AutoRenew() bool { return s.autoRenew }
+func (s Subscription) AutoRenew() bool { return s.st.AutoRenew }
 
-// ExpiresAt returns the expiration date.
-func (s Subscription) ExpiresAt() time.Time { return s.created.ExpiresAt }
-
-// Status returns where the subscription stands at now.
-func (s Subscription) Status(now time.Time) Status {
-	return StatusAt(s.disabled, s.created.Term, s.created.ExpiresAt, now)
-}
+// Disabled reports whether the key was disabled.
+func (s Subscription) Disabled() bool { return s.st.Disabled }
 
 // Commands of the subscription aggregate.
 type (
@@ -172,10 +203,13 @@ type (
 	Disable struct{}
 
 	// SetAutoRenewal turns automatic renewal on or off for the account that
-	// holds the subscription (ARS-3, ARS-5, ORD-5).
+	// holds the subscription (ARS-3, ARS-5, ORD-5). Price is what a boxed
+	// key, bought with no online-store price, renews at: the catalog's
+	// price of its term at the account's storefront; ignored otherwise.
 	SetAutoRenewal struct {
 		AccountID uuid.UUID
 		On        bool
+		Price     money.Money
 	}
 
 	// StopAutoRenewalForOrder turns automatic renewal off because the
@@ -250,109 +284,126 @@ var Decider = domain.Decider[Subscription, Command]{Decide: decide, Evolve: evol
 
 func decide(s Subscription, cmd Command, now time.Time, p policy.Policy) ([]domain.Event, error) {
 	if c, ok := cmd.(Create); ok {
-		if s.exists {
+		if s.st.Exists {
 			return nil, domain.Conflict("the subscription exists already")
 		}
 		return []domain.Event{c.Created}, nil
 	}
-	if !s.exists {
+	if !s.st.Exists {
 		return nil, ErrNotFound
+	}
+	if events, handled, err := decideRenewal(s, cmd, now, p); handled {
+		return events, err
 	}
 	switch c := cmd.(type) {
 	case Register:
 		switch {
-		case s.disabled:
+		case s.st.Disabled:
 			return nil, ErrKeyDisabled
-		case !s.created.Registrable:
+		case !s.st.Created.Registrable:
 			return nil, ErrNotRegistrable
-		case s.account == c.AccountID:
+		case s.st.Account == c.AccountID:
 			return nil, nil // the same key twice in one account is a no-op
-		case s.account != uuid.Nil:
+		case s.st.Account != uuid.Nil:
 			return nil, ErrRegisteredElsewhere
 		}
 		return []domain.Event{Registered{AccountID: c.AccountID, At: now}}, nil
 	case RegisterFromOrder:
-		if s.created.OrderID != c.OrderID || !s.created.Registrable || s.account == c.AccountID {
+		if s.st.Created.OrderID != c.OrderID || !s.st.Created.Registrable || s.st.Account == c.AccountID {
 			return nil, nil
 		}
-		if s.account != uuid.Nil {
+		if s.st.Account != uuid.Nil {
 			return nil, ErrRegisteredElsewhere
 		}
 		return []domain.Event{Registered{AccountID: c.AccountID, At: now}}, nil
 	case Activate:
-		if s.account != c.AccountID {
+		if s.st.Account != c.AccountID {
 			return nil, ErrNotFound
 		}
-		if st := s.Status(now); !st.Current() {
+		if st := s.Status(now, p); !st.Current() {
 			return nil, &NotCurrentError{Status: st}
 		}
-		for _, d := range s.devices {
+		for _, d := range s.st.Devices {
 			if d == c.Device {
 				return nil, nil // already uses a seat
 			}
 		}
-		if len(s.devices) >= s.created.Seats {
-			return nil, &SeatsExhaustedError{Seats: s.created.Seats}
+		if len(s.st.Devices) >= s.st.Created.Seats {
+			return nil, &SeatsExhaustedError{Seats: s.st.Created.Seats}
 		}
 		return []domain.Event{Activated{Device: c.Device, At: now}}, nil
 	case Deactivate:
 		switch {
-		case s.account != c.AccountID:
+		case s.st.Account != c.AccountID:
 			return nil, ErrNotFound
 		case !p.DeactivationAllowed():
 			return nil, ErrDeactivationNotAllowed
 		}
-		for _, d := range s.devices {
+		for _, d := range s.st.Devices {
 			if d == c.Device {
 				return []domain.Event{Deactivated{Device: c.Device, At: now}}, nil
 			}
 		}
 		return nil, ErrNotActivated
 	case Disable:
-		if s.disabled {
+		if s.st.Disabled {
 			return nil, nil
 		}
 		return []domain.Event{Disabled{At: now}}, nil
 	case SetAutoRenewal:
 		switch {
-		case s.account != c.AccountID:
+		case s.st.Account != c.AccountID:
 			return nil, ErrNotFound
-		case s.created.AsianStore:
-			return nil, &AsianStoreError{Storefront: s.created.Storefront}
-		case s.autoRenew == c.On:
+		case s.st.Created.AsianStore:
+			return nil, &AsianStoreError{Storefront: s.st.Created.Storefront}
+		case s.st.AutoRenew == c.On:
 			return nil, nil
+		case c.On && s.st.Renewal.Price.IsZero() && c.Price.Amount() <= 0:
+			return nil, ErrNoRenewalPrice
+		case c.On && s.st.Renewal.Price.IsZero():
+			return []domain.Event{AutoRenewalChanged{On: true, Price: c.Price, At: now}}, nil
 		}
 		return []domain.Event{AutoRenewalChanged{On: c.On, At: now}}, nil
 	case StopAutoRenewalForOrder:
 		// A retail key has no order: a nil order id matches nothing.
-		if c.OrderID == uuid.Nil || s.created.OrderID != c.OrderID || !s.autoRenew {
+		if c.OrderID == uuid.Nil || s.st.Created.OrderID != c.OrderID || !s.st.AutoRenew {
 			return nil, nil
 		}
 		return []domain.Event{AutoRenewalChanged{On: false, At: now}}, nil
+	case AdjustDays:
+		return decideAdjustDays(s, c, now)
+	case Convert:
+		return decideConvert(s, c, now, p)
 	}
 	return nil, fmt.Errorf("subscription: unknown command %T", cmd)
 }
 
 func evolve(s Subscription, e domain.Event) Subscription {
+	if s, handled := evolveRenewal(s, e); handled {
+		return s
+	}
 	switch e := e.(type) {
 	case Created:
-		s.created, s.exists, s.autoRenew = e, true, e.AutoRenew
+		s.st.Created, s.st.Exists, s.st.AutoRenew = e, true, e.AutoRenew
+		s.st.Renewal = newRenewal(e)
 	case Registered:
-		s.account = e.AccountID
+		s.st.Account = e.AccountID
 	case Activated:
-		s.devices = append(s.Devices(), e.Device)
+		s.st.Devices = append(s.Devices(), e.Device)
 	case Deactivated:
-		kept := make([]DeviceID, 0, len(s.devices))
-		for _, d := range s.devices {
+		kept := make([]DeviceID, 0, len(s.st.Devices))
+		for _, d := range s.st.Devices {
 			if d != e.Device {
 				kept = append(kept, d)
 			}
 		}
-		s.devices = kept
+		s.st.Devices = kept
 	case Disabled:
-		s.disabled = true
-	case AutoRenewalChanged:
-		s.autoRenew = e.On
+		s.st.Disabled = true
+	case DaysAdjusted:
+		s = evolveDaysAdjusted(s, e)
+	case Converted:
+		s = evolveConverted(s, e)
 	}
 	return s
 }

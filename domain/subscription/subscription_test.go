@@ -234,26 +234,26 @@ func TestRule_ORD4_StopAutoRenewalForOrderTouchesOnlyThatOrdersSubscriptions(t *
 func TestRule_PRD2_PRD3_StatusDownloadAndRecoveryTool(t *testing.T) {
 	c := nis(t)
 	s := subscription.Decider.Fold(c)
-	if st := s.Status(now); st != subscription.StatusActive || subscription.CheckDownload(st) != nil {
+	if st := s.Status(now, policy.Default()); st != subscription.StatusActive || subscription.CheckDownload(st) != nil {
 		t.Errorf("status %s", st)
 	}
-	if err := subscription.CheckRecoveryTool(c.ProductName, c.Platform, c.RecoveryTool, []catalog.Platform{catalog.Windows}, s.Status(now)); err != nil {
+	if err := subscription.CheckRecoveryTool(c.ProductName, c.Platform, c.RecoveryTool, []catalog.Platform{catalog.Windows}, s.Status(now, policy.Default())); err != nil {
 		t.Errorf("recovery tool: %v", err)
 	}
-	st := s.Status(c.ExpiresAt)
+	st := s.Status(c.ExpiresAt, policy.Default())
 	var greyed *subscription.DownloadGreyedOutError
 	if !errors.As(subscription.CheckDownload(st), &greyed) || greyed.Status != subscription.StatusExpired {
 		t.Errorf("download at expiry: %v", subscription.CheckDownload(st))
 	}
 	trial := created(t, "NIS", catalog.Trial, catalog.Windows, subscription.Origin{})
-	tst := subscription.Decider.Fold(trial).Status(trial.StartsAt)
+	tst := subscription.Decider.Fold(trial).Status(trial.StartsAt, policy.Default())
 	if tst != subscription.StatusTrial || subscription.CheckDownload(tst) != nil || subscription.RecoveryToolAvailable(trial.RecoveryTool, tst) {
 		t.Errorf("trial: status %s", tst)
 	}
 	if err := subscription.CheckRecoveryTool(trial.ProductName, trial.Platform, trial.RecoveryTool, nil, tst); err == nil || !strings.Contains(err.Error(), "trial") {
 		t.Errorf("trial recovery tool: %v", err)
 	}
-	if st := subscription.Decider.Fold(c, subscription.Disabled{At: now}).Status(now); st != subscription.StatusDisabled {
+	if st := subscription.Decider.Fold(c, subscription.Disabled{At: now}).Status(now, policy.Default()); st != subscription.StatusDisabled {
 		t.Errorf("disabled: %s", st)
 	}
 }

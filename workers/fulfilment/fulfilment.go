@@ -24,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/subs-engine/subs/domain/catalog"
 	"github.com/subs-engine/subs/domain/clock"
+	"github.com/subs-engine/subs/domain/money"
 	"github.com/subs-engine/subs/domain/order"
 	"github.com/subs-engine/subs/domain/policy"
 	"github.com/subs-engine/subs/domain/subscription"
@@ -153,6 +154,31 @@ func system(orderID uuid.UUID, commandID string) eventstore.CommandMeta {
 // interrupted earlier call began. Errors: order.ErrNotFound for no such
 // order, order.ErrNotPaid for an order that is not paid.
 func (f *Fulfiller) Fulfil(ctx context.Context, orderID uuid.UUID) (Result, error) {
+	return f.fulfil(ctx, orderID, systemActor(orderID))
+}
+
+// FulfilAs is Fulfil on behalf of actor: a support agent's free order
+// (AGT-1) records the agent, its reason and log code on every event the
+// fulfilment causes, correlated with the order unless actor names another
+// correlation (a conversion's).
+func (f *Fulfiller) FulfilAs(ctx context.Context, orderID uuid.UUID, actor eventstore.Metadata) (Result, error) {
+	if actor.CorrelationID == "" {
+		actor.CorrelationID = orderID.String()
+	}
+	return f.fulfil(ctx, orderID, func(commandID string) eventstore.CommandMeta {
+		return eventstore.CommandMeta{CommandID: commandID, Metadata: actor}
+	})
+}
+
+// actor gives the metadata of a fulfilment command with this id.
+type actor func(commandID string) eventstore.CommandMeta
+
+// systemActor is the fulfiller acting on its own, caused by the order.
+func systemActor(orderID uuid.UUID) actor {
+	return func(commandID string) eventstore.CommandMeta { return system(orderID, commandID) }
+}
+
+func (f *Fulfiller) fulfil(ctx context.Context, orderID uuid.UUID, as actor) (Result, error) {
 	o, _, err := f.orders.Load(ctx, OrderStream(orderID))
 	if err != nil {
 		return Result{}, err
@@ -169,7 +195,7 @@ func (f *Fulfiller) Fulfil(ctx context.Context, orderID uuid.UUID) (Result, erro
 		p := o.Placement()
 		for li, line := range p.Lines {
 			for unit := range line.Quantity {
-				it, a, err := f.createItem(ctx, p, li, unit)
+				it, a, err := f.createItem(ctx, o, li, unit, as)
 				if err != nil {
 					return res, err
 				}
@@ -177,7 +203,7 @@ func (f *Fulfiller) Fulfil(ctx context.Context, orderID uuid.UUID) (Result, erro
 				items = append(items, it)
 			}
 		}
-		out, err := f.orders.Handle(ctx, OrderStream(orderID), order.Fulfill{Items: items}, system(orderID, "fulfil/"+orderID.String()))
+		out, err := f.orders.Handle(ctx, OrderStream(orderID), order.Fulfill{Items: items}, as("fulfil/"+orderID.String()))
 		if err != nil {
 			return res, err
 		}
@@ -185,7 +211,7 @@ func (f *Fulfiller) Fulfil(ctx context.Context, orderID uuid.UUID) (Result, erro
 		res.appended(out.Append)
 	}
 	if res.Order.SavedTo() != uuid.Nil {
-		reg, err := f.registerItems(ctx, res.Order)
+		reg, err := f.registerItems(ctx, res.Order, as)
 		res.appended(reg.Last)
 		if err != nil {
 			return res, err
@@ -206,16 +232,16 @@ func (f *Fulfiller) SaveInAccount(ctx context.Context, orderID uuid.UUID) (Resul
 	if o.SavedTo() == uuid.Nil {
 		return Result{Order: o}, nil
 	}
-	return f.registerItems(ctx, o)
+	return f.registerItems(ctx, o, systemActor(orderID))
 }
 
-func (f *Fulfiller) registerItems(ctx context.Context, o order.Order) (Result, error) {
+func (f *Fulfiller) registerItems(ctx context.Context, o order.Order, as actor) (Result, error) {
 	res := Result{Order: o}
 	id := o.Placement().OrderID
 	for _, it := range o.Items() {
 		out, err := f.subs.Handle(ctx, SubscriptionStream(it.SubscriptionID),
 			subscription.RegisterFromOrder{AccountID: o.SavedTo(), OrderID: id},
-			system(id, "register/"+it.SubscriptionID.String()+"/"+o.SavedTo().String()))
+			as("register/"+it.SubscriptionID.String()+"/"+o.SavedTo().String()))
 		if err != nil {
 			return res, fmt.Errorf("fulfilment: register %s of order %s: %w", it.SubscriptionID, id, err)
 		}
@@ -253,7 +279,8 @@ const maxDraws = 5
 
 // createItem creates the unit-th subscription of line li of the order, or
 // finds it when an earlier attempt created it.
-func (f *Fulfiller) createItem(ctx context.Context, p order.Placed, li, unit int) (order.Item, eventstore.AppendResult, error) {
+func (f *Fulfiller) createItem(ctx context.Context, o order.Order, li, unit int, as actor) (order.Item, eventstore.AppendResult, error) {
+	p := o.Placement()
 	id := SubscriptionID(p.OrderID, li, unit)
 	stream := SubscriptionStream(id)
 	for range maxDraws {
@@ -264,11 +291,11 @@ func (f *Fulfiller) createItem(ctx context.Context, p order.Placed, li, unit int
 		if s.Exists() {
 			return itemOf(li, s.Facts()), eventstore.AppendResult{}, nil
 		}
-		created, err := f.newSubscription(p, li, id)
+		created, err := f.newSubscription(o, li, id)
 		if err != nil {
 			return order.Item{}, eventstore.AppendResult{}, err
 		}
-		out, err := f.subs.Handle(ctx, stream, subscription.Create{Created: created}, system(p.OrderID, "create/"+id.String()))
+		out, err := f.subs.Handle(ctx, stream, subscription.Create{Created: created}, as("create/"+id.String()))
 		if err == nil {
 			return itemOf(li, out.State.Facts()), out.Append, nil
 		}
@@ -299,7 +326,8 @@ func itemOf(line int, c subscription.Created) order.Item {
 
 // newSubscription is the subscription line li of the order yields, with a
 // fresh key and serial number. The term starts when the order was placed.
-func (f *Fulfiller) newSubscription(p order.Placed, li int, id uuid.UUID) (subscription.Created, error) {
+func (f *Fulfiller) newSubscription(o order.Order, li int, id uuid.UUID) (subscription.Created, error) {
+	p := o.Placement()
 	line := p.Lines[li]
 	product, err := f.cfg.Catalog.Product(line.Product)
 	if err != nil {
@@ -326,7 +354,17 @@ func (f *Fulfiller) newSubscription(p order.Placed, li int, id uuid.UUID) (subsc
 		return subscription.Created{}, err
 	}
 	return subscription.NewCreated(id, product, term, platform, key, serial, p.PlacedAt, f.cfg.Policy,
-		subscription.Origin{OrderID: p.OrderID, Storefront: store, AutoRenew: term.Paid()})
+		subscription.Origin{OrderID: p.OrderID, Storefront: store, AutoRenew: term.Paid() || term == catalog.Trial,
+			Price: renewalPrice(line), PaymentToken: p.PaymentToken, InitialChargeID: o.ChargeID(), InitialCharge: line.UnitPrice})
+}
+
+// renewalPrice is what automatic renewal charges per term for a line: its
+// renewal price (a trial's year) or its unit price.
+func renewalPrice(line order.Line) money.Money {
+	if !line.RenewalPrice.IsZero() {
+		return line.RenewalPrice
+	}
+	return line.UnitPrice
 }
 
 // Run is the process manager: it follows the log under CheckpointName and,

@@ -74,6 +74,12 @@ type Config struct {
 	// Clock gives the ticks their instant. AdvanceTo and Advance need a
 	// clock that can be set (Settable, such as *clock.Simulated). Required.
 	Clock clock.Clock
+	// DueAt, when set, tells AdvanceTo the earliest instant after a given
+	// one at which some job has work (say, the due-work schedule's earliest
+	// row), and false when none is known. AdvanceTo then also runs the jobs
+	// at each such instant between ticks, so that a due action runs at its
+	// exact instant rather than at the next tick. Optional.
+	DueAt func(ctx context.Context, after time.Time) (time.Time, bool, error)
 	// Jobs run at every tick, one after the other, in this order, each with
 	// the tick's instant. Names must be non-empty and unique. Optional: a
 	// scheduler without jobs only moves the simulated clock.

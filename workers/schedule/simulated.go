@@ -19,6 +19,9 @@ import (
 // the clock was moved by other means past a pending tick, that tick runs at
 // the clock's current instant: late, so that nothing is skipped.
 //
+// With Config.DueAt, the jobs also run at every instant DueAt names between
+// ticks, in time order with them; those runs do not count as ticks.
+//
 // A job's error stops the advance: AdvanceTo returns a *JobError naming the
 // job and the tick, and leaves the clock at that tick, whose jobs all run
 // again at the same instant on the next advance. A done ctx stops it
@@ -73,22 +76,54 @@ func (s *Scheduler) advanceTo(ctx context.Context, sim Settable, target time.Tim
 	}
 	// A zero next means the schedule fires no more (robfig/cron looks five
 	// years ahead); the clock still moves.
-	for !s.next.IsZero() && !s.next.After(target) {
-		at := s.next
+	for {
+		at, tick, err := s.nextRun(ctx, sim.Now(), target)
+		if err != nil {
+			return ticks, err
+		}
+		if at.IsZero() {
+			return s.setTarget(sim, target, ticks)
+		}
 		if err := ctx.Err(); err != nil {
-			return ticks, fmt.Errorf("schedule: advance stopped before the tick at %s: %w", at.Format(time.RFC3339Nano), err)
+			return ticks, fmt.Errorf("schedule: advance stopped before the run at %s: %w", at.Format(time.RFC3339Nano), err)
 		}
 		if err := sim.Set(at); err != nil {
-			return ticks, fmt.Errorf("schedule: set the clock to the tick: %w", err)
+			return ticks, fmt.Errorf("schedule: set the clock to the run: %w", err)
 		}
 		for _, j := range s.cfg.Jobs {
 			if err := s.run(ctx, j, at); err != nil {
 				return ticks, &JobError{Job: j.Name, Tick: at, Err: err}
 			}
 		}
-		ticks++
-		s.next = s.simSpec.Next(at).UTC()
+		if tick {
+			ticks++
+			s.next = s.simSpec.Next(at).UTC()
+		}
 	}
+}
+
+// nextRun is the instant of the next run up to target: the next tick, or an
+// earlier instant DueAt names after now (tick false then). It is zero when
+// there is none.
+func (s *Scheduler) nextRun(ctx context.Context, now, target time.Time) (at time.Time, tick bool, err error) {
+	if !s.next.IsZero() && !s.next.After(target) {
+		at, tick = s.next, true
+	}
+	if s.cfg.DueAt == nil {
+		return at, tick, nil
+	}
+	due, ok, err := s.cfg.DueAt(ctx, now)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("schedule: next due instant after %s: %w", now.Format(time.RFC3339Nano), err)
+	}
+	if ok && due.After(now) && !due.After(target) && (at.IsZero() || due.Before(at)) {
+		return due.UTC(), false, nil
+	}
+	return at, tick, nil
+}
+
+// setTarget ends an advance: the clock shows target.
+func (s *Scheduler) setTarget(sim Settable, target time.Time, ticks int) (int, error) {
 	if err := sim.Set(target); err != nil {
 		return ticks, fmt.Errorf("schedule: set the clock to the target: %w", err)
 	}

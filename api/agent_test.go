@@ -1,0 +1,558 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/subs-engine/subs/api/agentauth"
+	"github.com/subs-engine/subs/domain/agentlog"
+	"github.com/subs-engine/subs/domain/conversion"
+	"github.com/subs-engine/subs/domain/events"
+	"github.com/subs-engine/subs/domain/money"
+	"github.com/subs-engine/subs/domain/payment"
+	"github.com/subs-engine/subs/domain/policy"
+	"github.com/subs-engine/subs/domain/subscription"
+	"github.com/subs-engine/subs/eventstore"
+)
+
+// agent adds a support agent and returns its credential.
+func (e *engineEnv) agent(id string) string {
+	e.t.Helper()
+	cred, err := agentauth.New(e.store.Pool()).Add(context.Background(), agentauth.Agent{ID: id, Name: "Agent " + id}, e.clock.Now())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return cred
+}
+
+// legacyCustomer signs a customer up and in, and registers a boxed key of
+// product in the account: it returns the session, the account id, the
+// subscription id and the key.
+func (e *engineEnv) legacyCustomer(email, product string) (token, account, sub, key string) {
+	e.t.Helper()
+	account = e.signUp(email, "secret1")
+	token = e.signIn(email, "secret1")
+	key, _, sub = e.mint(product, "annual", "windows")
+	e.register(token, key)
+	return token, account, sub, key
+}
+
+// row returns the products-view row of subscription id in the session's
+// account.
+func (e *engineEnv) row(token, id string) map[string]any {
+	e.t.Helper()
+	return e.want(e.call("GET", "/v1/subscriptions/"+id, token, ""), http.StatusOK).json(e.t)
+}
+
+// events reads a stream's records.
+func (e *engineEnv) events(stream string) []eventstore.RecordedEvent {
+	e.t.Helper()
+	recs, err := e.store.ReadStream(context.Background(), eventstore.StreamID(stream), eventstore.ReadStreamOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return recs
+}
+
+// wantFields fails unless r has status and, when field is not empty, names
+// field among its errors.
+func wantFields(t testing.TB, r reply, status int, field string) {
+	t.Helper()
+	if r.status != status || (field != "" && !slices.Contains(r.fields(t), field)) {
+		t.Fatalf("status %d %s, want %d naming %s", r.status, r.body, status, field)
+	}
+}
+
+// rule SEC-2: a customer credential on any /v1/agent/ endpoint is refused
+// (401), as is no credential; the agent's is accepted.
+func TestRule_SEC2_CustomerCredentialOnEveryAgentEndpoint(t *testing.T) {
+	t.Parallel()
+	e := newEngineEnv(t)
+	token, account, _, _ := e.legacyCustomer("ann@example.com", "NIS")
+	var doc struct {
+		Paths map[string]map[string]any `json:"paths"`
+	}
+	if err := json.Unmarshal(e.want(e.call("GET", "/v1/openapi.json", "", ""), http.StatusOK).body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for path, ops := range doc.Paths {
+		if !strings.HasPrefix(path, "/v1/agent/") {
+			continue
+		}
+		for method := range ops {
+			n++
+			p := strings.ReplaceAll(path, "{id}", account)
+			body := ""
+			if strings.EqualFold(method, "post") {
+				body = `{"reason":"customer tries"}`
+			}
+			for _, cred := range []string{token, ""} {
+				if r := e.call(strings.ToUpper(method), p, cred, body); r.status != http.StatusUnauthorized && r.status != http.StatusForbidden {
+					t.Errorf("%s %s with a customer credential (%t): status %d", method, path, cred != "", r.status)
+				}
+			}
+		}
+	}
+	if n < 9 {
+		t.Errorf("%d agent operations documented, want the console's 9 at least", n)
+	}
+	e.want(e.call("GET", "/v1/agent/accounts/"+account, e.agent("ava"), ""), http.StatusOK)
+}
+
+// rule AGT-1: every agent action needs a reason (refused naming the field
+// otherwise, nothing written), and every event it causes carries the
+// agent's id, the reason and the action's log code.
+func TestRule_AGT1_AgentActionsRecordAgentReasonAndLogCode(t *testing.T) {
+	t.Parallel()
+	e := newEngineEnv(t)
+	agent := e.agent("ava")
+	_, account, sub, key := e.legacyCustomer("ann@example.com", "NIS")
+	before := e.eventCount()
+	for _, c := range []struct{ path, body string }{
+		{"/v1/agent/accounts/" + account + "/verify-ownership", `{"method":"email_and_name"}`},
+		{"/v1/agent/accounts/" + account + "/free-orders", `{"product":"NS-PRM","reason":"  "}`},
+		{"/v1/agent/subscriptions/" + sub + "/disable", `{}`},
+		{"/v1/agent/subscriptions/" + sub + "/days", `{"days":3}`},
+		{"/v1/agent/conversions", `{"account_id":"` + account + `","subscription_id":"` + sub + `","ownership_method":"email_and_name","device_id":"pc-1"}`},
+	} {
+		wantFields(t, e.call("POST", c.path, agent, c.body), http.StatusBadRequest, "reason")
+	}
+	if n := e.eventCount(); n != before {
+		t.Fatalf("refused actions wrote %d events", n-before)
+	}
+
+	found := e.want(e.call("GET", "/v1/agent/accounts?key="+key, agent, ""), http.StatusOK).json(t)
+	if found["account_id"] != account {
+		t.Fatalf("found by key: %v", found)
+	}
+	e.want(e.call("POST", "/v1/agent/accounts/"+account+"/verify-ownership", agent, `{"method":"serial_number","reason":"caller gave the serial"}`), http.StatusOK)
+	ord := e.want(e.call("POST", "/v1/agent/accounts/"+account+"/free-orders", agent, `{"product":"NS-PRM","reason":"goodwill"}`), http.StatusCreated).json(t)
+	if ord["total"].(map[string]any)["amount"].(float64) != 0 || ord["order_status"] != "fulfilled" || len(ord["items"].([]any)) != 1 {
+		t.Fatalf("free order %v", ord)
+	}
+	e.want(e.call("POST", "/v1/agent/subscriptions/"+sub+"/days", agent, `{"days":5,"reason":"outage compensation"}`), http.StatusOK)
+	e.want(e.call("POST", "/v1/agent/subscriptions/"+sub+"/disable", agent, `{"reason":"key leaked"}`), http.StatusOK)
+
+	want := map[string][2]string{ // event type → reason, log code
+		"account.ownership_verified": {"caller gave the serial", agentlog.VerifyOwnership},
+		"order.placed":               {"goodwill", agentlog.FreeOrder},
+		"order.fulfilled":            {"goodwill", agentlog.FreeOrder},
+		"subscription.created":       {"goodwill", agentlog.FreeOrder},
+		"subscription.registered":    {"goodwill", agentlog.FreeOrder},
+		"subscription.days_adjusted": {"outage compensation", agentlog.AdjustDays},
+		"subscription.disabled":      {"key leaked", agentlog.DisableKey},
+	}
+	newSub := ord["items"].([]any)[0].(map[string]any)["subscription_id"].(string)
+	var seen []string
+	for _, stream := range []string{"account-" + account, "order-" + ord["order_id"].(string), "subscription-" + sub, "subscription-" + newSub} {
+		for _, rec := range e.events(stream) {
+			if rec.Metadata.ActorKind != eventstore.ActorAgent {
+				continue
+			}
+			w, ok := want[rec.Type]
+			if !ok || rec.Metadata.ActorID != "ava" || rec.Metadata.Reason != w[0] || rec.Metadata.LogCode != w[1] {
+				t.Errorf("%s %s: metadata %+v, want agent ava, %q, %q", stream, rec.Type, rec.Metadata, w[0], w[1])
+			}
+			seen = append(seen, rec.Type)
+		}
+	}
+	for typ := range want {
+		if !slices.Contains(seen, typ) {
+			t.Errorf("no agent event %s", typ)
+		}
+	}
+	timeline := e.want(e.call("GET", "/v1/agent/accounts/"+account+"/timeline", agent, ""), http.StatusOK).json(t)["events"].([]any)
+	var codes []string
+	for _, ev := range timeline {
+		if c, _ := ev.(map[string]any)["log_code"].(string); c != "" {
+			codes = append(codes, c)
+		}
+	}
+	for _, c := range []string{agentlog.VerifyOwnership, agentlog.FreeOrder, agentlog.AdjustDays, agentlog.DisableKey} {
+		if !slices.Contains(codes, c) {
+			t.Errorf("the timeline has no %q: %v", c, codes)
+		}
+	}
+}
+
+// rule AGT-2: days are added or removed whole; removing more days than
+// remain is refused naming the field days.
+func TestRule_AGT2_AgentAddsAndRemovesWholeDays(t *testing.T) {
+	t.Parallel()
+	e := newEngineEnv(t)
+	agent := e.agent("ava")
+	token, _, sub, _ := e.legacyCustomer("ann@example.com", "NAV")
+	expires := mustTime(t, e.row(token, sub)["expires_at"])
+	got := e.want(e.call("POST", "/v1/agent/subscriptions/"+sub+"/days", agent, `{"days":10,"reason":"goodwill"}`), http.StatusOK).json(t)
+	if !mustTime(t, got["expires_at"]).Equal(expires.AddDate(0, 0, 10)) || !mustTime(t, e.row(token, sub)["expires_at"]).Equal(expires.AddDate(0, 0, 10)) {
+		t.Fatalf("after adding 10 days: %v, was %v", got["expires_at"], expires)
+	}
+	remaining := int(expires.AddDate(0, 0, 10).Sub(e.clock.Now()) / (24 * time.Hour))
+	wantFields(t, e.call("POST", "/v1/agent/subscriptions/"+sub+"/days", agent, `{"days":-`+strconv.Itoa(remaining+1)+`,"reason":"too many"}`), http.StatusBadRequest, "days")
+	wantFields(t, e.call("POST", "/v1/agent/subscriptions/"+sub+"/days", agent, `{"days":0,"reason":"nothing"}`), http.StatusBadRequest, "days")
+	e.want(e.call("POST", "/v1/agent/subscriptions/"+sub+"/days", agent, `{"days":-`+strconv.Itoa(remaining)+`,"reason":"refund agreed"}`), http.StatusOK)
+	// every remaining day removed: it expires now
+	if st := e.row(token, sub); st["status"] != "expired" || !mustTime(t, st["expires_at"]).Equal(e.clock.Now()) {
+		t.Errorf("after removing %d days: %v %v", remaining, st["status"], st["expires_at"])
+	}
+}
+
+// rule CNV-1: a legacy key cannot activate a Norton Security product; it
+// still activates its own.
+func TestRule_CNV1_LegacyKeyCannotActivateNortonSecurity(t *testing.T) {
+	t.Parallel()
+	e := newEngineEnv(t)
+	token, _, sub, _ := e.legacyCustomer("ann@example.com", "N360")
+	r := e.call("POST", "/v1/subscriptions/"+sub+"/activations", token, `{"device_id":"pc-1","product":"NS-PRM"}`)
+	wantFields(t, r, http.StatusBadRequest, "product")
+	if !strings.Contains(string(r.body), "new product with a new subscription") {
+		t.Errorf("refusal %s", r.body)
+	}
+	e.want(e.call("POST", "/v1/subscriptions/"+sub+"/activations", token, `{"device_id":"pc-1","product":"N360"}`), http.StatusCreated)
+}
+
+// rule CNV-2: NAV and NIS map to Standard or Deluxe (chosen, else by
+// seats), N360 to Premium; any other target is refused naming target.
+func TestRule_CNV2_MappingFromTheCatalog(t *testing.T) {
+	t.Parallel()
+	e := newEngineEnv(t)
+	for i, c := range []struct{ from, target, want string }{
+		{"NAV", "", "NS-STD"}, {"NIS", "", "NS-DLX"}, {"NIS", "NS-STD", "NS-STD"}, {"N360", "", "NS-PRM"},
+	} {
+		token, _, sub, _ := e.legacyCustomer("c"+strconv.Itoa(i)+"@example.com", c.from)
+		wantFields(t, e.call("POST", "/v1/subscriptions/"+sub+"/convert", token, `{"target":"NU"}`), http.StatusBadRequest, "target")
+		body := `{}`
+		if c.target != "" {
+			body = `{"target":"` + c.target + `"}`
+		}
+		if got := e.want(e.call("POST", "/v1/subscriptions/"+sub+"/convert", token, body), http.StatusOK).json(t); got["product"] != c.want {
+			t.Errorf("%s target %q became %v, want %s", c.from, c.target, got["product"], c.want)
+		}
+	}
+}
+
+// rule CNV-3: option 1 — the customer's subscription becomes the mapped
+// product with the same expiry; a new key is issued, the old one is
+// disabled but still names this subscription only (KEY-1).
+func TestRule_CNV3_CustomerTransfersTheSubscription(t *testing.T) {
+	t.Parallel()
+	e := newEngineEnv(t)
+	agent := e.agent("ava")
+	token, account, sub, oldKey := e.legacyCustomer("ann@example.com", "NIS")
+	e.want(e.call("POST", "/v1/subscriptions/"+sub+"/activations", token, `{"device_id":"pc-1"}`), http.StatusCreated)
+	before := e.row(token, sub)
+	got := e.want(e.call("POST", "/v1/subscriptions/"+sub+"/convert", token, `{"target":"NS-DLX"}`), http.StatusOK).json(t)
+	newKey := got["product_key"].(string)
+	if got["product"] != "NS-DLX" || got["seats"].(float64) != 5 || got["seats_used"].(float64) != 0 || newKey == oldKey ||
+		got["expires_at"] != before["expires_at"] || got["serial_number"] != before["serial_number"] || got["status"] != "active" {
+		t.Fatalf("converted row %v, was %v", got, before)
+	}
+	if rows := e.products(token); len(rows) != 1 || rows[0]["product_key"] != newKey {
+		t.Errorf("products view %v", rows)
+	}
+	e.want(e.call("POST", "/v1/subscriptions/"+sub+"/activations", token, `{"device_id":"pc-1","product":"NS-DLX"}`), http.StatusCreated)
+	wantFields(t, e.call("POST", "/v1/subscriptions/"+sub+"/convert", token, `{}`), http.StatusConflict, "")
+	other := e.customerSession("bob@example.com")
+	wantFields(t, e.call("POST", "/v1/keys", other, `{"key":"`+oldKey+`"}`), http.StatusBadRequest, "key")
+	wantFields(t, e.call("POST", "/v1/keys", token, `{"key":"`+oldKey+`"}`), http.StatusBadRequest, "key")
+	e.want(e.call("POST", "/v1/keys", token, `{"key":"`+newKey+`"}`), http.StatusOK)
+	for _, k := range []string{oldKey, newKey} {
+		if found := e.want(e.call("GET", "/v1/agent/accounts?key="+k, agent, ""), http.StatusOK).json(t); found["account_id"] != account {
+			t.Errorf("key %s found %v", k, found["account_id"])
+		}
+	}
+	e.want(e.call("POST", "/v1/subscriptions/"+sub+"/convert", other, `{}`), http.StatusNotFound)
+}
+
+// conversionEnv is a legacy customer and an agent, ready for option 2.
+type conversionEnv struct {
+	*engineEnv
+	agent, account, sub, key string
+	oldExpiry                time.Time
+}
+
+// session signs the customer in afresh: the simulated clock outruns
+// sessions.
+func (c conversionEnv) session() string { return c.signIn("ann@example.com", "secret1") }
+
+func newConversionEnv(t *testing.T, product string) conversionEnv {
+	e := newEngineEnv(t)
+	c := conversionEnv{engineEnv: e, agent: e.agent("ava")}
+	_, c.account, c.sub, c.key = e.legacyCustomer("ann@example.com", product)
+	e.advance(40 * 24 * time.Hour) // the old subscription has run a while: the free order's year would end later
+	c.oldExpiry = mustTime(t, e.row(c.session(), c.sub)["expires_at"])
+	return c
+}
+
+func (c conversionEnv) startBody(steps string, extra string) string {
+	body := `{"account_id":"` + c.account + `","subscription_id":"` + c.sub + `","ownership_method":"email_and_name","device_id":"pc-9","reason":"customer asked for Norton Security"` + extra
+	if steps != "" {
+		body += `,"steps":` + steps
+	}
+	return body + `}`
+}
+
+// checkConverted asserts CNV-4's ends: exactly one live key in the account,
+// the new expiry on the old one's day, each step recorded once with its log
+// code, every event of every step by the agent.
+func (c conversionEnv) checkConverted(t *testing.T, id string) {
+	t.Helper()
+	v := c.want(c.call("GET", "/v1/agent/conversions/"+id, c.agent, ""), http.StatusOK).json(t)
+	if v["completed"] != true {
+		t.Fatalf("conversion %v", v)
+	}
+	var live []map[string]any
+	for _, p := range c.products(c.session()) {
+		if p["status"] == "active" || p["status"] == "trial" {
+			live = append(live, p)
+		}
+	}
+	if len(live) != 1 || live[0]["product"] != "NS-DLX" || live[0]["seats_used"].(float64) != 1 {
+		t.Fatalf("live keys %v", live)
+	}
+	if exp := mustTime(t, live[0]["expires_at"]); exp.Format(time.DateOnly) != c.oldExpiry.Format(time.DateOnly) {
+		t.Errorf("new expiry %v, old %v: a day lost or gained", exp, c.oldExpiry)
+	}
+	if old := c.row(c.session(), c.sub); old["status"] != "disabled" {
+		t.Errorf("old subscription %v", old["status"])
+	}
+	var steps []string
+	for _, rec := range c.events(conversion.StreamName(uuid.MustParse(id))) {
+		if rec.Metadata.ActorKind != eventstore.ActorAgent || rec.Metadata.ActorID != "ava" || rec.Metadata.Reason == "" || rec.Metadata.LogCode == "" {
+			t.Errorf("%s metadata %+v", rec.Type, rec.Metadata)
+		}
+		if rec.Type == "conversion.step_completed" {
+			var d conversion.StepCompleted
+			if err := json.Unmarshal(rec.Data, &d); err != nil {
+				t.Fatal(err)
+			}
+			steps = append(steps, string(d.Step))
+			if rec.Metadata.LogCode != d.Step.LogCode() {
+				t.Errorf("step %s logged %q", d.Step, rec.Metadata.LogCode)
+			}
+		}
+	}
+	if strings.Join(steps, ",") != "verify_ownership,free_order,activate,disable_old_key,adjust_days" {
+		t.Errorf("steps recorded %v, want each once in order", steps)
+	}
+	codes := map[string]int{}
+	for _, ev := range c.want(c.call("GET", "/v1/agent/accounts/"+c.account+"/timeline", c.agent, ""), http.StatusOK).json(t)["events"].([]any) {
+		m := ev.(map[string]any)
+		if m["actor_kind"] == "agent" {
+			codes[m["log_code"].(string)]++
+		}
+	}
+	for _, code := range []string{agentlog.VerifyOwnership, agentlog.FreeOrder, agentlog.Activate, agentlog.DisableKey, agentlog.AdjustDays} {
+		if codes[code] == 0 {
+			t.Errorf("no agent event logged %q in the timeline: %v", code, codes)
+		}
+	}
+}
+
+// rule CNV-4: option 2 — the agent's procedure as one saga; run whole, and
+// interrupted after each of its steps and resumed: each time one live key,
+// the new expiry on the old one's day, each step recorded once.
+func TestRule_CNV4_AgentProcedureInterruptedAfterEachStepAndResumed(t *testing.T) {
+	t.Parallel()
+	for k := 0; k <= len(conversion.Steps); k++ {
+		t.Run("after "+strconv.Itoa(k)+" steps", func(t *testing.T) {
+			t.Parallel()
+			c := newConversionEnv(t, "NIS")
+			steps := strconv.Itoa(k)
+			if k == len(conversion.Steps) {
+				steps = "" // all at once
+			}
+			v := c.want(c.call("POST", "/v1/agent/conversions", c.agent, c.startBody(steps, `,"target":"NS-DLX"`)), http.StatusCreated).json(t)
+			id := v["conversion_id"].(string)
+			if k < len(conversion.Steps) {
+				if v["completed"] != false {
+					t.Fatalf("stopped after %d steps but completed: %v", k, v)
+				}
+				c.advance(2 * time.Hour) // the procedure resumes later, maybe after the first request's answer was lost
+				c.want(c.call("POST", "/v1/agent/conversions/"+id+"/continue", c.agent, `{"reason":"resume","steps":0}`), http.StatusOK)
+				c.want(c.call("POST", "/v1/agent/conversions/"+id+"/continue", c.agent, `{"reason":"resume"}`), http.StatusOK)
+			}
+			c.want(c.call("POST", "/v1/agent/conversions/"+id+"/continue", c.agent, `{"reason":"again"}`), http.StatusOK) // nothing left
+			c.checkConverted(t, id)
+		})
+	}
+}
+
+// rule CNV-4: a step whose effect landed but was not recorded (the agent
+// disabled the old key by hand, or a crash cut the step short) is recorded
+// once when the procedure resumes, and changes nothing twice.
+func TestRule_CNV4_StepAlreadyDoneIsRecordedOnce(t *testing.T) {
+	t.Parallel()
+	c := newConversionEnv(t, "NIS")
+	v := c.want(c.call("POST", "/v1/agent/conversions", c.agent, c.startBody("3", `,"target":"NS-DLX"`)), http.StatusCreated).json(t)
+	id := v["conversion_id"].(string)
+	c.want(c.call("POST", "/v1/agent/subscriptions/"+c.sub+"/disable", c.agent, `{"reason":"disable first"}`), http.StatusOK)
+	newSub := v["new_subscription_id"].(string)
+	c.want(c.call("POST", "/v1/agent/subscriptions/"+newSub+"/days", c.agent, `{"days":-3,"reason":"by hand"}`), http.StatusOK)
+	c.want(c.call("POST", "/v1/agent/conversions/"+id+"/continue", c.agent, `{"reason":"resume"}`), http.StatusOK)
+	c.checkConverted(t, id)
+	disabled := 0
+	for _, rec := range c.events("subscription-" + c.sub) {
+		if rec.Type == "subscription.disabled" {
+			disabled++
+		}
+	}
+	if disabled != 1 {
+		t.Errorf("the old key was disabled %d times", disabled)
+	}
+}
+
+// rule CNV-5: converting Norton One needs the acknowledgement of losing
+// Premium Support and Anti-Theft, by either option; refused naming what
+// would be lost otherwise.
+func TestRule_CNV5_NortonOneAcknowledgesTheLoss(t *testing.T) {
+	t.Parallel()
+	c := newConversionEnv(t, "N1")
+	for _, r := range []reply{
+		c.call("POST", "/v1/subscriptions/"+c.sub+"/convert", c.session(), `{"acknowledge_losses":["anti-theft"]}`),
+		c.call("POST", "/v1/agent/conversions", c.agent, c.startBody("", "")),
+	} {
+		wantFields(t, r, http.StatusBadRequest, "acknowledge_losses")
+		if !strings.Contains(string(r.body), "Premium Support") || !strings.Contains(string(r.body), "Anti-Theft") {
+			t.Errorf("refusal %s does not name the extras", r.body)
+		}
+	}
+	v := c.want(c.call("POST", "/v1/agent/conversions", c.agent, c.startBody("", `,"acknowledge_losses":["premium-support","anti-theft"]`)), http.StatusCreated).json(t)
+	if v["to"] != "NS-PRM" || v["completed"] != true {
+		t.Errorf("conversion %v", v)
+	}
+}
+
+// rule CNV-6: only a current subscription converts; nothing forces a
+// conversion: a legacy subscription left alone stays current as it was.
+func TestRule_CNV6_OnlyCurrentConvertsAndNothingForcesIt(t *testing.T) {
+	t.Parallel()
+	c := newConversionEnv(t, "NIS")
+	c.advance(30 * 24 * time.Hour)
+	if row := c.row(c.session(), c.sub); row["product"] != "NIS" || row["status"] != "active" || row["product_key"] != c.key {
+		t.Errorf("a legacy subscription left alone: %v", row)
+	}
+	c.advance(c.oldExpiry.Sub(c.clock.Now()))
+	wantFields(t, c.call("POST", "/v1/subscriptions/"+c.sub+"/convert", c.session(), `{}`), http.StatusConflict, "")
+	wantFields(t, c.call("POST", "/v1/agent/conversions", c.agent, c.startBody("", "")), http.StatusConflict, "")
+}
+
+func mustTime(t testing.TB, v any) time.Time {
+	t.Helper()
+	tm, err := time.Parse(time.RFC3339Nano, v.(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tm
+}
+
+// renewal runs a subscription command of the renewal lifecycle as the
+// system, under the policy's defaults (what the renewal workers do).
+func (e *engineEnv) renewal(id string, cmd subscription.Command) {
+	e.t.Helper()
+	p, err := policy.New(testPolicy)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	types := eventstore.NewEventTypes()
+	types.Register(1, events.All()...)
+	h, err := eventstore.NewCommandHandler(subscription.Decider, eventstore.HandlerConfig{Store: e.store, Types: types, Clock: e.clock, Policy: p})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	meta := eventstore.CommandMeta{Metadata: eventstore.Metadata{ActorKind: eventstore.ActorSystem, ActorID: "renewals"}}
+	if _, err := h.Handle(context.Background(), eventstore.StreamID(subscription.StreamPrefix+id), cmd, meta); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// renewOnce takes annual subscription id, expiring at expires, through its
+// first renewal as the workers would: the notice 30 days before, the
+// charge 7 days before, the gateway's success.
+func (e *engineEnv) renewOnce(id string, expires time.Time) {
+	e.t.Helper()
+	e.advance(expires.AddDate(0, 0, -30).Sub(e.clock.Now()))
+	e.renewal(id, subscription.RunDue{})
+	e.advance(23 * 24 * time.Hour)
+	e.renewal(id, subscription.RunDue{})
+	e.renewal(id, subscription.RecordChargeOutcome{Period: 1, Attempt: 1,
+		Outcome: payment.ChargeOutcome{ChargeID: "ch_renewal_1", Status: payment.Succeeded}})
+}
+
+// rule AGT-1: an agent refunds on behalf of the customer (ARS-7's window
+// applies) and cancels an add-on (MON-3), each event carrying the agent,
+// the reason and the log code.
+func TestRule_AGT1_RefundAndAddOnCancellationOnBehalf(t *testing.T) {
+	t.Parallel()
+	e := newEngineEnv(t)
+	agent := e.agent("ava")
+	account := e.signUp("ann@example.com", "secret1")
+	session := func() string { return e.signIn("ann@example.com", "secret1") }
+	annual := items(t, e.buy(session(), "["+line("NS-DLX", "annual", "windows", 1)+"]"))[0]["subscription_id"].(string)
+	monthly := items(t, e.buy(session(), "["+line("NS-PRM", "monthly", "windows", 1)+"]"))[0]["subscription_id"].(string)
+
+	usd, err := money.ParseCurrency("USD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.renewal(monthly, subscription.AddAddOn{AccountID: uuid.MustParse(account), AddOn: "NS-PRM-STORAGE", Name: "Storage", Price: money.New(299, usd)})
+
+	// the renewal of the annual subscription is charged 7 days before it expires
+	expires := mustTime(t, e.row(session(), annual)["expires_at"])
+	e.renewOnce(annual, expires)
+	if got := mustTime(t, e.row(session(), annual)["expires_at"]); !got.Equal(expires.AddDate(1, 0, 0)) {
+		t.Fatalf("renewed to %v", got)
+	}
+	wantFields(t, e.call("POST", "/v1/agent/subscriptions/"+annual+"/refund", agent, `{}`), http.StatusBadRequest, "reason")
+	e.want(e.call("POST", "/v1/agent/subscriptions/"+annual+"/refund", agent, `{"reason":"customer forgot to turn renewal off"}`), http.StatusAccepted)
+	e.want(e.call("POST", "/v1/agent/subscriptions/"+monthly+"/refund", agent, `{"reason":"monthly"}`), http.StatusConflict)
+
+	e.want(e.call("POST", "/v1/agent/subscriptions/"+monthly+"/add-ons/ns-prm-storage/cancel", agent, `{"reason":"not needed"}`), http.StatusOK)
+	e.want(e.call("POST", "/v1/agent/subscriptions/"+monthly+"/add-ons/NS-PRM-STORAGE/cancel", agent, `{"reason":"again"}`), http.StatusNotFound)
+	if addOns := e.row(session(), monthly)["add_ons"].([]any); len(addOns) != 0 {
+		t.Errorf("add-ons after the cancellation: %v", addOns)
+	}
+	for stream, want := range map[string][3]string{
+		"subscription-" + annual:  {"subscription.refund_requested", "customer forgot to turn renewal off", agentlog.Refund},
+		"subscription-" + monthly: {"subscription.add_on_cancelled", "not needed", agentlog.CancelAddOn},
+	} {
+		found := false
+		for _, rec := range e.events(stream) {
+			if rec.Type == want[0] {
+				found = true
+				if m := rec.Metadata; m.ActorKind != eventstore.ActorAgent || m.ActorID != "ava" || m.Reason != want[1] || m.LogCode != want[2] {
+					t.Errorf("%s metadata %+v", rec.Type, m)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no %s in %s", want[0], stream)
+		}
+	}
+}
+
+// rule CNV-6: nothing forces a conversion: a legacy subscription bought
+// online renews as before, as the same product and key.
+func TestRule_CNV6_LegacySubscriptionRenewsAsBefore(t *testing.T) {
+	t.Parallel()
+	e := newEngineEnv(t)
+	e.signUp("ann@example.com", "secret1")
+	session := func() string { return e.signIn("ann@example.com", "secret1") }
+	item := items(t, e.buy(session(), "["+line("NIS", "annual", "windows", 1)+"]"))[0]
+	id := item["subscription_id"].(string)
+	expires := mustTime(t, e.row(session(), id)["expires_at"])
+	e.renewOnce(id, expires)
+	row := e.row(session(), id)
+	if row["product"] != "NIS" || row["product_key"] != item["key"] || row["status"] != "active" ||
+		!mustTime(t, row["expires_at"]).Equal(expires.AddDate(1, 0, 0)) {
+		t.Errorf("after its renewal: %v", row)
+	}
+}

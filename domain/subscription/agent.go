@@ -1,0 +1,89 @@
+package subscription
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/subs-engine/subs/domain"
+)
+
+// DaysAdjusted: a support agent added (Days > 0) or removed (Days < 0)
+// whole days of the subscription (AGT-2); ExpiresAt is the new expiration
+// date.
+type DaysAdjusted struct {
+	Days      int       `json:"days"`
+	ExpiresAt time.Time `json:"expires_at"`
+	At        time.Time `json:"at"`
+}
+
+func (DaysAdjusted) EventType() string { return "subscription.days_adjusted" }
+
+// AdjustDays moves the expiration date by a whole number of days (AGT-2):
+// positive adds, negative removes.
+type AdjustDays struct{ Days int }
+
+func (AdjustDays) subscriptionCommand() {}
+
+// maxAdjustDays bounds one adjustment: ten years either way is beyond any
+// support case and keeps a typo from pushing an expiry into the next century.
+const maxAdjustDays = 3660
+
+// TooManyDaysRemovedError: removing Days would take away more than the
+// Remaining time the subscription has (AGT-2).
+type TooManyDaysRemovedError struct {
+	Days      int
+	Remaining time.Duration
+}
+
+func (e *TooManyDaysRemovedError) Error() string {
+	return fmt.Sprintf("cannot remove %d days: only %d whole days remain before the expiration date", e.Days, int(e.Remaining/(24*time.Hour)))
+}
+
+// FieldErrors names the field for the API (SEC-4).
+func (e *TooManyDaysRemovedError) FieldErrors() [][2]string {
+	return [][2]string{{"days", e.Error()}}
+}
+
+// AddDays returns t moved by days calendar days: whole days, so the time of
+// day stays (AGT-2).
+func AddDays(t time.Time, days int) time.Time { return t.AddDate(0, 0, days) }
+
+// DaysBetween returns how many whole calendar days move from's date onto
+// to's date (negative when to is earlier): the adjustment that makes one
+// expiration date fall on the same day as another (CNV-4).
+func DaysBetween(from, to time.Time) int {
+	fy, fm, fd := from.UTC().Date()
+	ty, tm, td := to.UTC().Date()
+	a := time.Date(fy, fm, fd, 0, 0, 0, 0, time.UTC)
+	b := time.Date(ty, tm, td, 0, 0, 0, 0, time.UTC)
+	return int(b.Sub(a).Round(24*time.Hour) / (24 * time.Hour))
+}
+
+// decideAdjustDays applies AGT-2: a whole, non-zero number of days on a
+// subscription that is not disabled; removing more days than remain before
+// the expiration date is refused.
+func decideAdjustDays(s Subscription, c AdjustDays, now time.Time) ([]domain.Event, error) {
+	switch {
+	case c.Days == 0:
+		return nil, domain.Invalid("days", "must not be zero: a positive number adds days, a negative one removes them")
+	case c.Days > maxAdjustDays || c.Days < -maxAdjustDays:
+		return nil, domain.Invalid("days", fmt.Sprintf("must be within ±%d", maxAdjustDays))
+	case s.st.Disabled:
+		return nil, ErrKeyDisabled
+	}
+	from := s.st.Renewal.ExpiresAt
+	to := AddDays(from, c.Days)
+	if c.Days < 0 && to.Before(now) {
+		return nil, &TooManyDaysRemovedError{Days: -c.Days, Remaining: max(from.Sub(now), 0)}
+	}
+	return []domain.Event{DaysAdjusted{Days: c.Days, ExpiresAt: to, At: now}}, nil
+}
+
+// evolveDaysAdjusted moves the expiration date and the renewal anchor by
+// the same days, so that later renewals count on from the new date (ARS-1);
+// the expiry is no longer a refund's.
+func evolveDaysAdjusted(s Subscription, e DaysAdjusted) Subscription {
+	r := &s.st.Renewal
+	r.ExpiresAt, r.Anchor, r.Refunded = e.ExpiresAt, AddDays(r.Anchor, e.Days), false
+	return s
+}

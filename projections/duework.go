@@ -1,0 +1,81 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/subs-engine/subs/domain"
+	"github.com/subs-engine/subs/domain/account"
+	"github.com/subs-engine/subs/domain/policy"
+	"github.com/subs-engine/subs/domain/subscription"
+	"github.com/subs-engine/subs/eventstore"
+)
+
+// DueWork is the due-work schedule (DESIGN §6): table due_work, one row
+// per subscription with the instant a worker should next look at it
+// (subscription.NextDue), which workers/renewal claims with FOR UPDATE SKIP
+// LOCKED. Each row keeps the subscription's folded state, so the next
+// instant comes from the aggregate's own rules. An update of an account's
+// billing information brings forward the retry of its declined renewals
+// (ARS-6). The schedule only says where to look: the aggregate decides, so
+// a stale row costs a no-op visit, never a wrong step.
+type DueWork struct {
+	// Policy gives the lifecycle's leads and offsets; its unset fields
+	// take their defaults.
+	Policy policy.Policy
+}
+
+// Name implements Projection.
+func (DueWork) Name() string { return "due_work" }
+
+// Tables implements Projection.
+func (DueWork) Tables() []string { return []string{"due_work"} }
+
+// OperationalColumns implements Operational: checked_at is the instant of
+// the workers' last visit, which no event records.
+func (DueWork) OperationalColumns() map[string][]string {
+	return map[string][]string{"due_work": {"checked_at"}}
+}
+
+// Apply implements Projection.
+func (d DueWork) Apply(ctx context.Context, tx pgx.Tx, rec eventstore.RecordedEvent, e domain.Event) error {
+	if _, ok := e.(account.BillingUpdated); ok {
+		id, ok := strings.CutPrefix(string(rec.StreamID), account.StreamPrefix)
+		if !ok {
+			return nil
+		}
+		_, err := tx.Exec(ctx, `UPDATE due_work SET due_at = LEAST(due_at, $2) WHERE account_id = $1 AND awaiting_retry`, id, rec.RecordedAt)
+		return err
+	}
+	id, ok := strings.CutPrefix(string(rec.StreamID), subscription.StreamPrefix)
+	if !ok {
+		return nil
+	}
+	var s subscription.Subscription
+	err := tx.QueryRow(ctx, `SELECT state FROM due_work WHERE subscription_id = $1`, id).Scan(&s)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("due_work: state of %s: %w", id, err)
+	}
+	s = subscription.Decider.Evolve(s, e)
+	p, err := policy.New(d.Policy)
+	if err != nil {
+		return err
+	}
+	var dueAt any
+	if at, ok := s.NextDue(p); ok {
+		dueAt = at
+	}
+	var accountID any
+	if s.Account() != uuid.Nil {
+		accountID = s.Account()
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO due_work (subscription_id, account_id, due_at, awaiting_retry, version, state)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (subscription_id) DO UPDATE SET account_id = $2, due_at = $3, awaiting_retry = $4, version = $5, state = $6`,
+		id, accountID, dueAt, s.AwaitingRetry(), rec.Version, s)
+	return err
+}

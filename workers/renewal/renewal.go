@@ -1,0 +1,307 @@
+// Package renewal is the renewal worker (DESIGN §6): at each run of the
+// schedule it claims the subscriptions the due-work schedule says are due
+// (FOR UPDATE SKIP LOCKED, so several workers share the work), and drives
+// each one through whatever its lifecycle calls for at that instant: the
+// aggregate decides the step (subscription.RunDue), and the worker makes
+// the gateway calls of requested charges and refunds, recording their
+// outcomes. A charge is requested with its idempotency key before the
+// gateway sees it, so a crash in between resumes with the same key, which
+// the gateway answers with the first outcome: exactly one successful charge
+// per subscription and period (ARS-8).
+package renewal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/subs-engine/subs/domain/payment"
+	"github.com/subs-engine/subs/domain/policy"
+	"github.com/subs-engine/subs/domain/subscription"
+	"github.com/subs-engine/subs/eventstore"
+)
+
+// Defaults of Config.
+const (
+	DefaultBatchSize   = 200
+	DefaultConcurrency = 8
+	// maxSteps bounds the steps of one visit: a lifecycle needs at most a
+	// notice, a warning, a charge and its outcome at one instant; more
+	// means a decider that does not settle.
+	maxSteps = 16
+)
+
+// Config configures a Worker.
+type Config struct {
+	// Store is the event store; its pool also holds the schedule. Required.
+	Store *eventstore.Store
+	// Types decodes the subscription events. Required.
+	Types *eventstore.EventTypes
+	// Gateway charges and refunds. Required.
+	Gateway payment.Gateway
+	// Policy gives the lifecycle's values; unset fields take defaults.
+	Policy policy.Policy
+	// Clock is the engine's clock, which the command handler reads; the
+	// runs are given their instant by the schedule. Required.
+	Clock interface{ Now() time.Time }
+	// BatchSize is how many due rows one claim takes. Default 200.
+	BatchSize int
+	// Concurrency is how many subscriptions are visited at once. Default 8.
+	Concurrency int
+	// Logger receives the failures of single visits, which the next run
+	// retries. Default: discard.
+	Logger *slog.Logger
+}
+
+// Worker runs the renewal lifecycle's due steps.
+type Worker struct {
+	cfg  Config
+	subs *eventstore.CommandHandler[subscription.Subscription, subscription.Command]
+}
+
+// New returns a Worker, or an error naming the missing field.
+func New(cfg Config) (*Worker, error) {
+	switch {
+	case cfg.Store == nil:
+		return nil, errors.New("renewal: Config.Store is required")
+	case cfg.Types == nil:
+		return nil, errors.New("renewal: Config.Types is required")
+	case cfg.Gateway == nil:
+		return nil, errors.New("renewal: Config.Gateway is required")
+	case cfg.Clock == nil:
+		return nil, errors.New("renewal: Config.Clock is required")
+	}
+	p, err := policy.New(cfg.Policy)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Policy = p
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = DefaultBatchSize
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = DefaultConcurrency
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	subs, err := eventstore.NewCommandHandler(subscription.Decider,
+		eventstore.HandlerConfig{Store: cfg.Store, Types: cfg.Types, Clock: cfg.Clock, Policy: p})
+	if err != nil {
+		return nil, err
+	}
+	return &Worker{cfg: cfg, subs: subs}, nil
+}
+
+// Result sums up a run.
+type Result struct {
+	// Visited is how many subscriptions the run looked at.
+	Visited int
+	// Failed is how many visits failed (logged; the next run retries).
+	Failed int
+	// Last is the checkpoint of the run's last append, for a caller that
+	// waits for the read models (read-your-writes); zero when nothing was
+	// appended.
+	Last eventstore.Checkpoint
+}
+
+// Run visits every subscription due at now, claiming batches until none is
+// left that this run has not visited. Each row is visited at most once per
+// instant: a visit that cannot finish (the gateway is unavailable) is
+// retried by the next run. A failed visit is logged and counted, not
+// returned; Run returns an error only when it cannot claim.
+func (w *Worker) Run(ctx context.Context, now time.Time) (Result, error) {
+	var res Result
+	for {
+		ids, err := w.claim(ctx, now)
+		if err != nil {
+			return res, err
+		}
+		if len(ids) == 0 {
+			return res, ctx.Err()
+		}
+		w.visitAll(ctx, ids, now, &res)
+	}
+}
+
+// claim marks up to BatchSize rows due at now, not yet visited at now, as
+// visited at now, and returns their subscriptions, earliest due first. The
+// claim commits at once: it holds no lock while the visits run, so it never
+// holds the log's readers back.
+func (w *Worker) claim(ctx context.Context, now time.Time) ([]uuid.UUID, error) {
+	rows, err := w.cfg.Store.Pool().Query(ctx, `UPDATE due_work SET checked_at = $1
+WHERE subscription_id IN (
+    SELECT subscription_id FROM due_work
+    WHERE due_at <= $1 AND (checked_at IS NULL OR checked_at < $1)
+    ORDER BY due_at, subscription_id
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED)
+RETURNING subscription_id`, now, w.cfg.BatchSize)
+	if err != nil {
+		return nil, fmt.Errorf("renewal: claim due work: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+}
+
+func (w *Worker) visitAll(ctx context.Context, ids []uuid.UUID, now time.Time, res *Result) {
+	var mu sync.Mutex
+	sem := make(chan struct{}, w.cfg.Concurrency)
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			last, err := w.Visit(ctx, id, now)
+			mu.Lock()
+			defer mu.Unlock()
+			res.Visited++
+			if err != nil {
+				res.Failed++
+				w.cfg.Logger.Warn("renewal visit failed; the next run retries", "subscription", id, "err", err)
+			}
+			if !res.Last.Reached(last) {
+				res.Last = last
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// Settle does what the subscription's lifecycle needs at the clock's
+// instant (a pending refund or charge made with the gateway and recorded,
+// a due step), as a run would; the API calls it after a command that asks
+// for a refund. It returns the checkpoint of its last append.
+func (w *Worker) Settle(ctx context.Context, id uuid.UUID) (eventstore.Checkpoint, error) {
+	return w.Visit(ctx, id, w.cfg.Clock.Now())
+}
+
+// Visit drives one subscription until nothing more is due at now: a
+// pending refund or charge is made with the gateway (again, with the same
+// key, after a crash) and its outcome recorded; otherwise the aggregate is
+// asked for the step due (RunDue). An unavailable gateway leaves the
+// request pending for the next visit.
+func (w *Worker) Visit(ctx context.Context, id uuid.UUID, now time.Time) (eventstore.Checkpoint, error) {
+	stream := eventstore.StreamID(subscription.StreamName(id))
+	var last eventstore.Checkpoint
+	for range maxSteps {
+		s, version, err := w.subs.Load(ctx, stream)
+		if err != nil {
+			return last, err
+		}
+		cmd, err := w.nextCommand(ctx, s, now)
+		if err != nil || cmd == nil {
+			return last, err
+		}
+		out, err := w.subs.Handle(ctx, stream, cmd, system(id, version, cmd))
+		if err != nil {
+			return last, err
+		}
+		if len(out.Events) == 0 && !out.Append.Replayed {
+			return last, nil
+		}
+		last = out.Append.Checkpoint()
+	}
+	return last, fmt.Errorf("renewal: subscription %s did not settle in %d steps", id, maxSteps)
+}
+
+// nextCommand is the command that moves s on at now: the outcome of a
+// pending refund or charge (after the gateway call), or RunDue with the
+// account's payment method. It returns nil when the gateway cannot answer
+// now.
+func (w *Worker) nextCommand(ctx context.Context, s subscription.Subscription, now time.Time) (subscription.Command, error) {
+	if !s.Exists() {
+		return nil, nil
+	}
+	if r, ok := s.PendingRefund(); ok {
+		out, err := w.cfg.Gateway.Refund(ctx, payment.RefundRequest{IdempotencyKey: r.IdempotencyKey, ChargeID: r.ChargeID, Amount: r.Amount})
+		if errors.Is(err, payment.ErrUnavailable) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("renewal: refund %s: %w", r.IdempotencyKey, err)
+		}
+		return subscription.RecordRefund{Outcome: out}, nil
+	}
+	if c, ok := s.PendingCharge(); ok {
+		out, err := w.cfg.Gateway.Charge(ctx, payment.ChargeRequest{IdempotencyKey: c.IdempotencyKey, Token: c.Token, Amount: c.Amount,
+			Description: c.Description})
+		switch {
+		case errors.Is(err, payment.ErrUnavailable):
+			return nil, nil
+		case errors.Is(err, payment.ErrUnknownToken):
+			// The method was deleted at the gateway: a decline the
+			// customer can cure by updating the billing information.
+			out = payment.ChargeOutcome{Status: payment.Declined, DeclineCode: payment.CodeCardDeclined, Amount: c.Amount, IdempotencyKey: c.IdempotencyKey}
+		case err != nil:
+			return nil, fmt.Errorf("renewal: charge %s: %w", c.IdempotencyKey, err)
+		}
+		return subscription.RecordChargeOutcome{Period: c.Period, Attempt: c.Attempt, Outcome: out}, nil
+	}
+	method, err := w.billingMethod(ctx, s.Account())
+	if err != nil {
+		return nil, err
+	}
+	return subscription.RunDue{Method: method}, nil
+}
+
+// billingMethod is the account's payment method from its read model, or
+// the zero method when there is no account or no billing information (the
+// decider falls back to the order's payment token).
+func (w *Worker) billingMethod(ctx context.Context, account uuid.UUID) (payment.PaymentMethod, error) {
+	var m payment.PaymentMethod
+	if account == uuid.Nil {
+		return m, nil
+	}
+	var raw []byte
+	err := w.cfg.Store.Pool().QueryRow(ctx, `SELECT billing_method FROM accounts WHERE account_id = $1`, account).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && raw == nil) {
+		return m, nil
+	}
+	if err != nil {
+		return m, fmt.Errorf("renewal: billing method of %s: %w", account, err)
+	}
+	if err := m.UnmarshalJSON(raw); err != nil {
+		return m, fmt.Errorf("renewal: billing method of %s: %w", account, err)
+	}
+	return m, nil
+}
+
+// system is the metadata of the worker's commands. The command id names the
+// step from the stream version it was decided on, so that two workers
+// deciding the same step append it once.
+func system(id uuid.UUID, version int64, cmd subscription.Command) eventstore.CommandMeta {
+	kind := "run-due"
+	switch cmd.(type) {
+	case subscription.RecordChargeOutcome:
+		kind = "charge-outcome"
+	case subscription.RecordRefund:
+		kind = "refund-outcome"
+	}
+	return eventstore.CommandMeta{
+		CommandID: "renewal/" + id.String() + "/" + strconv.FormatInt(version, 10) + "/" + kind,
+		Metadata:  eventstore.Metadata{ActorKind: eventstore.ActorSystem, ActorID: "renewal-worker"},
+	}
+}
+
+// NextDue returns the earliest instant after after at which the due-work
+// schedule has work, and false when it has none: the stops of a simulated
+// advance between its ticks (workers/schedule Config.DueAt).
+func NextDue(ctx context.Context, pool *pgxpool.Pool, after time.Time) (time.Time, bool, error) {
+	var at *time.Time
+	if err := pool.QueryRow(ctx, `SELECT min(due_at) FROM due_work WHERE due_at > $1`, after).Scan(&at); err != nil {
+		return time.Time{}, false, fmt.Errorf("renewal: next due instant: %w", err)
+	}
+	if at == nil {
+		return time.Time{}, false, nil
+	}
+	return at.UTC(), true, nil
+}

@@ -1,0 +1,311 @@
+package simulation
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/subs-engine/subs/domain/catalog"
+	"github.com/subs-engine/subs/domain/money"
+	"github.com/subs-engine/subs/domain/payment"
+	"github.com/subs-engine/subs/domain/subscription"
+	"github.com/subs-engine/subs/eventstore"
+)
+
+// Report is what a simulation did and whether the engine kept its rules.
+// Everything but Elapsed and the throughput figures derives from the seed.
+type Report struct {
+	Customers, Days int
+	Seed            uint64
+	// Behaviours counts the customers by what they were drawn to do.
+	Behaviours map[string]int
+	// Counts are the lifecycle's events and outcomes by name.
+	Counts map[string]int
+	// Refused counts the customer actions the rules refused, by action.
+	Refused map[string]int
+	// Emails counts the e-mails sent, by kind.
+	Emails map[string]int
+	// Statuses counts the subscriptions by status at the end.
+	Statuses map[string]int
+	// Revenue is the renewal charges, net of refunds, by currency and
+	// month ("2027-03"), in minor units.
+	Revenue map[string]map[string]int64
+	// Checks are the invariants, each passed or failed with a reason.
+	Checks []Check
+	// Events is how many events the log holds at the end.
+	Events int64
+	// Elapsed is the run's wall-clock time.
+	Elapsed time.Duration
+}
+
+// Check is one invariant and its outcome.
+type Check struct {
+	Name   string
+	Passed bool
+	Detail string
+}
+
+// Passed reports whether every invariant held.
+func (r Report) Passed() bool {
+	for _, c := range r.Checks {
+		if !c.Passed {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *sim) report(ctx context.Context, end time.Time) (Report, error) {
+	r := Report{Customers: s.cfg.Customers, Days: s.cfg.Days, Seed: s.cfg.Seed, Behaviours: map[string]int{}, Counts: map[string]int{},
+		Refused: maps.Clone(s.refusals), Emails: map[string]int{}, Statuses: map[string]int{}, Revenue: map[string]map[string]int64{}}
+	for _, c := range s.customers {
+		r.Behaviours[c.kind]++
+	}
+	pool := s.store.Pool()
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&r.Events); err != nil {
+		return r, err
+	}
+	if err := s.countEvents(ctx, &r); err != nil {
+		return r, err
+	}
+	rows, err := pool.Query(ctx, `SELECT kind, count(*) FROM email_outbox WHERE sent_at IS NOT NULL GROUP BY kind`)
+	if err != nil {
+		return r, err
+	}
+	for rows.Next() {
+		var kind string
+		var n int
+		if err := rows.Scan(&kind, &n); err != nil {
+			return r, err
+		}
+		r.Emails[kind] = n
+	}
+	if err := rows.Err(); err != nil {
+		return r, err
+	}
+	engineTotals, err := s.revenue(ctx, &r)
+	if err != nil {
+		return r, err
+	}
+	gatewayTotals, duplicates, err := s.gatewayLedger(ctx)
+	if err != nil {
+		return r, err
+	}
+	r.Checks = append(r.Checks, check("one successful charge per subscription and period (ARS-8)", duplicates == 0,
+		fmt.Sprintf("%d periods charged more than once at the gateway", duplicates)))
+	lifecycle, err := s.checkLifecycles(ctx, end, &r)
+	if err != nil {
+		return r, err
+	}
+	r.Checks = append(r.Checks, lifecycle...)
+	twice, unsent := 0, 0
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM events WHERE event_type IN ('account.email_sent', 'order.email_sent')
+GROUP BY data->>'kind', data->>'cause' HAVING count(*) > 1) d`).Scan(&twice); err != nil {
+		return r, err
+	}
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM email_outbox WHERE sent_at IS NULL`).Scan(&unsent); err != nil {
+		return r, err
+	}
+	r.Checks = append(r.Checks,
+		check("no e-mail sent twice for one cause (EML-2)", twice == 0, fmt.Sprintf("%d causes with more than one send", twice)),
+		check("every e-mail called for was sent (EML-1)", unsent == 0, fmt.Sprintf("%d e-mails never sent", unsent)),
+		check("gateway ledger = engine ledger = revenue in the report", maps.Equal(engineTotals, gatewayTotals),
+			fmt.Sprintf("engine %v, gateway %v", engineTotals, gatewayTotals)))
+	return r, nil
+}
+
+func check(name string, ok bool, detail string) Check {
+	if ok {
+		detail = ""
+	}
+	return Check{Name: name, Passed: ok, Detail: detail}
+}
+
+// countEvents counts the lifecycle's events and derived outcomes.
+func (s *sim) countEvents(ctx context.Context, r *Report) error {
+	rows, err := s.store.Pool().Query(ctx, `SELECT event_type, count(*) FROM events WHERE event_type LIKE 'subscription.%' GROUP BY 1`)
+	if err != nil {
+		return err
+	}
+	names := map[string]string{
+		"subscription.renewal_notice_issued":      "pre-billing notices",
+		"subscription.trial_ending_notice_issued": "trial-ending notices",
+		"subscription.renewal_reminder_issued":    "manual-renewal reminders",
+		"subscription.payment_method_warned":      "expiring-card warnings",
+		"subscription.charge_requested":           "charges attempted",
+		"subscription.charge_succeeded":           "renewals (charges succeeded)",
+		"subscription.charge_declined":            "declines",
+		"subscription.renewal_lapsed":             "renewals lapsed",
+		"subscription.refunded":                   "refunds",
+	}
+	for rows.Next() {
+		var typ string
+		var n int
+		if err := rows.Scan(&typ, &n); err != nil {
+			return err
+		}
+		if name, ok := names[typ]; ok {
+			r.Counts[name] = n
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	var retries, recoveries int
+	if err := s.store.Pool().QueryRow(ctx, `SELECT count(*) FILTER (WHERE attempt > 1), count(*) FILTER (WHERE attempt > 1 AND status = 'succeeded')
+FROM charges`).Scan(&retries, &recoveries); err != nil {
+		return err
+	}
+	r.Counts["retries"], r.Counts["recoveries (a retry succeeded)"] = retries, recoveries
+	return nil
+}
+
+// revenue fills r.Revenue from the engine's charge ledger and returns its
+// totals by currency.
+func (s *sim) revenue(ctx context.Context, r *Report) (map[string]int64, error) {
+	rows, err := s.store.Pool().Query(ctx, `SELECT currency, to_char(charged_at, 'YYYY-MM'), sum(amount_minor - refunded_minor)
+FROM charges WHERE status = 'succeeded' GROUP BY 1, 2`)
+	if err != nil {
+		return nil, err
+	}
+	totals := map[string]int64{}
+	for rows.Next() {
+		var cur, month string
+		var net int64
+		if err := rows.Scan(&cur, &month, &net); err != nil {
+			return nil, err
+		}
+		if r.Revenue[cur] == nil {
+			r.Revenue[cur] = map[string]int64{}
+		}
+		r.Revenue[cur][month] = net
+		totals[cur] += net
+	}
+	return totals, rows.Err()
+}
+
+// gatewayLedger returns the gateway's renewal charges, net of refunds, by
+// currency, and how many periods it charged more than once.
+func (s *sim) gatewayLedger(ctx context.Context) (map[string]int64, int, error) {
+	totals := map[string]int64{}
+	periods := map[string]int{}
+	filter := payment.ChargeFilter{Limit: payment.MaxChargeFilterLimit}
+	for {
+		page, err := s.gateway.Charges(ctx, filter)
+		if err != nil {
+			return nil, 0, err
+		}
+		for _, e := range page {
+			id, period, _, ok := subscription.ParseIdempotencyKey(e.IdempotencyKey)
+			if !ok || e.Status != payment.Succeeded {
+				continue
+			}
+			periods[fmt.Sprintf("%s/%d", id, period)]++
+			totals[e.Amount.Currency().String()] += e.Amount.Amount() - e.Refunded.Amount()
+		}
+		if len(page) < filter.Limit {
+			break
+		}
+		filter.After = page[len(page)-1].ChargeID
+	}
+	duplicates := 0
+	for _, n := range periods {
+		if n > 1 {
+			duplicates++
+		}
+	}
+	return totals, duplicates, nil
+}
+
+// checkLifecycles folds every subscription and checks it ended as its
+// customer's behaviour and the rules say: no due period skipped, every
+// expiry explained.
+func (s *sim) checkLifecycles(ctx context.Context, end time.Time, r *Report) ([]Check, error) {
+	var skipped, unexplained, badCards, converted, optedOut []string
+	for i, id := range s.ids {
+		sub, _, err := s.subs.Load(ctx, eventstore.StreamID(subscription.StreamName(id)))
+		if err != nil {
+			return nil, err
+		}
+		st := sub.Status(end, s.cfg.Policy)
+		r.Statuses[string(st)]++
+		c := s.customers[i]
+		if c.term == catalog.Trial {
+			if sub.Term() == catalog.Annual.String() {
+				converted = append(converted, id.String())
+			} else if !sub.AutoRenew() {
+				optedOut = append(optedOut, id.String())
+			}
+		}
+		// A renewing subscription past its expiry and grace means a period
+		// that came due and was neither charged nor lapsed.
+		if sub.Renewing() && !end.Before(sub.ExpiresAt().Add(s.cfg.Policy.Grace)) {
+			skipped = append(skipped, id.String())
+		}
+		expired := st == subscription.StatusExpired || st == subscription.StatusRefunded
+		switch c.kind {
+		case kindRenews, kindUpdatesCard:
+			if expired {
+				unexplained = append(unexplained, id.String())
+			}
+		case kindDeclinedCard:
+			if sub.Term() != c.term.String() { // a declined card never pays for a term
+				badCards = append(badCards, id.String())
+			}
+		}
+	}
+	r.Counts["trials converted"], r.Counts["trials opted out"] = len(converted), len(optedOut)
+	return []Check{
+		check("no due period skipped (ARS-8)", len(skipped) == 0, fmt.Sprintf("%d renewing past expiry and grace, e.g. %v", len(skipped), first(skipped))),
+		check("every expiring subscription renewed, expired or refunded as its rules say", len(unexplained) == 0 && len(badCards) == 0,
+			fmt.Sprintf("%d expired while renewing with a working card, %d renewed on a declined card, e.g. %v %v",
+				len(unexplained), len(badCards), first(unexplained), first(badCards))),
+	}, nil
+}
+
+func first(xs []string) []string { return xs[:min(len(xs), 3)] }
+
+// Write prints the report for people.
+func (r Report) Write(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "Simulation: %d customers, %d days, seed %d\n\n", r.Customers, r.Days, r.Seed)
+	section := func(title string, m map[string]int) {
+		fmt.Fprintf(tw, "%s\n", title)
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			fmt.Fprintf(tw, "  %s\t%d\n", k, m[k])
+		}
+		fmt.Fprintln(tw)
+	}
+	section("Customers by behaviour", r.Behaviours)
+	section("Lifecycle", r.Counts)
+	if len(r.Refused) > 0 {
+		section("Customer actions refused by the rules", r.Refused)
+	}
+	section("E-mails sent by kind", r.Emails)
+	section("Subscriptions by status at the end", r.Statuses)
+	fmt.Fprintf(tw, "Revenue, net of refunds, by currency and month\n")
+	for _, cur := range slices.Sorted(maps.Keys(r.Revenue)) {
+		c, _ := money.ParseCurrency(cur)
+		var total int64
+		var months []string
+		for _, m := range slices.Sorted(maps.Keys(r.Revenue[cur])) {
+			total += r.Revenue[cur][m]
+			months = append(months, fmt.Sprintf("%s %s", m, money.New(r.Revenue[cur][m], c).Decimal()))
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t(%s)\n", cur, money.New(total, c).Decimal(), strings.Join(months, ", "))
+	}
+	fmt.Fprintf(tw, "\nInvariants\n")
+	for _, c := range r.Checks {
+		verdict := "PASS"
+		if !c.Passed {
+			verdict = "FAIL: " + c.Detail
+		}
+		fmt.Fprintf(tw, "  %s\t%s\n", c.Name, verdict)
+	}
+	return tw.Flush()
+}

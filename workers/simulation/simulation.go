@@ -1,0 +1,482 @@
+// Package simulation moves a population of customers through a year on
+// the simulated clock with the engine's real workers (TIM-2): the renewal
+// worker, the gateway sandbox, the e-mail outbox and mail sender, the
+// projections. It builds the population from a seed, plays the customers'
+// actions at their instants (opting out of trials, turning renewal off,
+// cancelling, asking for refunds, updating expired cards), advances the
+// clock through the cron schedule's ticks in between, and ends with a
+// report whose invariant checks say whether the engine kept its rules.
+// The same seed gives the same report.
+package simulation
+
+import (
+	"context"
+	crand "crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/subs-engine/subs/domain/account"
+	"github.com/subs-engine/subs/domain/catalog"
+	"github.com/subs-engine/subs/domain/clock"
+	"github.com/subs-engine/subs/domain/events"
+	"github.com/subs-engine/subs/domain/order"
+	"github.com/subs-engine/subs/domain/payment"
+	"github.com/subs-engine/subs/domain/policy"
+	"github.com/subs-engine/subs/domain/subscription"
+	"github.com/subs-engine/subs/eventstore"
+	"github.com/subs-engine/subs/projections"
+	"github.com/subs-engine/subs/workers/gateway"
+	"github.com/subs-engine/subs/workers/mail"
+	"github.com/subs-engine/subs/workers/outbox"
+	"github.com/subs-engine/subs/workers/renewal"
+	"github.com/subs-engine/subs/workers/schedule"
+)
+
+// Config sets the population and the year. Zero fields take the defaults
+// their comments name.
+type Config struct {
+	// Pool is a migrated database of the simulation's own. Required.
+	Pool *pgxpool.Pool
+	// Catalog prices the products. Required.
+	Catalog *catalog.Catalog
+	// Mail receives the e-mails. Required.
+	Mail mail.Sender
+	// Customers is the population's size. Default 10,000.
+	Customers int
+	// Days is how long the simulated year lasts. Default 365.
+	Days int
+	// Seed draws the population and its behaviour. Default 1.
+	Seed uint64
+	// Start is the simulated clock's first instant. Default 2027-01-01.
+	Start time.Time
+	// Schedule is the cron spec of the worker runs on the simulated clock
+	// besides the runs at due instants. Default "@daily".
+	Schedule string
+	// Resolution batches the due instants: the workers run at the due
+	// instants rounded up to it, so that the work of an hour is one run
+	// and an hour without work costs nothing. Default 1 hour.
+	Resolution time.Duration
+	// Shares of the population, from 0 to 1: MonthlyShare on monthly plans
+	// (default 0.3), TrialShare starting with a trial (default 0.2); the
+	// rest annual. OptOutShare of trials opt out (default 0.3); CancelShare
+	// of plans are cancelled (default 0.1); RefundShare of annual renewals
+	// ask for a refund (default 0.05); DeclinedCardShare have a card every
+	// charge of which is declined (default 0.03); ExpiringCardShare have a
+	// card that expires during the year (default 0.05), and UpdateCardShare
+	// of those update it after the decline e-mail (default 0.5).
+	MonthlyShare, TrialShare, OptOutShare, CancelShare, RefundShare float64
+	DeclinedCardShare, ExpiringCardShare, UpdateCardShare           float64
+	// Policy is the lifecycle's policy; unset fields take the defaults.
+	Policy policy.Policy
+	// Progress, when set, is called after each simulated day.
+	Progress func(day, days int)
+	// Logger receives the workers' logs. Default: discard.
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() error {
+	setInt := func(f *int, v int) {
+		if *f == 0 {
+			*f = v
+		}
+	}
+	setShare := func(f *float64, v float64) {
+		if *f == 0 {
+			*f = v
+		}
+	}
+	setInt(&c.Customers, 10_000)
+	setInt(&c.Days, 365)
+	if c.Seed == 0 {
+		c.Seed = 1
+	}
+	if c.Start.IsZero() {
+		c.Start = time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+	}
+	if c.Schedule == "" {
+		c.Schedule = "@daily"
+	}
+	if c.Resolution <= 0 {
+		c.Resolution = time.Hour
+	}
+	setShare(&c.MonthlyShare, 0.3)
+	setShare(&c.TrialShare, 0.2)
+	setShare(&c.OptOutShare, 0.3)
+	setShare(&c.CancelShare, 0.1)
+	setShare(&c.RefundShare, 0.05)
+	setShare(&c.DeclinedCardShare, 0.03)
+	setShare(&c.ExpiringCardShare, 0.05)
+	setShare(&c.UpdateCardShare, 0.5)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	p, err := policy.New(c.Policy)
+	if err != nil {
+		return err
+	}
+	c.Policy = p
+	switch {
+	case c.Pool == nil:
+		return errors.New("simulation: Config.Pool is required")
+	case c.Catalog == nil:
+		return errors.New("simulation: Config.Catalog is required")
+	case c.Mail == nil:
+		return errors.New("simulation: Config.Mail is required")
+	case c.Customers < 0 || c.Days < 0:
+		return errors.New("simulation: customers and days must be positive")
+	case c.MonthlyShare+c.TrialShare > 1 || c.DeclinedCardShare+c.ExpiringCardShare > 1:
+		return errors.New("simulation: the shares of terms and of cards each add up to at most 1")
+	}
+	return nil
+}
+
+// sim is one run.
+type sim struct {
+	cfg       Config
+	clock     *clock.Simulated
+	store     *eventstore.Store
+	types     *eventstore.EventTypes
+	runner    *projections.Runner
+	gateway   *gateway.Sandbox
+	renewals  *renewal.Worker
+	outbox    *outbox.Worker
+	accounts  *eventstore.CommandHandler[account.Account, account.Command]
+	subs      *eventstore.CommandHandler[subscription.Subscription, subscription.Command]
+	customers []customer
+	ids       []uuid.UUID // subscription of customer n
+	acctIDs   []uuid.UUID // account of customer n
+	refusals  map[string]int
+	// dirty: something was appended since the outbox was last drained.
+	dirty bool
+}
+
+// Run builds the population, moves it through the year and returns the
+// report. The database must be empty of events.
+func Run(ctx context.Context, cfg Config) (Report, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return Report{}, err
+	}
+	s := &sim{cfg: cfg, clock: clock.NewSimulated(cfg.Start), types: eventstore.NewEventTypes(), refusals: map[string]int{}}
+	s.types.Register(1, events.All()...)
+	s.store = eventstore.New(cfg.Pool, eventstore.Config{})
+	if err := s.open(ctx); err != nil {
+		return Report{}, err
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { s.runner.Run(runCtx); close(done) }()
+	defer func() { stop(); <-done }()
+
+	began := time.Now()
+	customers, actions, err := population(cfg, cfg.Catalog)
+	if err != nil {
+		return Report{}, err
+	}
+	s.customers = customers
+	if err := s.build(ctx); err != nil {
+		return Report{}, err
+	}
+	sched, err := schedule.New(schedule.Config{Clock: s.clock, SimulatedSpec: cfg.Schedule, Logger: cfg.Logger, Jobs: []schedule.Job{
+		{Name: "renewals", Run: s.runRenewals},
+		{Name: "outbox", Run: func(ctx context.Context, _ time.Time) error { return s.drainOutbox(ctx) }},
+	}, DueAt: s.dueAt})
+	if err != nil {
+		return Report{}, err
+	}
+	end := cfg.Start.AddDate(0, 0, cfg.Days)
+	next := 0
+	for day := 1; day <= cfg.Days; day++ {
+		dayEnd := cfg.Start.AddDate(0, 0, day)
+		for ; next < len(actions) && actions[next].at.Before(dayEnd); next++ {
+			if _, err := sched.AdvanceTo(ctx, actions[next].at); err != nil {
+				return Report{}, err
+			}
+			if err := s.act(ctx, actions[next]); err != nil {
+				return Report{}, err
+			}
+		}
+		if _, err := sched.AdvanceTo(ctx, dayEnd); err != nil {
+			return Report{}, err
+		}
+		if cfg.Progress != nil {
+			cfg.Progress(day, cfg.Days)
+		}
+	}
+	s.dirty = true
+	if err := s.drainOutbox(ctx); err != nil {
+		return Report{}, err
+	}
+	if err := s.settle(ctx); err != nil {
+		return Report{}, err
+	}
+	r, err := s.report(ctx, end)
+	r.Elapsed = time.Since(began)
+	return r, err
+}
+
+// open builds the engine's parts on the simulation's database and clock.
+func (s *sim) open(ctx context.Context) error {
+	var err error
+	if s.runner, err = projections.NewRunner(projections.RunnerConfig{Store: s.store, Types: s.types, Projections: projections.All(),
+		PollInterval: 5 * time.Millisecond, Logger: s.cfg.Logger}); err != nil {
+		return err
+	}
+	if s.gateway, err = gateway.NewSandbox(ctx, s.cfg.Pool, gateway.SandboxConfig{Clock: s.clock}); err != nil {
+		return err
+	}
+	hc := eventstore.HandlerConfig{Store: s.store, Types: s.types, Clock: s.clock, Policy: s.cfg.Policy}
+	if s.accounts, err = eventstore.NewCommandHandler(account.Decider, hc); err != nil {
+		return err
+	}
+	if s.subs, err = eventstore.NewCommandHandler(subscription.Decider, hc); err != nil {
+		return err
+	}
+	orders, err := eventstore.NewCommandHandler(order.Decider, hc)
+	if err != nil {
+		return err
+	}
+	if s.renewals, err = renewal.New(renewal.Config{Store: s.store, Types: s.types, Gateway: s.gateway, Policy: s.cfg.Policy,
+		Clock: s.clock, Logger: s.cfg.Logger}); err != nil {
+		return err
+	}
+	templates, err := mail.NewTemplates()
+	if err != nil {
+		return err
+	}
+	secret := make([]byte, 32)
+	if _, err := crand.Read(secret); err != nil {
+		return err
+	}
+	s.outbox, err = outbox.New(outbox.Config{Store: s.store, Accounts: s.accounts, Orders: orders, Sender: s.cfg.Mail, Templates: templates,
+		Clock: s.clock, Policy: s.cfg.Policy, SecretKey: secret, PublicURL: "https://account.example.com", Logger: s.cfg.Logger})
+	return err
+}
+
+// dueAt is the next due instant of the schedule after after, rounded up
+// to the resolution.
+func (s *sim) dueAt(ctx context.Context, after time.Time) (time.Time, bool, error) {
+	at, ok, err := renewal.NextDue(ctx, s.cfg.Pool, after)
+	if err != nil || !ok {
+		return at, ok, err
+	}
+	if r := at.Truncate(s.cfg.Resolution); r.Before(at) {
+		at = r.Add(s.cfg.Resolution)
+	}
+	return at, true, nil
+}
+
+// runRenewals is the renewal job: the run, then a wait until the read
+// models show it, so that the next run sees a schedule up to date.
+func (s *sim) runRenewals(ctx context.Context, now time.Time) error {
+	res, err := s.renewals.Run(ctx, now)
+	if err != nil {
+		return err
+	}
+	if res.Failed > 0 {
+		return fmt.Errorf("simulation: %d renewal visits failed at %s", res.Failed, now.Format(time.RFC3339))
+	}
+	if res.Last == (eventstore.Checkpoint{}) {
+		return nil
+	}
+	s.dirty = true
+	return s.runner.WaitFor(ctx, res.Last)
+}
+
+// drainOutbox sends every e-mail the read model has pending, once the read
+// models show everything appended since the last drain.
+func (s *sim) drainOutbox(ctx context.Context) error {
+	if !s.dirty {
+		return nil
+	}
+	if err := s.settle(ctx); err != nil {
+		return err
+	}
+	for {
+		n, err := s.outbox.RunOnce(ctx)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			s.dirty = false
+			return nil
+		}
+	}
+}
+
+// settle waits until the projections have applied the whole log.
+func (s *sim) settle(ctx context.Context) error {
+	head, err := s.store.Head(ctx)
+	if err != nil {
+		return err
+	}
+	return s.runner.WaitFor(ctx, head)
+}
+
+var system = eventstore.Metadata{ActorKind: eventstore.ActorSystem, ActorID: "simulation"}
+
+// build creates every customer's account, billing information and
+// subscription, several at a time.
+func (s *sim) build(ctx context.Context) error {
+	s.ids = make([]uuid.UUID, len(s.customers))
+	s.acctIDs = make([]uuid.UUID, len(s.customers))
+	for i := range s.customers {
+		s.ids[i] = uuid.NewSHA1(uuid.NameSpaceOID, fmt.Appendf(nil, "simulation/%d/subscription/%d", s.cfg.Seed, i))
+		s.acctIDs[i] = uuid.NewSHA1(uuid.NameSpaceOID, fmt.Appendf(nil, "simulation/%d/account/%d", s.cfg.Seed, i))
+	}
+	work := make(chan int)
+	errs := make(chan error, 1)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for i := range work {
+				if err := s.buildCustomer(ctx, i); err != nil {
+					select {
+					case errs <- fmt.Errorf("simulation: customer %d: %w", i, err):
+					default:
+					}
+				}
+			}
+		})
+	}
+	for i := range s.customers {
+		select {
+		case work <- i:
+		case err := <-errs:
+			close(work)
+			wg.Wait()
+			return err
+		}
+	}
+	close(work)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+	}
+	return s.settle(ctx)
+}
+
+func (s *sim) buildCustomer(ctx context.Context, i int) error {
+	c := s.customers[i]
+	store, err := s.cfg.Catalog.Storefront(c.storefront)
+	if err != nil {
+		return err
+	}
+	acct := s.acctIDs[i]
+	email, err := account.ParseEmail(fmt.Sprintf("customer%d@simulation.example", i))
+	if err != nil {
+		return err
+	}
+	name, _ := account.ParseName(fmt.Sprintf("Customer %d", i))
+	country, err := account.ParseCountry(c.storefront)
+	if err != nil {
+		return err
+	}
+	meta := eventstore.CommandMeta{Metadata: system}
+	astream := eventstore.StreamID(account.StreamName(acct))
+	if _, err := s.accounts.Handle(ctx, astream, account.Register{AccountID: acct, Email: email, Name: name, Country: country,
+		PasswordHash: "simulated: no password"}, meta); err != nil {
+		return err
+	}
+	if err := s.updateCard(ctx, i, c.card, c.cardExpiry); err != nil {
+		return err
+	}
+	product, err := s.cfg.Catalog.Product(c.product)
+	if err != nil {
+		return err
+	}
+	priced := c.term
+	if c.term == catalog.Trial {
+		priced = catalog.Annual
+	}
+	price, err := s.cfg.Catalog.Price(c.product, priced, store.Currency())
+	if err != nil {
+		return err
+	}
+	key, err := subscription.NewProductKey(crand.Reader)
+	if err != nil {
+		return err
+	}
+	serial, err := subscription.NewSerialNumber(crand.Reader)
+	if err != nil {
+		return err
+	}
+	created, err := subscription.NewCreated(s.ids[i], product, c.term, catalog.Platform{}, key, serial, c.start, s.cfg.Policy,
+		subscription.Origin{Storefront: store, AutoRenew: true, Price: price})
+	if err != nil {
+		return err
+	}
+	stream := eventstore.StreamID(subscription.StreamName(s.ids[i]))
+	if _, err := s.subs.Handle(ctx, stream, subscription.Create{Created: created}, meta); err != nil {
+		return err
+	}
+	_, err = s.subs.Handle(ctx, stream, subscription.Register{AccountID: acct}, meta)
+	return err
+}
+
+// updateCard tokenizes a card and makes it the account's billing method.
+func (s *sim) updateCard(ctx context.Context, i int, number string, expiry time.Time) error {
+	last := expiry.Add(-time.Nanosecond) // the card's last valid month
+	card, err := payment.NewCard(number, "123", fmt.Sprintf("Customer %d", i), int(last.Month()), last.Year(), s.clock.Now())
+	if err != nil {
+		return err
+	}
+	m, err := s.gateway.TokenizeCard(ctx, card)
+	if err != nil {
+		return err
+	}
+	country, err := account.ParseCountry(s.customers[i].storefront)
+	if err != nil {
+		return err
+	}
+	s.dirty = true
+	res, err := s.accounts.Handle(ctx, eventstore.StreamID(account.StreamName(s.acctIDs[i])), account.UpdateBilling{Country: country, Method: m},
+		eventstore.CommandMeta{Metadata: eventstore.Metadata{ActorKind: eventstore.ActorCustomer, ActorID: s.acctIDs[i].String()}})
+	if err != nil {
+		return err
+	}
+	return s.runner.WaitFor(ctx, res.Append.Checkpoint())
+}
+
+// act plays one customer action at the clock's instant. A refusal by the
+// rules (a refund after its window) is counted, not an error.
+func (s *sim) act(ctx context.Context, a action) error {
+	id, acct := s.ids[a.customer], s.acctIDs[a.customer]
+	stream := eventstore.StreamID(subscription.StreamName(id))
+	meta := eventstore.CommandMeta{Metadata: eventstore.Metadata{ActorKind: eventstore.ActorCustomer, ActorID: acct.String()}}
+	var cmd subscription.Command
+	switch a.kind {
+	case actUpdateCard:
+		return s.updateCard(ctx, a.customer, goodCard, time.Date(2035, 12, 31, 0, 0, 0, 0, time.UTC))
+	case actOptOut, actRenewalOff:
+		cmd = subscription.SetAutoRenewal{AccountID: acct, On: false}
+	case actCancel:
+		cmd = subscription.Cancel{AccountID: acct}
+	case actRefund:
+		cmd = subscription.RequestRefund{AccountID: acct}
+	}
+	out, err := s.subs.Handle(ctx, stream, cmd, meta)
+	var refused interface{ Conflict() bool }
+	if errors.As(err, &refused) {
+		s.refusals[a.kind.String()]++
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("simulation: %s of customer %d: %w", a.kind, a.customer, err)
+	}
+	s.dirty = true
+	last := out.Append.Checkpoint()
+	if _, pending := out.State.PendingRefund(); pending {
+		if last, err = s.renewals.Settle(ctx, id); err != nil {
+			return err
+		}
+	}
+	return s.runner.WaitFor(ctx, last)
+}
