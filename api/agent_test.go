@@ -12,7 +12,9 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/subs-engine/subs/api/agentauth"
+	catalogdata "github.com/subs-engine/subs/catalog"
 	"github.com/subs-engine/subs/domain/agentlog"
+	"github.com/subs-engine/subs/domain/catalog"
 	"github.com/subs-engine/subs/domain/conversion"
 	"github.com/subs-engine/subs/domain/events"
 	"github.com/subs-engine/subs/domain/money"
@@ -151,6 +153,19 @@ func TestRule_AGT1_AgentActionsRecordAgentReasonAndLogCode(t *testing.T) {
 		"subscription.disabled":      {"key leaked", agentlog.DisableKey},
 	}
 	newSub := ord["items"].([]any)[0].(map[string]any)["subscription_id"].(string)
+	// The free order costs nothing, but its subscription renews at the
+	// catalog's annual price (ARS-1), never at zero.
+	var created subscription.Created
+	if err := json.Unmarshal(e.events("subscription-" + newSub)[0].Data, &created); err != nil {
+		t.Fatal(err)
+	}
+	listPrice, err := catalogdata.MustLoad().Price("NS-PRM", catalog.Annual, money.USD)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if created.Price != listPrice {
+		t.Errorf("the free order's subscription renews at %v, want the catalog's %v", created.Price, listPrice)
+	}
 	var seen []string
 	for _, stream := range []string{"account-" + account, "order-" + ord["order_id"].(string), "subscription-" + sub, "subscription-" + newSub} {
 		for _, rec := range e.events(stream) {

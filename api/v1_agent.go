@@ -417,11 +417,17 @@ func (g *agentAPI) placeFreeOrder(ctx context.Context, acct account.Account, ord
 	if !product.Sells(catalog.Annual) {
 		return fulfilment.Result{}, domain.Invalid("product", product.Name()+" is not sold annually")
 	}
+	// The free order costs nothing, but the subscription it yields renews at
+	// the catalog's annual price like any other (ARS-1), not at zero.
+	renewal, err := g.Catalog.Price(product.Code(), catalog.Annual, store.Currency())
+	if err != nil {
+		return fulfilment.Result{}, domain.Invalid("product", fmt.Sprintf("is not sold at the %s storefront", store.Code()))
+	}
 	zero := money.Zero(store.Currency())
 	placed := order.Placed{OrderID: orderID, Storefront: store.Code(), BuyerEmail: acct.Email().String(), SavedTo: acct.ID(),
 		PlacedAt: g.s.Clock().Now(), Total: zero, Free: true,
 		Lines: []order.Line{{Product: product.Code(), ProductName: product.Name(), Term: catalog.Annual.String(), Platform: platform.String(),
-			Quantity: 1, UnitPrice: zero, Amount: zero}}}
+			Quantity: 1, UnitPrice: zero, Amount: zero, RenewalPrice: renewal}}}
 	meta.CommandID = "place/" + orderID.String()
 	if meta.Metadata.CorrelationID == "" {
 		meta.Metadata.CorrelationID = orderID.String()
