@@ -358,14 +358,22 @@ func (c conversionEnv) checkConverted(t *testing.T, id string) {
 	if strings.Join(steps, ",") != "verify_ownership,free_order,activate,disable_old_key,adjust_days" {
 		t.Errorf("steps recorded %v, want each once in order", steps)
 	}
-	codes := map[string]int{}
+	codes, sagaEvents := map[string]int{}, 0
 	for _, ev := range c.want(c.call("GET", "/v1/agent/accounts/"+c.account+"/timeline", c.agent, ""), http.StatusOK).json(t)["events"].([]any) {
 		m := ev.(map[string]any)
 		if m["actor_kind"] == "agent" {
 			codes[m["log_code"].(string)]++
 		}
+		if strings.HasPrefix(m["stream"].(string), conversion.StreamPrefix) {
+			sagaEvents++
+		}
 	}
-	for _, code := range []string{agentlog.VerifyOwnership, agentlog.FreeOrder, agentlog.Activate, agentlog.DisableKey, agentlog.AdjustDays} {
+	// The saga's own record (started, each step, completed) is on the
+	// account's timeline too.
+	if want := len(conversion.Steps) + 2; sagaEvents != want {
+		t.Errorf("the timeline shows %d events of the conversion's saga, want %d", sagaEvents, want)
+	}
+	for _, code := range []string{agentlog.Conversion, agentlog.VerifyOwnership, agentlog.FreeOrder, agentlog.Activate, agentlog.DisableKey, agentlog.AdjustDays} {
 		if codes[code] == 0 {
 			t.Errorf("no agent event logged %q in the timeline: %v", code, codes)
 		}

@@ -291,7 +291,8 @@ func (g *agentAPI) timeline(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	rows, err := g.Store.Pool().Query(ctx, `SELECT 'subscription-' || subscription_id FROM products_view WHERE account_id = $1
-UNION SELECT 'order-' || order_id FROM orders WHERE account_id = $1`, id)
+UNION SELECT 'order-' || order_id FROM orders WHERE account_id = $1
+UNION SELECT stream_id FROM events WHERE event_type = 'conversion.started' AND data->>'account_id' = $1::text`, id)
 	if err != nil {
 		return err
 	}
