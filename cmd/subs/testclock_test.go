@@ -1,0 +1,113 @@
+package main_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/subs-engine/subs/eventstore/pgtest"
+)
+
+// rule TIM-2: with --clock=simulated, POST /v1/test-clock/advance moves the
+// engine's clock and runs every due worker action on the way, in time
+// order: a monthly plan bought through the API renews twice in 62 days,
+// each time for one month from the old expiry (ARS-1). Without a simulated
+// clock the endpoints do not exist.
+func TestRule_TIM2_TestClockAdvanceRenewsAsIfTimePassed(t *testing.T) {
+	t.Parallel()
+	m, out := MustParse(t, map[string]string{"DATABASE_URL": pgtest.NewDatabase(t)},
+		"serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--shutdown-timeout", "5s",
+		"--clock", "simulated", "--clock-start", "2027-01-31T09:00:00Z")
+	srv := MustStartServe(t, m, out, time.Minute)
+	c := apiClient{t: t, base: srv.base}
+
+	c.call("POST", "/v1/accounts", `{"email":"tim@example.com","password":"correct-horse","name":"Tim Ode","country":"US"}`, http.StatusCreated)
+	c.token = c.call("POST", "/v1/sessions", `{"email":"tim@example.com","password":"correct-horse"}`, http.StatusCreated)["token"].(string)
+	c.call("POST", "/v1/orders", `{"storefront":"US","lines":[{"product":"NS-STD","term":"monthly","platform":"windows","quantity":1}],
+		"payment_method":{"type":"card","card":{"number":"4242 4242 4242 4242","cvv":"123","exp_month":12,"exp_year":2030,"holder_name":"Tim Ode"}}}`, http.StatusCreated)
+	if got := c.product()["expires_at"]; got != "2027-02-28T09:00:00Z" {
+		t.Fatalf("bought on Jan 31, expires %v, want Feb 28", got)
+	}
+
+	adv := c.call("POST", "/v1/test-clock/advance", `{"days":62}`, http.StatusOK)
+	if adv["now"] != "2027-04-03T09:00:00Z" || adv["ticks"].(float64) < 1 {
+		t.Errorf("advance answered %v, want now 2027-04-03T09:00:00Z after some ticks", adv)
+	}
+	if got := c.call("GET", "/v1/test-clock", "", http.StatusOK)["now"]; got != "2027-04-03T09:00:00Z" {
+		t.Errorf("the test clock reads %v after the advance", got)
+	}
+	// the session has expired with the 62 days, as it would have
+	c.token = c.call("POST", "/v1/sessions", `{"email":"tim@example.com","password":"correct-horse"}`, http.StatusCreated)["token"].(string)
+	p := c.product()
+	if p["expires_at"] != "2027-04-30T09:00:00Z" || p["status"] != "active" || p["auto_renewal"] != true {
+		t.Errorf("after 62 days the plan shows %v %v renewing %v, want renewed twice from the Jan 31 anchor (Feb 28 → Mar 31 → Apr 30), active, renewing",
+			p["expires_at"], p["status"], p["auto_renewal"])
+	}
+	problem := c.call("POST", "/v1/test-clock/advance", `{"to":"2027-04-01T00:00:00Z"}`, http.StatusBadRequest)
+	if errs, _ := problem["errors"].([]any); len(errs) != 1 || errs[0].(map[string]any)["field"] != "to" {
+		t.Errorf("moving the clock back answered %v, want 400 naming to", problem)
+	}
+	srv.MustStop(t, 7*time.Second)
+
+	m, out = MustParse(t, map[string]string{"DATABASE_URL": pgtest.NewDatabase(t)},
+		"serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--shutdown-timeout", "5s")
+	srv = MustStartServe(t, m, out, time.Minute)
+	c = apiClient{t: t, base: srv.base}
+	c.call("POST", "/v1/test-clock/advance", `{"days":1}`, http.StatusNotFound)
+	c.call("GET", "/v1/test-clock", "", http.StatusNotFound)
+}
+
+// apiClient calls a running engine's API as one signed-in customer.
+type apiClient struct {
+	t     *testing.T
+	base  string
+	token string
+}
+
+// call sends method path with body (JSON, may be empty), requires status
+// and returns the JSON object answered.
+func (c apiClient) call(method, path, body string, status int) map[string]any {
+	c.t.Helper()
+	req, err := http.NewRequest(method, c.base+path, bytes.NewBufferString(body))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if resp.StatusCode != status {
+		c.t.Fatalf("%s %s: status %d %s, want %d", method, path, resp.StatusCode, raw, status)
+	}
+	var out map[string]any
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &out); err != nil {
+			c.t.Fatalf("%s %s: %v in %s", method, path, err, raw)
+		}
+	}
+	return out
+}
+
+// product is the customer's one product in the products view.
+func (c apiClient) product() map[string]any {
+	c.t.Helper()
+	products := c.call("GET", "/v1/products", "", http.StatusOK)["products"].([]any)
+	if len(products) != 1 {
+		c.t.Fatalf("the products view shows %d products, want 1", len(products))
+	}
+	return products[0].(map[string]any)
+}
