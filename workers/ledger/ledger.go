@@ -204,6 +204,11 @@ type period struct {
 	number int
 }
 
+// compare orders periods by subscription, then number.
+func (p period) compare(o period) int {
+	return cmp.Or(slices.Compare(p.sub[:], o.sub[:]), cmp.Compare(p.number, o.number))
+}
+
 // side is what one ledger holds of one period.
 type side struct {
 	engine  []Charge
@@ -272,9 +277,7 @@ func Compare(engine []Charge, gateway []payment.LedgerEntry) Report {
 		keys = append(keys, p)
 		latest[p.sub] = max(latest[p.sub], p.number)
 	}
-	slices.SortFunc(keys, func(a, b period) int {
-		return cmp.Or(slices.Compare(a.sub[:], b.sub[:]), cmp.Compare(a.number, b.number))
-	})
+	slices.SortFunc(keys, period.compare)
 	r.Subscriptions, r.Periods = len(latest), len(keys)
 	add := func(k Kind, p period, format string, args ...any) {
 		r.Findings = append(r.Findings, Finding{Kind: k, Subscription: p.sub, Period: p.number, Detail: fmt.Sprintf(format, args...)})
@@ -311,11 +314,24 @@ func Compare(engine []Charge, gateway []payment.LedgerEntry) Report {
 				add(Gap, p, "the gateway made charge %s of %s (%s); the engine records the attempt as %s", e.ChargeID, e.Amount, e.IdempotencyKey, c.Status)
 			}
 		}
-		if len(engineOK) == 0 && len(gatewayOK) == 0 && p.number < latest[p.sub] && !refunded(periods[period{p.sub, p.number - 1}]) {
-			add(Gap, p, "no successful charge, yet period %d followed: this period was due and skipped", latest[p.sub])
+	}
+	for sub, last := range latest {
+		for n := 1; n < last; n++ {
+			if !paid(periods[period{sub, n}]) && !refunded(periods[period{sub, n - 1}]) {
+				add(Gap, period{sub, n}, "no successful charge, yet period %d followed: this period was due and skipped", last)
+			}
 		}
 	}
+	slices.SortStableFunc(r.Findings, func(a, b Finding) int {
+		return period{a.Subscription, a.Period}.compare(period{b.Subscription, b.Period})
+	})
 	return r
+}
+
+// paid reports whether a period has a successful charge, on either side.
+func paid(s *side) bool {
+	return s != nil && (slices.ContainsFunc(s.engine, Charge.succeeded) ||
+		slices.ContainsFunc(s.gateway, func(e payment.LedgerEntry) bool { return e.Status == payment.Succeeded }))
 }
 
 // compareCharge reports how a charge both sides show as succeeded differs.
@@ -336,20 +352,8 @@ func compareCharge(c Charge, e payment.LedgerEntry, add func(k Kind, format stri
 // refunded reports whether a period's successful charge was refunded, on
 // either side.
 func refunded(s *side) bool {
-	if s == nil {
-		return false
-	}
-	for _, c := range s.engine {
-		if c.succeeded() && c.RefundedMinor > 0 {
-			return true
-		}
-	}
-	for _, e := range s.gateway {
-		if e.Status == payment.Succeeded && e.Refunded.Amount() > 0 {
-			return true
-		}
-	}
-	return false
+	return s != nil && (slices.ContainsFunc(s.engine, func(c Charge) bool { return c.succeeded() && c.RefundedMinor > 0 }) ||
+		slices.ContainsFunc(s.gateway, func(e payment.LedgerEntry) bool { return e.Status == payment.Succeeded && e.Refunded.Amount() > 0 }))
 }
 
 // list names each of xs, comma-separated.

@@ -239,11 +239,11 @@ func TestRule_ARS8_ReconcileFindsDuplicate(t *testing.T) {
 
 // rule ARS-8: a charge the gateway made and the engine never recorded, one
 // the engine records and the gateway never made, and a period skipped
-// between two charged ones are gaps.
+// between two charged ones (or before the first charged one) are gaps.
 func TestRule_ARS8_ReconcileFindsGap(t *testing.T) {
 	t.Parallel()
 	b := newBooks(t)
-	ids := ordered(3)
+	ids := ordered(4)
 	b.requested(t, ids[0], 1, 1, b.ok, 999)
 	b.charge(t, ids[0], 1, 1, b.ok, 999) // the outcome was never recorded
 
@@ -254,10 +254,13 @@ func TestRule_ARS8_ReconcileFindsGap(t *testing.T) {
 	b.renew(t, ids[2], 2, 1, b.decline, 999)
 	b.renew(t, ids[2], 3, 1, b.ok, 999) // period 2 was never paid
 
+	b.renew(t, ids[3], 2, 1, b.ok, 999) // period 1 has no trace on either side
+
 	wantFindings(t, b.reconcile(t),
 		ledger.Finding{Kind: ledger.Gap, Subscription: ids[0], Period: 1},
 		ledger.Finding{Kind: ledger.Gap, Subscription: ids[1], Period: 1},
 		ledger.Finding{Kind: ledger.Gap, Subscription: ids[2], Period: 2},
+		ledger.Finding{Kind: ledger.Gap, Subscription: ids[3], Period: 1},
 	)
 }
 
