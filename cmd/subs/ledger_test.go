@@ -18,12 +18,12 @@ import (
 )
 
 // reconcile runs `subs ledger reconcile` with args on the engine's database
-// at url, and returns its output, error and exit code.
-func reconcile(t *testing.T, url string, args ...string) (output, error, int) {
+// at url, and returns its output, exit code and error.
+func reconcile(t *testing.T, url string, args ...string) (output, int, error) {
 	t.Helper()
 	m, out := MustParse(t, dbEnv(url), append([]string{"ledger", "reconcile"}, args...)...)
 	err := m.Run(context.Background())
-	return out, err, main.ExitCode(err)
+	return out, main.ExitCode(err), err
 }
 
 // rule ARS-8: `subs ledger reconcile` reads the gateway's ledger over HTTP
@@ -57,21 +57,21 @@ func TestLedger_ReconcileOverHTTPExitCodes(t *testing.T) {
 	}
 
 	charge("order-42") // an initial order's charge: not a renewal, not compared
-	res, err, code := reconcile(t, engineDB, "--gateway-url", srv.base)
+	res, code, err := reconcile(t, engineDB, "--gateway-url", srv.base)
 	if code != 0 || !strings.Contains(res.stdout.String(), "1 other charges") || !strings.Contains(res.stdout.String(), "clean:") {
 		t.Fatalf("reconcile of agreeing ledgers: exit %d (%v), want 0\nstdout:\n%s\nstderr:\n%s", code, err, res.stdout, res.stderr)
 	}
 
 	sub := uuid.New()
 	charge(subscription.IdempotencyKey(sub, 1, 1)) // charged, never recorded by the engine
-	res, err, code = reconcile(t, engineDB, "--gateway-url", srv.base)
+	res, code, err = reconcile(t, engineDB, "--gateway-url", srv.base)
 	if code != 1 || !strings.Contains(res.stdout.String(), "gap       subscription "+sub.String()+" period 1: ") ||
 		!strings.Contains(res.stdout.String(), "1 differences: 0 duplicates, 1 gaps") {
 		t.Errorf("reconcile of a gap: exit %d (%v), want 1\nstdout:\n%s\nstderr:\n%s", code, err, res.stdout, res.stderr)
 	}
 
 	srv.MustStop(t, 20*time.Second)
-	res, err, code = reconcile(t, engineDB, "--gateway-url", srv.base)
+	res, code, err = reconcile(t, engineDB, "--gateway-url", srv.base)
 	if code != 2 || !errors.Is(err, payment.ErrUnavailable) {
 		t.Errorf("reconcile with the gateway down: %v, exit %d; want exit 2, the gateway unavailable", err, code)
 	}
@@ -82,7 +82,7 @@ func TestLedger_ReconcileOverHTTPExitCodes(t *testing.T) {
 // tables is an error (2) that says so.
 func TestLedger_ReconcileInProcessSandbox(t *testing.T) {
 	t.Parallel()
-	res, err, code := reconcile(t, pgtest.NewDatabase(t))
+	res, code, err := reconcile(t, pgtest.NewDatabase(t))
 	if code != 0 || !strings.Contains(res.stdout.String(), "0 renewal charges") {
 		t.Errorf("reconcile of an empty engine: exit %d (%v), want 0\nstdout:\n%s\nstderr:\n%s", code, err, res.stdout, res.stderr)
 	}
@@ -96,7 +96,7 @@ func TestLedger_ReconcileInProcessSandbox(t *testing.T) {
 	if _, err := pool.Exec(context.Background(), `DROP TABLE charges`); err != nil {
 		t.Fatal(err)
 	}
-	_, err, code = reconcile(t, url)
+	_, code, err = reconcile(t, url)
 	if code != 2 || err == nil || !strings.Contains(err.Error(), "holds no charge ledger") {
 		t.Errorf("reconcile of a database without the charges table = %v (exit %d), want exit 2 saying so", err, code)
 	}
