@@ -3,6 +3,8 @@ package ledger_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -290,5 +292,37 @@ func TestRule_ARS8_ReconcileFindsMismatch(t *testing.T) {
 		if !strings.Contains(r.Findings[i].Detail, want) {
 			t.Errorf("finding %d = %q, want it to name %q", i, r.Findings[i].Detail, want)
 		}
+	}
+}
+
+// pages is a gateway ledger of n charges, served a page at a time as
+// ChargeFilter asks.
+type pages struct {
+	entries []payment.LedgerEntry
+	calls   int
+}
+
+func (p *pages) Charges(_ context.Context, f payment.ChargeFilter) ([]payment.LedgerEntry, error) {
+	p.calls++
+	from := 0
+	if f.After != "" {
+		from = slices.IndexFunc(p.entries, func(e payment.LedgerEntry) bool { return e.ChargeID == f.After }) + 1
+	}
+	return p.entries[from:min(from+f.Limit, len(p.entries))], nil
+}
+
+func TestReadGateway_ReadsEveryPage(t *testing.T) {
+	t.Parallel()
+	n := 2*payment.MaxChargeFilterLimit + 1
+	p := &pages{}
+	for i := range n {
+		p.entries = append(p.entries, payment.LedgerEntry{ChargeID: fmt.Sprintf("ch_%d", i)})
+	}
+	got, err := ledger.ReadGateway(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != n || got[n-1].ChargeID != p.entries[n-1].ChargeID || p.calls != 3 {
+		t.Errorf("ReadGateway read %d entries in %d calls, want %d in 3", len(got), p.calls, n)
 	}
 }
