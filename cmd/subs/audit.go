@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/subs-engine/subs/api"
 	"github.com/subs-engine/subs/domain/events"
 	"github.com/subs-engine/subs/domain/policy"
@@ -91,10 +90,7 @@ func (m *Main) audit(ctx context.Context, compare bool) (err error) {
 	default:
 		err = m.auditExport(ctx, store)
 	}
-	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && pgErr.Code == "42P01" { // undefined_table
-		return fmt.Errorf("the database %s holds no event log: point DATABASE_URL at the engine's database, or run `subs migrate` first: %w", db.shown, err)
-	}
-	return err
+	return db.notMigrated(err, "no event log")
 }
 
 // auditHistory prints the stream's events, as of Config.AuditAsOf when set

@@ -79,7 +79,7 @@ var commands []*command
 func init() {
 	commands = []*command{
 		{name: "serve", summary: "run the engine: migrate the database, then serve HTTP until SIGINT or SIGTERM",
-			flags: flagsServe | flagsDataDir | flagsDatabaseURL | flagsLog | flagsNATS | flagsPublisher | flagsEngine, run: (*Main).runServe, nargs: noArgs},
+			flags: flagsServe | flagsDataDir | flagsDatabaseURL | flagsLog | flagsNATS | flagsPublisher | flagsEngine | flagsGateway, run: (*Main).runServe, nargs: noArgs},
 		{name: "migrate", summary: "apply the database migrations this binary embeds, print them and exit",
 			flags: flagsDataDir | flagsDatabaseURL | flagsLog, run: (*Main).runMigrate, nargs: noArgs},
 		{name: "gateway", summary: "run the sandbox payment gateway over HTTP until SIGINT or SIGTERM", flags: flagsDataDir | flagsDatabaseURL | flagsLog, run: (*Main).runGateway, nargs: noArgs},
@@ -90,6 +90,7 @@ func init() {
 		{name: "keys", usage: keysUsage, summary: "mint a retailer's batch of boxed product keys (unregistered subscriptions); prints KEY SERIAL SUBSCRIPTION_ID per key", flags: keysFlags, run: (*Main).runKeys, nargs: keysArgs},
 		{name: "accounts", usage: accountsUsage, summary: "erase an account's personal data (crypto-shredding, AUD-5): its history still replays and verifies", flags: accountsFlags, run: (*Main).runAccounts, nargs: accountsArgs},
 		{name: "agents", usage: agentsUsage, summary: "add a support agent; prints the agent's credential, shown this once and stored only as a hash", flags: agentsFlags, run: (*Main).runAgents, nargs: agentsArgs},
+		{name: "ledger", usage: ledgerUsage, summary: "reconcile the engine's charge ledger with the payment gateway's (ARS-8); exit 0 when they agree, 1 when they differ, 2 on error", flags: ledgerFlags, run: (*Main).runLedger, nargs: ledgerArgs},
 		{name: "projections", usage: projectionsUsage, summary: "show each read model's checkpoint and lag, or rebuild one (or all) from the log into shadow tables and swap them in", flags: projectionsFlags, run: (*Main).runProjections, nargs: projectionsArgs},
 		{name: "postgres", usage: "start|stop|status", summary: "manage the private PostgreSQL cluster in <data-dir>/postgres",
 			flags: flagsDataDir | flagsLog, run: (*Main).runPostgres, nargs: postgresArgs},
@@ -111,6 +112,28 @@ func findCommand(name string) *command {
 type usageError struct{ msg string }
 
 func (e *usageError) Error() string { return e.msg + " (run `subs help` for usage)" }
+
+// exitError is an error of Run's that sets main's exit code, for a command
+// whose codes say more than success or failure (`subs ledger reconcile`).
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// ExitCode is main's exit code for Run's error: 0 for nil, the code of the
+// command's own exit codes when it set one, 1 otherwise.
+func ExitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	if e, ok := errors.AsType[*exitError](err); ok {
+		return e.code
+	}
+	return 1
+}
 
 // ParseFlags chooses the subcommand named by args[0] and builds Config from
 // the defaults, the environment (Getenv) and the subcommand's flags, in

@@ -291,7 +291,8 @@ const (
 	flagsTail                    // --durable, --subject
 	flagsAuditAsOf               // --as-of
 	flagsAuditStream             // --stream
-	flagsEngine                  // --public-url, --smtp-url, --gateway-url
+	flagsEngine                  // --public-url, --smtp-url
+	flagsGateway                 // --gateway-url
 )
 
 // bindFlags registers on fs the flags of the given groups, with c's current
@@ -333,7 +334,9 @@ func (c *Config) bindFlags(fs *flag.FlagSet, groups int) {
 	if groups&flagsEngine != 0 {
 		fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "`URL` customers open e-mailed links at; default the server's ("+EnvPublicURL+")")
 		fs.Var(secretURLValue{&c.SMTPURL}, "smtp-url", "mail server `URL` (smtp:// or smtps://); empty writes .eml files to the data dir's mail/ ("+EnvSMTPURL+")")
-		fs.StringVar(&c.GatewayURL, "gateway-url", c.GatewayURL, "payment gateway `URL` (subs gateway); empty runs the sandbox in-process ("+EnvGatewayURL+")")
+	}
+	if groups&flagsGateway != 0 {
+		fs.StringVar(&c.GatewayURL, "gateway-url", c.GatewayURL, "payment gateway `URL` (subs gateway); empty: the sandbox in-process, on the engine's database ("+EnvGatewayURL+")")
 	}
 	if groups&flagsTail != 0 {
 		fs.StringVar(&c.TailDurable, "durable", c.TailDurable, "durable consumer `name`: a tail with the same name resumes where the last stopped ("+EnvTailDurable+")")

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/subs-engine/subs/eventstore/pgcluster"
 )
@@ -21,6 +22,16 @@ type database struct {
 	// shown describes the database for people: its redacted URL, and for a
 	// private cluster where it lives.
 	shown string
+}
+
+// notMigrated explains err when it is a missing table: the database is not
+// the engine's, or was never migrated; what names what is missing ("no
+// event log"). Other errors come back as they are.
+func (db *database) notMigrated(err error, what string) error {
+	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && pgErr.Code == "42P01" { // undefined_table
+		return fmt.Errorf("the database %s holds %s: point DATABASE_URL at the engine's database, or run `subs migrate` first: %w", db.shown, what, err)
+	}
+	return err
 }
 
 // clusterDir is where the private PostgreSQL cluster lives.

@@ -24,7 +24,8 @@ func main() {
 }
 
 // run parses args, runs the chosen subcommand and returns the exit code:
-// 0 on success or help, 2 on a usage error, 1 on any other error.
+// 0 on success or help, 2 on a usage error, 1 on any other error unless the
+// command has exit codes of its own (ExitCode).
 func run(ctx context.Context, args []string) int {
 	m := NewMain()
 	defer m.Close()
@@ -36,11 +37,11 @@ func run(ctx context.Context, args []string) int {
 		return 2
 	}
 	slog.SetDefault(m.Logger) // for packages that log through the default logger
-	if err := m.Run(ctx); err != nil {
+	err := m.Run(ctx)
+	if err != nil {
 		printError(err)
-		return 1
 	}
-	return 0
+	return ExitCode(err)
 }
 
 // printError writes err for a person to read: a missing-PostgreSQL error as

@@ -10,7 +10,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/subs-engine/subs/domain/events"
 	"github.com/subs-engine/subs/eventstore"
 	"github.com/subs-engine/subs/projections"
@@ -116,11 +115,7 @@ func (m *Main) runProjections(ctx context.Context) (err error) {
 		return err
 	}
 	if action == "status" {
-		err = m.projectionsStatus(ctx, store, chosen)
-		if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && pgErr.Code == "42P01" { // undefined_table
-			return fmt.Errorf("the database %s holds no event log: point DATABASE_URL at the engine's database, or run `subs migrate` first: %w", db.shown, err)
-		}
-		return err
+		return db.notMigrated(m.projectionsStatus(ctx, store, chosen), "no event log")
 	}
 	if _, _, err := m.migrateDatabase(ctx, db); err != nil {
 		return err

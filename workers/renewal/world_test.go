@@ -3,7 +3,6 @@ package renewal_test
 import (
 	"context"
 	crand "crypto/rand"
-	"fmt"
 	"testing"
 	"time"
 
@@ -193,30 +192,3 @@ func mustSerial(t *testing.T) subscription.SerialNumber {
 	}
 	return s
 }
-
-// gatewaySuccesses returns the gateway's succeeded renewal charges by
-// subscription and period.
-func (w *world) gatewaySuccesses(t *testing.T) map[string][]payment.LedgerEntry {
-	t.Helper()
-	out := map[string][]payment.LedgerEntry{}
-	filter := payment.ChargeFilter{Limit: payment.MaxChargeFilterLimit}
-	for {
-		page, err := w.gateway.Charges(context.Background(), filter)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range page {
-			id, period, _, ok := subscription.ParseIdempotencyKey(e.IdempotencyKey)
-			if ok && e.Status == payment.Succeeded {
-				out[key(id, period)] = append(out[key(id, period)], e)
-			}
-		}
-		if len(page) < filter.Limit {
-			return out
-		}
-		filter.After = page[len(page)-1].ChargeID
-	}
-}
-
-// key names a subscription's period in gatewaySuccesses.
-func key(id uuid.UUID, period int) string { return fmt.Sprintf("%s/%d", id, period) }
