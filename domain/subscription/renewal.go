@@ -233,6 +233,9 @@ var (
 	ErrNoRenewalPrice error = domain.Invalid("on", "no price is known to renew this product key at: renew by buying a new key")
 	// ErrRefundPending: a refund is under way.
 	ErrRefundPending error = domain.Conflict("a refund of this subscription is under way")
+	// ErrChargePending: a renewal charge is under way; a refund is asked
+	// for once its outcome is recorded (ARS-7, ARS-8).
+	ErrChargePending error = domain.Conflict("a renewal charge of this subscription is under way: ask for the refund once it is settled")
 	// ErrAddOnNotActive: no such add-on on the subscription.
 	ErrAddOnNotActive error = domain.NotFound("this add-on is not active on this subscription")
 )
@@ -717,6 +720,8 @@ func (s Subscription) requestRefund(c RequestRefund, now time.Time, p policy.Pol
 	switch {
 	case r.PendingRefund != nil:
 		return nil, ErrRefundPending
+	case r.Cycle.Pending != nil:
+		return nil, ErrChargePending
 	case r.Term == catalog.Monthly.String():
 		return nil, ErrMonthlyNotRefunded
 	case len(r.Paid) == 0 || r.Paid[len(r.Paid)-1].Refunded:
