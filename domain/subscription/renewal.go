@@ -434,10 +434,12 @@ func (s Subscription) nextRenewal(p policy.Policy) (step, time.Time) {
 // renewal off, an annual term is reminded at each of the policy's leads
 // before expiry. A monthly plan with renewal off is cancelled (MON-1) and a
 // trial opted out of (TRI-2): they just end. A key in no account and from
-// no order has no one to remind.
+// no order has no one to remind. A lapsed period is reminded no more: it
+// lapsed when its retries ended (ARS-6), or when its expiry came before a
+// reminder was sent.
 func (s Subscription) nextReminder(p policy.Policy) (step, time.Time) {
 	r := s.st.Renewal
-	if r.Term != catalog.Annual.String() || r.Refunded || (s.st.Account == uuid.Nil && s.st.Created.OrderID == uuid.Nil) {
+	if r.Term != catalog.Annual.String() || r.Refunded || r.Cycle.Lapsed || (s.st.Account == uuid.Nil && s.st.Created.OrderID == uuid.Nil) {
 		return stepNone, time.Time{}
 	}
 	for _, lead := range p.ManualRenewalReminders { // earliest first
@@ -600,8 +602,8 @@ func (s Subscription) runDue(c RunDue, now time.Time, p policy.Policy) ([]domain
 	case stepNotice:
 		return s.notice(c.Method, now, p), nil
 	case stepReminder:
-		if !now.Before(r.ExpiresAt) {
-			return nil, nil // expired: too late to remind
+		if !now.Before(r.ExpiresAt) { // expired: too late to remind (ARS-3)
+			return []domain.Event{RenewalLapsed{Period: r.Period, ExpiresAt: r.ExpiresAt, At: now}}, nil
 		}
 		days := 0
 		for _, lead := range p.ManualRenewalReminders { // the most urgent lead passed
