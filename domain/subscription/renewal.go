@@ -771,7 +771,7 @@ func (s Subscription) cancel(c Cancel, now time.Time, p policy.Policy) ([]domain
 	if s.st.AutoRenew {
 		out = append(out, AutoRenewalChanged{On: false, At: now})
 	}
-	early := now.Before(s.st.Created.StartsAt.Add(p.MonthlyInitialRefundWindow))
+	early := !now.After(s.st.Created.StartsAt.Add(p.MonthlyInitialRefundWindow)) // day 30 included
 	if early && s.st.Created.InitialChargeID != "" && !s.st.Created.InitialCharge.IsZero() && !r.Refunded && now.Before(r.ExpiresAt) {
 		out = append(out, RefundRequested{Period: 0, ChargeID: s.st.Created.InitialChargeID, Amount: s.st.Created.InitialCharge,
 			IdempotencyKey: RefundKey(s.st.Created.SubscriptionID, 0), Initial: true, At: now})
