@@ -600,6 +600,11 @@ func (s Subscription) runDue(c RunDue, now time.Time, p policy.Policy) ([]domain
 	graceEnd := r.ExpiresAt.Add(p.Grace)
 	switch st {
 	case stepNotice:
+		if !now.Before(graceEnd) || !s.chargeAt(now, p).Before(graceEnd) {
+			// Too late: the charge a notice would announce cannot come
+			// before the grace ends (ARS-2).
+			return []domain.Event{RenewalLapsed{Period: r.Period, ExpiresAt: r.ExpiresAt, At: now}}, nil
+		}
 		return s.notice(c.Method, now, p), nil
 	case stepReminder:
 		if !now.Before(r.ExpiresAt) { // expired: too late to remind (ARS-3)
