@@ -132,7 +132,8 @@ type Refunded struct {
 }
 
 // AddOnAdded: an add-on was bought on a monthly base product; it is charged
-// with the base product each month from the next renewal (MON-3).
+// with the base product each month from the next renewal whose notice is
+// still to come (the notice states the fee, ARS-2, MON-3).
 type AddOnAdded struct {
 	AddOn string      `json:"add_on"`
 	Name  string      `json:"name"`
@@ -292,6 +293,10 @@ type addOn struct {
 	Code  string      `json:"code"`
 	Name  string      `json:"name"`
 	Price money.Money `json:"price"`
+	// From is the first renewal period that charges it: the period it was
+	// bought in, or the next one when that period's notice had stated the
+	// fee already.
+	From int `json:"from,omitempty"`
 }
 
 // paidCharge is a succeeded renewal charge and what the term was before it,
@@ -524,10 +529,13 @@ func monthsPerTerm(term string) int {
 }
 
 // amount is what one more term costs: the price and, on a monthly plan,
-// every active add-on (MON-3).
+// every active add-on charged from the period under way (MON-3).
 func (s Subscription) amount() money.Money {
 	total := s.st.Renewal.Price
 	for _, a := range s.st.Renewal.AddOns {
+		if a.From > s.st.Renewal.Period {
+			continue // bought after this period's notice
+		}
 		if sum, err := total.Add(a.Price); err == nil {
 			total = sum
 		}
@@ -864,7 +872,11 @@ func evolveRenewal(s Subscription, e domain.Event) (Subscription, bool) {
 		r.Period, r.Cycle = r.Period+1, cycle{Lapsed: true}
 		s.st.AutoRenew = false
 	case AddOnAdded:
-		r.AddOns = append(r.AddOns, addOn{Code: e.AddOn, Name: e.Name, Price: e.Price})
+		from := r.Period
+		if !r.Cycle.NoticedAt.IsZero() {
+			from++
+		}
+		r.AddOns = append(r.AddOns, addOn{Code: e.AddOn, Name: e.Name, Price: e.Price, From: from})
 	case AddOnCancelled:
 		kept := r.AddOns[:0:0]
 		for _, a := range r.AddOns {
