@@ -405,16 +405,20 @@ const (
 	stepPendingRefund // a requested refund awaits the gateway
 )
 
-// next returns the next step of the lifecycle and the instant it is due.
+// next returns the next step of the lifecycle and the instant it is due. A
+// requested charge or refund is due until its outcome is recorded, whatever
+// changed since (ARS-8).
 func (s Subscription) next(p policy.Policy) (step, time.Time) {
 	r := s.st.Renewal
 	switch {
-	case !s.st.Exists || s.st.Disabled:
+	case !s.st.Exists:
 		return stepNone, time.Time{}
 	case r.PendingRefund != nil:
 		return stepPendingRefund, r.PendingRefund.At
 	case r.Cycle.Pending != nil:
 		return stepPendingCharge, r.Cycle.Pending.At
+	case s.st.Disabled:
+		return stepNone, time.Time{}
 	case s.Renewing():
 		return s.nextRenewal(p)
 	}
