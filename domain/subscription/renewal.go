@@ -374,8 +374,9 @@ func (s Subscription) Status(now time.Time, p policy.Policy) Status {
 
 // StatusAt is where a subscription with facts f stands at now: disabled
 // before anything; before its expiry trial or active; after it, grace while
-// a renewal may still be charged (up to the policy's Grace), refunded when
-// a refund ended it, else expired (PRD-1, PRD-2, ARS-2, ARS-7).
+// a renewal may still be charged (up to the policy's Grace, even after a
+// refund when renewal was turned on again), refunded when a refund ended
+// it, else expired (PRD-1, PRD-2, ARS-2, ARS-7).
 func StatusAt(f StatusFacts, now time.Time, p policy.Policy) Status {
 	switch {
 	case f.Disabled:
@@ -384,10 +385,10 @@ func StatusAt(f StatusFacts, now time.Time, p policy.Policy) Status {
 		return StatusTrial
 	case now.Before(f.ExpiresAt):
 		return StatusActive
-	case f.Refunded:
-		return StatusRefunded
 	case f.Renewing && now.Before(f.ExpiresAt.Add(p.Grace)):
 		return StatusGrace
+	case f.Refunded:
+		return StatusRefunded
 	}
 	return StatusExpired
 }
