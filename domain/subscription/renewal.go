@@ -2,6 +2,8 @@ package subscription
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -561,20 +563,36 @@ func RefundKey(id uuid.UUID, period int) string {
 }
 
 // ParseIdempotencyKey reads the subscription, period and attempt back from
-// an IdempotencyKey, for reconciliation with the gateway's ledger.
+// an IdempotencyKey, for reconciliation with the gateway's ledger. It
+// accepts exactly what IdempotencyKey produces: no other spelling of the id,
+// no sign, leading zero or zero number, nothing after the attempt.
 func ParseIdempotencyKey(key string) (id uuid.UUID, period, attempt int, ok bool) {
-	const prefix = "renewal-"
-	if len(key) < len(prefix)+36 || key[:len(prefix)] != prefix {
+	rest, found := strings.CutPrefix(key, "renewal-")
+	if !found || len(rest) < 36 {
 		return uuid.Nil, 0, 0, false
 	}
-	id, err := uuid.Parse(key[len(prefix) : len(prefix)+36])
+	id, err := uuid.Parse(rest[:36])
 	if err != nil {
 		return uuid.Nil, 0, 0, false
 	}
-	if _, err := fmt.Sscanf(key[len(prefix)+36:], "-p%d-a%d", &period, &attempt); err != nil {
+	rest, found = strings.CutPrefix(rest[36:], "-p")
+	p, a, cut := strings.Cut(rest, "-a")
+	period, pok := positive(p)
+	attempt, aok := positive(a)
+	if !found || !cut || !pok || !aok || IdempotencyKey(id, period, attempt) != key {
 		return uuid.Nil, 0, 0, false
 	}
 	return id, period, attempt, true
+}
+
+// positive reads a decimal number of at least 1 written without sign or
+// leading zero.
+func positive(s string) (int, bool) {
+	if s == "" || s[0] < '1' || s[0] > '9' {
+		return 0, false
+	}
+	n, err := strconv.Atoi(s)
+	return n, err == nil
 }
 
 // decideRenewal decides the commands of the renewal lifecycle; handled is
