@@ -22,7 +22,7 @@ FUZZTIME   ?= 3000x
 # package:target pairs fuzzed by `make fuzz` (and briefly by `make test`).
 FUZZ_TARGETS := ./api:FuzzAccountEndpoints ./api:FuzzDecodeJSON ./workers/gateway:FuzzHandler \
 	./workers/mail:FuzzRender ./domain/money:FuzzParseAmount ./domain/payment:FuzzNewCard \
-	./domain/payment:FuzzNewBankAccount ./domain/payment:FuzzPaymentMethodJSON
+	./domain/payment:FuzzNewBankAccount ./domain/payment:FuzzPaymentMethodJSON ./domain/subscription:FuzzParseIdempotencyKey
 BENCHTIME  ?= 2s
 
 .PHONY: help build run test fuzz test-private-pg bench vet fmt-check staticcheck lint clean stop-test-postgres

@@ -2,6 +2,8 @@ package subscription
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -132,7 +134,8 @@ type Refunded struct {
 }
 
 // AddOnAdded: an add-on was bought on a monthly base product; it is charged
-// with the base product each month from the next renewal (MON-3).
+// with the base product each month from the next renewal whose notice is
+// still to come (the notice states the fee, ARS-2, MON-3).
 type AddOnAdded struct {
 	AddOn string      `json:"add_on"`
 	Name  string      `json:"name"`
@@ -233,6 +236,9 @@ var (
 	ErrNoRenewalPrice error = domain.Invalid("on", "no price is known to renew this product key at: renew by buying a new key")
 	// ErrRefundPending: a refund is under way.
 	ErrRefundPending error = domain.Conflict("a refund of this subscription is under way")
+	// ErrChargePending: a renewal charge is under way; a refund is asked
+	// for once its outcome is recorded (ARS-7, ARS-8).
+	ErrChargePending error = domain.Conflict("a renewal charge of this subscription is under way: ask for the refund once it is settled")
 	// ErrAddOnNotActive: no such add-on on the subscription.
 	ErrAddOnNotActive error = domain.NotFound("this add-on is not active on this subscription")
 )
@@ -289,6 +295,10 @@ type addOn struct {
 	Code  string      `json:"code"`
 	Name  string      `json:"name"`
 	Price money.Money `json:"price"`
+	// From is the first renewal period that charges it: the period it was
+	// bought in, or the next one when that period's notice had stated the
+	// fee already.
+	From int `json:"from,omitempty"`
 }
 
 // paidCharge is a succeeded renewal charge and what the term was before it,
@@ -366,8 +376,9 @@ func (s Subscription) Status(now time.Time, p policy.Policy) Status {
 
 // StatusAt is where a subscription with facts f stands at now: disabled
 // before anything; before its expiry trial or active; after it, grace while
-// a renewal may still be charged (up to the policy's Grace), refunded when
-// a refund ended it, else expired (PRD-1, PRD-2, ARS-2, ARS-7).
+// a renewal may still be charged (up to the policy's Grace, even after a
+// refund when renewal was turned on again), refunded when a refund ended
+// it, else expired (PRD-1, PRD-2, ARS-2, ARS-7).
 func StatusAt(f StatusFacts, now time.Time, p policy.Policy) Status {
 	switch {
 	case f.Disabled:
@@ -376,10 +387,10 @@ func StatusAt(f StatusFacts, now time.Time, p policy.Policy) Status {
 		return StatusTrial
 	case now.Before(f.ExpiresAt):
 		return StatusActive
-	case f.Refunded:
-		return StatusRefunded
 	case f.Renewing && now.Before(f.ExpiresAt.Add(p.Grace)):
 		return StatusGrace
+	case f.Refunded:
+		return StatusRefunded
 	}
 	return StatusExpired
 }
@@ -397,16 +408,20 @@ const (
 	stepPendingRefund // a requested refund awaits the gateway
 )
 
-// next returns the next step of the lifecycle and the instant it is due.
+// next returns the next step of the lifecycle and the instant it is due. A
+// requested charge or refund is due until its outcome is recorded, whatever
+// changed since (ARS-8).
 func (s Subscription) next(p policy.Policy) (step, time.Time) {
 	r := s.st.Renewal
 	switch {
-	case !s.st.Exists || s.st.Disabled:
+	case !s.st.Exists:
 		return stepNone, time.Time{}
 	case r.PendingRefund != nil:
 		return stepPendingRefund, r.PendingRefund.At
 	case r.Cycle.Pending != nil:
 		return stepPendingCharge, r.Cycle.Pending.At
+	case s.st.Disabled:
+		return stepNone, time.Time{}
 	case s.Renewing():
 		return s.nextRenewal(p)
 	}
@@ -431,10 +446,12 @@ func (s Subscription) nextRenewal(p policy.Policy) (step, time.Time) {
 // renewal off, an annual term is reminded at each of the policy's leads
 // before expiry. A monthly plan with renewal off is cancelled (MON-1) and a
 // trial opted out of (TRI-2): they just end. A key in no account and from
-// no order has no one to remind.
+// no order has no one to remind. A lapsed period is reminded no more: it
+// lapsed when its retries ended (ARS-6), or when its expiry came before a
+// reminder was sent.
 func (s Subscription) nextReminder(p policy.Policy) (step, time.Time) {
 	r := s.st.Renewal
-	if r.Term != catalog.Annual.String() || r.Refunded || (s.st.Account == uuid.Nil && s.st.Created.OrderID == uuid.Nil) {
+	if r.Term != catalog.Annual.String() || r.Refunded || r.Cycle.Lapsed || (s.st.Account == uuid.Nil && s.st.Created.OrderID == uuid.Nil) {
 		return stepNone, time.Time{}
 	}
 	for _, lead := range p.ManualRenewalReminders { // earliest first
@@ -519,10 +536,13 @@ func monthsPerTerm(term string) int {
 }
 
 // amount is what one more term costs: the price and, on a monthly plan,
-// every active add-on (MON-3).
+// every active add-on charged from the period under way (MON-3).
 func (s Subscription) amount() money.Money {
 	total := s.st.Renewal.Price
 	for _, a := range s.st.Renewal.AddOns {
+		if a.From > s.st.Renewal.Period {
+			continue // bought after this period's notice
+		}
 		if sum, err := total.Add(a.Price); err == nil {
 			total = sum
 		}
@@ -543,20 +563,36 @@ func RefundKey(id uuid.UUID, period int) string {
 }
 
 // ParseIdempotencyKey reads the subscription, period and attempt back from
-// an IdempotencyKey, for reconciliation with the gateway's ledger.
+// an IdempotencyKey, for reconciliation with the gateway's ledger. It
+// accepts exactly what IdempotencyKey produces: no other spelling of the id,
+// no sign, leading zero or zero number, nothing after the attempt.
 func ParseIdempotencyKey(key string) (id uuid.UUID, period, attempt int, ok bool) {
-	const prefix = "renewal-"
-	if len(key) < len(prefix)+36 || key[:len(prefix)] != prefix {
+	rest, found := strings.CutPrefix(key, "renewal-")
+	if !found || len(rest) < 36 {
 		return uuid.Nil, 0, 0, false
 	}
-	id, err := uuid.Parse(key[len(prefix) : len(prefix)+36])
+	id, err := uuid.Parse(rest[:36])
 	if err != nil {
 		return uuid.Nil, 0, 0, false
 	}
-	if _, err := fmt.Sscanf(key[len(prefix)+36:], "-p%d-a%d", &period, &attempt); err != nil {
+	rest, found = strings.CutPrefix(rest[36:], "-p")
+	p, a, cut := strings.Cut(rest, "-a")
+	period, pok := positive(p)
+	attempt, aok := positive(a)
+	if !found || !cut || !pok || !aok || IdempotencyKey(id, period, attempt) != key {
 		return uuid.Nil, 0, 0, false
 	}
 	return id, period, attempt, true
+}
+
+// positive reads a decimal number of at least 1 written without sign or
+// leading zero.
+func positive(s string) (int, bool) {
+	if s == "" || s[0] < '1' || s[0] > '9' {
+		return 0, false
+	}
+	n, err := strconv.Atoi(s)
+	return n, err == nil
 }
 
 // decideRenewal decides the commands of the renewal lifecycle; handled is
@@ -595,10 +631,15 @@ func (s Subscription) runDue(c RunDue, now time.Time, p policy.Policy) ([]domain
 	graceEnd := r.ExpiresAt.Add(p.Grace)
 	switch st {
 	case stepNotice:
+		if !now.Before(graceEnd) || !s.chargeAt(now, p).Before(graceEnd) {
+			// Too late: the charge a notice would announce cannot come
+			// before the grace ends (ARS-2).
+			return []domain.Event{RenewalLapsed{Period: r.Period, ExpiresAt: r.ExpiresAt, At: now}}, nil
+		}
 		return s.notice(c.Method, now, p), nil
 	case stepReminder:
-		if !now.Before(r.ExpiresAt) {
-			return nil, nil // expired: too late to remind
+		if !now.Before(r.ExpiresAt) { // expired: too late to remind (ARS-3)
+			return []domain.Event{RenewalLapsed{Period: r.Period, ExpiresAt: r.ExpiresAt, At: now}}, nil
 		}
 		days := 0
 		for _, lead := range p.ManualRenewalReminders { // the most urgent lead passed
@@ -717,6 +758,8 @@ func (s Subscription) requestRefund(c RequestRefund, now time.Time, p policy.Pol
 	switch {
 	case r.PendingRefund != nil:
 		return nil, ErrRefundPending
+	case r.Cycle.Pending != nil:
+		return nil, ErrChargePending
 	case r.Term == catalog.Monthly.String():
 		return nil, ErrMonthlyNotRefunded
 	case len(r.Paid) == 0 || r.Paid[len(r.Paid)-1].Refunded:
@@ -764,7 +807,7 @@ func (s Subscription) cancel(c Cancel, now time.Time, p policy.Policy) ([]domain
 	if s.st.AutoRenew {
 		out = append(out, AutoRenewalChanged{On: false, At: now})
 	}
-	early := now.Before(s.st.Created.StartsAt.Add(p.MonthlyInitialRefundWindow))
+	early := !now.After(s.st.Created.StartsAt.Add(p.MonthlyInitialRefundWindow)) // day 30 included
 	if early && s.st.Created.InitialChargeID != "" && !s.st.Created.InitialCharge.IsZero() && !r.Refunded && now.Before(r.ExpiresAt) {
 		out = append(out, RefundRequested{Period: 0, ChargeID: s.st.Created.InitialChargeID, Amount: s.st.Created.InitialCharge,
 			IdempotencyKey: RefundKey(s.st.Created.SubscriptionID, 0), Initial: true, At: now})
@@ -852,7 +895,11 @@ func evolveRenewal(s Subscription, e domain.Event) (Subscription, bool) {
 		r.Period, r.Cycle = r.Period+1, cycle{Lapsed: true}
 		s.st.AutoRenew = false
 	case AddOnAdded:
-		r.AddOns = append(r.AddOns, addOn{Code: e.AddOn, Name: e.Name, Price: e.Price})
+		from := r.Period
+		if !r.Cycle.NoticedAt.IsZero() {
+			from++
+		}
+		r.AddOns = append(r.AddOns, addOn{Code: e.AddOn, Name: e.Name, Price: e.Price, From: from})
 	case AddOnCancelled:
 		kept := r.AddOns[:0:0]
 		for _, a := range r.AddOns {
