@@ -81,7 +81,7 @@ func (m *Main) openEngine(ctx context.Context, db *database, server *api.Server,
 		return nil, err
 	}
 	err = api.RegisterEngine(server, api.Engine{Store: e.store, Types: e.types, Projections: e.runner,
-		Gateway: e.gateway, Catalog: cat, SecretKey: secret, Logger: m.logger()})
+		Gateway: e.gateway, Catalog: cat, Renewals: e.renewals, SecretKey: secret, Logger: m.logger()})
 	if err != nil {
 		return nil, err
 	}
