@@ -20,6 +20,7 @@ import (
 	"github.com/subs-engine/subs/domain/clock"
 	"github.com/subs-engine/subs/domain/events"
 	"github.com/subs-engine/subs/domain/order"
+	"github.com/subs-engine/subs/domain/subscription"
 	"github.com/subs-engine/subs/eventstore"
 	"github.com/subs-engine/subs/eventstore/pgtest"
 	"github.com/subs-engine/subs/projections"
@@ -109,7 +110,11 @@ func newEngineEnv(t testing.TB, opts ...func(*api.ServerConfig)) *engineEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ob, err := outbox.New(outbox.Config{Store: store, Accounts: accounts, Orders: orders, Sender: md, Templates: templates, Clock: clk,
+	subs, err := eventstore.NewCommandHandler(subscription.Decider, eventstore.HandlerConfig{Store: store, Types: types, Clock: clk, Policy: testPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob, err := outbox.New(outbox.Config{Store: store, Accounts: accounts, Orders: orders, Subscriptions: subs, Sender: md, Templates: templates, Clock: clk,
 		Policy: testPolicy, SecretKey: engineSecret, PublicURL: "https://account.example.com", Logger: logger})
 	if err != nil {
 		t.Fatal(err)
