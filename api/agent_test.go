@@ -18,7 +18,6 @@ import (
 	"github.com/subs-engine/subs/domain/conversion"
 	"github.com/subs-engine/subs/domain/events"
 	"github.com/subs-engine/subs/domain/money"
-	"github.com/subs-engine/subs/domain/payment"
 	"github.com/subs-engine/subs/domain/policy"
 	"github.com/subs-engine/subs/domain/subscription"
 	"github.com/subs-engine/subs/eventstore"
@@ -498,16 +497,14 @@ func (e *engineEnv) renewal(id string, cmd subscription.Command) {
 }
 
 // renewOnce takes annual subscription id, expiring at expires, through its
-// first renewal as the workers would: the notice 30 days before, the
-// charge 7 days before, the gateway's success.
+// first renewal with the renewal worker and the sandbox gateway: the notice
+// 30 days before, the charge 7 days before.
 func (e *engineEnv) renewOnce(id string, expires time.Time) {
 	e.t.Helper()
 	e.advance(expires.AddDate(0, 0, -30).Sub(e.clock.Now()))
-	e.renewal(id, subscription.RunDue{})
+	e.runRenewals()
 	e.advance(23 * 24 * time.Hour)
-	e.renewal(id, subscription.RunDue{})
-	e.renewal(id, subscription.RecordChargeOutcome{Period: 1, Attempt: 1,
-		Outcome: payment.ChargeOutcome{ChargeID: "ch_renewal_1", Status: payment.Succeeded}})
+	e.runRenewals()
 }
 
 // rule AGT-1: an agent refunds on behalf of the customer (ARS-7's window
@@ -535,7 +532,10 @@ func TestRule_AGT1_RefundAndAddOnCancellationOnBehalf(t *testing.T) {
 		t.Fatalf("renewed to %v", got)
 	}
 	wantFields(t, e.call("POST", "/v1/agent/subscriptions/"+annual+"/refund", agent, `{}`), http.StatusBadRequest, "reason")
-	e.want(e.call("POST", "/v1/agent/subscriptions/"+annual+"/refund", agent, `{"reason":"customer forgot to turn renewal off"}`), http.StatusAccepted)
+	refunded := e.want(e.call("POST", "/v1/agent/subscriptions/"+annual+"/refund", agent, `{"reason":"customer forgot to turn renewal off"}`), http.StatusOK).json(t)
+	if refunded["refunded"] != true || !mustTime(t, refunded["expires_at"]).Equal(expires) {
+		t.Errorf("refunded on behalf: %v", refunded)
+	}
 	e.want(e.call("POST", "/v1/agent/subscriptions/"+monthly+"/refund", agent, `{"reason":"monthly"}`), http.StatusConflict)
 
 	e.want(e.call("POST", "/v1/agent/subscriptions/"+monthly+"/add-ons/ns-prm-storage/cancel", agent, `{"reason":"not needed"}`), http.StatusOK)

@@ -20,12 +20,14 @@ import (
 	"github.com/subs-engine/subs/domain/clock"
 	"github.com/subs-engine/subs/domain/events"
 	"github.com/subs-engine/subs/domain/order"
+	"github.com/subs-engine/subs/domain/subscription"
 	"github.com/subs-engine/subs/eventstore"
 	"github.com/subs-engine/subs/eventstore/pgtest"
 	"github.com/subs-engine/subs/projections"
 	"github.com/subs-engine/subs/workers/gateway"
 	"github.com/subs-engine/subs/workers/mail"
 	"github.com/subs-engine/subs/workers/outbox"
+	"github.com/subs-engine/subs/workers/renewal"
 )
 
 var engineSecret = []byte("test-secret-key-of-32-bytes-long")
@@ -34,14 +36,16 @@ var engineSecret = []byte("test-secret-key-of-32-bytes-long")
 // real PostgreSQL, projections, the in-process gateway sandbox, the e-mail
 // outbox writing to a maildir, a simulated clock and a captured log.
 type engineEnv struct {
-	t       testing.TB
-	server  *api.Server
-	url     string
-	clock   *clock.Simulated
-	store   *eventstore.Store
-	outbox  *outbox.Worker
-	maildir string
-	logs    *syncBuffer
+	t        testing.TB
+	server   *api.Server
+	url      string
+	clock    *clock.Simulated
+	store    *eventstore.Store
+	outbox   *outbox.Worker
+	renewals *renewal.Worker
+	runner   *projections.Runner
+	maildir  string
+	logs     *syncBuffer
 }
 
 // newEngineEnv starts the engine; opts adjust the server's configuration
@@ -78,8 +82,12 @@ func newEngineEnv(t testing.TB, opts ...func(*api.ServerConfig)) *engineEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	renewals, err := renewal.New(renewal.Config{Store: store, Types: types, Gateway: gw, Policy: testPolicy, Clock: clk, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := api.RegisterEngine(srv, api.Engine{Store: store, Types: types, Projections: runner, Gateway: gw,
-		Catalog: catalogdata.MustLoad(), SecretKey: engineSecret}); err != nil {
+		Catalog: catalogdata.MustLoad(), Renewals: renewals, SecretKey: engineSecret}); err != nil {
 		t.Fatal(err)
 	}
 	ts := httptest.NewServer(srv.Handler())
@@ -102,12 +110,16 @@ func newEngineEnv(t testing.TB, opts ...func(*api.ServerConfig)) *engineEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ob, err := outbox.New(outbox.Config{Store: store, Accounts: accounts, Orders: orders, Sender: md, Templates: templates, Clock: clk,
+	subs, err := eventstore.NewCommandHandler(subscription.Decider, eventstore.HandlerConfig{Store: store, Types: types, Clock: clk, Policy: testPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob, err := outbox.New(outbox.Config{Store: store, Accounts: accounts, Orders: orders, Subscriptions: subs, Sender: md, Templates: templates, Clock: clk,
 		Policy: testPolicy, SecretKey: engineSecret, PublicURL: "https://account.example.com", Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &engineEnv{t: t, server: srv, url: ts.URL, clock: clk, store: store, outbox: ob, maildir: dir, logs: logs}
+	return &engineEnv{t: t, server: srv, url: ts.URL, clock: clk, store: store, outbox: ob, renewals: renewals, runner: runner, maildir: dir, logs: logs}
 }
 
 // reply is an HTTP answer.
@@ -219,4 +231,31 @@ func (e *engineEnv) sendMail() []string {
 		out = append(out, string(b))
 	}
 	return out
+}
+
+// caughtUp waits until the read models show every event in the log.
+func (e *engineEnv) caughtUp() {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	head, err := e.store.Head(ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.runner.WaitFor(ctx, head); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// runRenewals runs the renewal worker at the clock's instant, as the
+// schedule would, through the sandbox gateway, and waits until the read
+// models show what it did.
+func (e *engineEnv) runRenewals() {
+	e.t.Helper()
+	e.caughtUp()
+	res, err := e.renewals.Run(context.Background(), e.clock.Now())
+	if err != nil || res.Failed > 0 {
+		e.t.Fatalf("renewal run: %+v, %v", res, err)
+	}
+	e.caughtUp()
 }

@@ -448,7 +448,7 @@ func TestOrders_InputRefusedNamingEachField(t *testing.T) {
 		{"bad line", token, orderBody("US", `[`+line("NOPE", "weekly", "linux", 0)+`]`, goodCard, ""),
 			[]string{"lines[0].product", "lines[0].term", "lines[0].platform", "lines[0].quantity"}},
 		{"term not sold", token, orderBody("US", `[`+line("NAV", "monthly", "windows", 1)+`]`, goodCard, ""), []string{"lines[0].term"}},
-		{"trial", token, orderBody("US", `[`+line("NAV", "trial", "windows", 1)+`]`, goodCard, ""), []string{"lines[0].term"}},
+		{"trial not offered", token, orderBody("US", `[`+line("N1", "trial", "windows", 1)+`]`, goodCard, ""), []string{"lines[0].term"}},
 		{"platform", token, orderBody("US", `[`+line("N360", "annual", "mac", 1)+`]`, goodCard, ""), []string{"lines[0].platform"}},
 		{"anonymous without e-mail", "", orderBody("US", `[`+line("NAV", "annual", "windows", 1)+`]`, goodCard, ""), []string{"email", "password"}},
 		{"no payment method", token, orderBody("US", `[`+line("NAV", "annual", "windows", 1)+`]`, "", ""), []string{"payment_method"}},

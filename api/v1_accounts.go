@@ -37,6 +37,10 @@ type Engine struct {
 	Gateway payment.Gateway
 	// Catalog prices orders and describes products. Required.
 	Catalog *catalog.Catalog
+	// Renewals makes a subscription's pending refund or charge with the
+	// gateway at once, after a refund, a cancellation or an add-on change
+	// (ARS-7, MON-2, MON-3): *renewal.Worker. Required.
+	Renewals Renewals
 	// Random draws product keys, serial and order numbers. Default
 	// crypto/rand.Reader.
 	Random io.Reader
@@ -52,8 +56,8 @@ type Engine struct {
 // RegisterEngine adds the /v1 endpoints of DESIGN §9 to s.
 func RegisterEngine(s *Server, deps Engine) error {
 	switch {
-	case deps.Store == nil || deps.Types == nil || deps.Gateway == nil || deps.Catalog == nil:
-		return errors.New("api: engine: Store, Types, Gateway and Catalog are required")
+	case deps.Store == nil || deps.Types == nil || deps.Gateway == nil || deps.Catalog == nil || deps.Renewals == nil:
+		return errors.New("api: engine: Store, Types, Gateway, Catalog and Renewals are required")
 	case len(deps.SecretKey) < 32:
 		return errors.New("api: engine: SecretKey must have at least 32 bytes")
 	}
@@ -273,12 +277,18 @@ func (a *accountsAPI) handle(ctx context.Context, id uuid.UUID, cmd account.Comm
 // next read shows it (read-your-writes): past the bound the answer goes out
 // anyway, and the read may lag.
 func (deps Engine) settle(ctx context.Context, r eventstore.AppendResult) {
-	if deps.Projections == nil || r.LastPosition == 0 {
+	deps.settleAt(ctx, r.Checkpoint())
+}
+
+// settleAt is settle for the append that ended at checkpoint cp; a zero cp
+// (nothing appended) waits for nothing.
+func (deps Engine) settleAt(ctx context.Context, cp eventstore.Checkpoint) {
+	if deps.Projections == nil || cp.Position == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, deps.SettleTimeout)
 	defer cancel()
-	if err := deps.Projections.WaitFor(ctx, r.Checkpoint()); err != nil {
+	if err := deps.Projections.WaitFor(ctx, cp); err != nil {
 		deps.Logger.Warn("read models lag behind a command", "err", err)
 	}
 }

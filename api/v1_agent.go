@@ -103,10 +103,11 @@ func (g *agentAPI) routes() {
 		Handler: HandlerFunc(g.adjustDays)})
 	g.s.Route(Route{Method: "POST", Pattern: "/v1/agent/subscriptions/{id}/refund", Tags: tags, Auth: AuthAgent,
 		Summary: "Refund on behalf of the customer",
-		Description: "Requests the refund of the last automatic-renewal charge, as the customer may (ARS-7: within 60 days of the charge, " +
-			"else 409 with the date the window closed; monthly plans are cancelled instead, MON-2): 202, the refund being made by the " +
-			"gateway next, which takes the renewed term back. Log code \"" + agentlog.Refund + "\" (AGT-1).",
-		Request: reasonRequest{}, Responses: map[int]any{http.StatusAccepted: productView{}, http.StatusNotFound: nil},
+		Description: "Refunds the last automatic-renewal charge, as the customer may and the same way (ARS-7: within 60 days of the " +
+			"charge, else 409 naming ARS-7 and the date the window closed; monthly plans are cancelled instead, MON-2): the gateway " +
+			"refunds it at once and the renewed term is taken back. Answers the products-view row. Log code \"" + agentlog.Refund +
+			"\" on the request (AGT-1).",
+		Request: reasonRequest{}, Responses: map[int]any{http.StatusOK: productView{}, http.StatusNotFound: nil},
 		Handler: HandlerFunc(g.refund)})
 	g.s.Route(Route{Method: "POST", Pattern: "/v1/agent/subscriptions/{id}/add-ons/{addon}/cancel", Tags: tags, Auth: AuthAgent,
 		Summary: "Cancel an add-on on behalf of the customer",
@@ -460,11 +461,17 @@ func (g *agentAPI) storefront(code string, acct account.Account) (catalog.Storef
 	return g.Catalog.Storefront("US")
 }
 
-// subscriptionAction runs an agent's command on subscription id — cmd
-// makes it for the account the subscription is registered in, the
-// customer's on whose behalf the agent acts — and answers status with its
+// runner runs a command on a subscription, recorded with meta, and waits
+// until the read models show it: subscriptionsAPI.command, or
+// subscriptionsAPI.runRenewal for the renewal lifecycle's commands, which
+// the customer's own endpoints run the same way.
+type runner func(ctx context.Context, id uuid.UUID, cmd subscription.Command, meta eventstore.CommandMeta) (eventstore.Outcome[subscription.Subscription], error)
+
+// subscriptionAction runs an agent's command on subscription id with run —
+// cmd makes it for the account the subscription is registered in, the
+// customer's on whose behalf the agent acts — and answers 200 with its
 // products-view row.
-func (g *agentAPI) subscriptionAction(w http.ResponseWriter, r *http.Request, reason, logCode string, status int,
+func (g *agentAPI) subscriptionAction(w http.ResponseWriter, r *http.Request, reason, logCode string, run runner,
 	cmd func(account uuid.UUID) subscription.Command) error {
 	id, err := pathID(r, subscription.ErrNotFound)
 	if err != nil {
@@ -474,11 +481,9 @@ func (g *agentAPI) subscriptionAction(w http.ResponseWriter, r *http.Request, re
 	if err != nil {
 		return err
 	}
-	out, err := g.subs.handler.Handle(r.Context(), subscriptionStream(id), cmd(st.Account()), agentMeta(r.Context(), reason, logCode, ""))
-	if err != nil {
+	if _, err := run(r.Context(), id, cmd(st.Account()), agentMeta(r.Context(), reason, logCode, "")); err != nil {
 		return err
 	}
-	g.settle(r.Context(), out.Append)
 	rows, err := g.subs.queryRows(r.Context(), `WHERE subscription_id = $1`, id)
 	if err != nil {
 		return err
@@ -486,7 +491,7 @@ func (g *agentAPI) subscriptionAction(w http.ResponseWriter, r *http.Request, re
 	if len(rows) == 0 {
 		return subscription.ErrNotFound
 	}
-	return WriteJSON(w, status, rows[0])
+	return WriteJSON(w, http.StatusOK, rows[0])
 }
 
 // reasonOnly decodes a request whose only field is the reason.
@@ -503,7 +508,7 @@ func (g *agentAPI) disableKey(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return g.subscriptionAction(w, r, reason, agentlog.DisableKey, http.StatusOK,
+	return g.subscriptionAction(w, r, reason, agentlog.DisableKey, g.subs.command,
 		func(uuid.UUID) subscription.Command { return subscription.Disable{} })
 }
 
@@ -512,7 +517,7 @@ func (g *agentAPI) refund(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return g.subscriptionAction(w, r, reason, agentlog.Refund, http.StatusAccepted,
+	return g.subscriptionAction(w, r, reason, agentlog.Refund, g.subs.runRenewal,
 		func(account uuid.UUID) subscription.Command { return subscription.RequestRefund{AccountID: account} })
 }
 
@@ -521,8 +526,8 @@ func (g *agentAPI) cancelAddOn(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	addOn := strings.ToUpper(r.PathValue("addon"))
-	return g.subscriptionAction(w, r, reason, agentlog.CancelAddOn, http.StatusOK,
+	addOn := addOnCode(r.PathValue("addon"))
+	return g.subscriptionAction(w, r, reason, agentlog.CancelAddOn, g.subs.runRenewal,
 		func(account uuid.UUID) subscription.Command {
 			return subscription.CancelAddOn{AccountID: account, AddOn: addOn}
 		})
@@ -542,6 +547,6 @@ func (g *agentAPI) adjustDays(w http.ResponseWriter, r *http.Request) error {
 	if err := v.Err(); err != nil {
 		return err
 	}
-	return g.subscriptionAction(w, r, reason, agentlog.AdjustDays, http.StatusOK,
+	return g.subscriptionAction(w, r, reason, agentlog.AdjustDays, g.subs.command,
 		func(uuid.UUID) subscription.Command { return subscription.AdjustDays{Days: *in.Days} })
 }

@@ -84,8 +84,11 @@ func (o *ordersAPI) routes() {
 			"finds the same order and charge). Signed in (bearer token), the order is saved in the account (buy another key: KEY-4) and " +
 			"charged to the given card or the account's billing method. Not signed in, give email and password: when they match an " +
 			"account the order is saved there, otherwise it awaits that address's account with \"action required\" (ORD-2); both " +
-			"answers look alike. A paid order yields one subscription, key and serial number per seat pack (PRD-4). Trials are not " +
-			"sold here yet.",
+			"answers look alike. A paid order yields one subscription, key and serial number per seat pack (PRD-4). A trial line " +
+			"(term trial) costs nothing and needs a credit or debit card, given or on file, which is kept for the charge when the " +
+			"trial ends: any other payment method is refused naming the field and TRI-1. An order whose total is zero is paid " +
+			"without a charge; the trial is current for 30 days (policy) with automatic renewal on at the catalog's standard annual " +
+			"price (TRI-1, TRI-4).",
 		Request: placeOrderRequest{}, Responses: map[int]any{http.StatusCreated: orderView{}, http.StatusPaymentRequired: nil,
 			http.StatusServiceUnavailable: nil},
 		Handler: HandlerFunc(o.place)})
@@ -230,7 +233,8 @@ func (o *ordersAPI) place(w http.ResponseWriter, r *http.Request) error {
 	}
 	placed := order.Placed{OrderID: id, Storefront: store.Code(), Lines: lines, Total: total, BuyerEmail: b.email,
 		SavedTo: b.savedTo, PlacedAt: o.s.Clock().Now()}
-	st, err := o.placeOnce(ctx, placed, func() (string, error) { return o.paymentToken(ctx, in, b, store) }, o.actor(placed, "place/"+id.String()))
+	token := func() (string, error) { return o.paymentToken(ctx, in, b, store, hasTrial(lines)) }
+	st, err := o.placeOnce(ctx, placed, token, o.actor(placed, "place/"+id.String()))
 	if err != nil {
 		return err
 	}
@@ -322,9 +326,7 @@ func (o *ordersAPI) priceLine(l orderLineRequest, store catalog.Storefront) (ord
 	term, err := catalog.ParseTerm(l.Term)
 	switch {
 	case err != nil:
-		v.Check("term", errors.New(`must be "annual" or "monthly"`))
-	case term == catalog.Trial:
-		v.Check("term", errors.New("trials are not sold through orders yet; buy an annual or monthly term"))
+		v.Check("term", errors.New(`must be "annual", "monthly" or "trial"`))
 	case product.Code() != "" && !product.Sells(term):
 		v.Check("term", fmt.Errorf("%s is not sold %s", product.Name(), term))
 	}
@@ -349,8 +351,24 @@ func (o *ordersAPI) priceLine(l orderLineRequest, store catalog.Storefront) (ord
 	if err != nil {
 		return order.Line{}, domain.Invalid("quantity", err.Error())
 	}
-	return order.Line{Product: product.Code(), ProductName: product.Name(), Term: term.String(), Platform: platform.String(),
-		Quantity: l.Quantity, UnitPrice: unit, Amount: amount}, nil
+	line := order.Line{Product: product.Code(), ProductName: product.Name(), Term: term.String(), Platform: platform.String(),
+		Quantity: l.Quantity, UnitPrice: unit, Amount: amount}
+	if term == catalog.Trial { // the year that follows is charged at the standard price (TRI-4)
+		if line.RenewalPrice, err = o.Catalog.Price(product.Code(), catalog.Annual, store.Currency()); err != nil {
+			return order.Line{}, domain.Invalid("product", fmt.Sprintf("is not sold annually at the %s storefront", store.Code()))
+		}
+	}
+	return line, nil
+}
+
+// hasTrial reports whether an order buys a trial.
+func hasTrial(lines []order.Line) bool {
+	for _, l := range lines {
+		if l.Term == catalog.Trial.String() {
+			return true
+		}
+	}
+	return false
 }
 
 // buyer says whom the order is for (ORD-2): the signed-in customer's
@@ -389,9 +407,13 @@ func (o *ordersAPI) buyer(ctx context.Context, in placeOrderRequest, sess Sessio
 
 // paymentToken returns the gateway token to charge: the card given, handed
 // to the gateway (ACC-8's checks, for the storefront's country), or the
-// signed-in account's billing method.
-func (o *ordersAPI) paymentToken(ctx context.Context, in placeOrderRequest, b buyer, store catalog.Storefront) (string, error) {
+// signed-in account's billing method. An order with a trial takes a credit
+// or debit card only (TRI-1), kept for the charge when the trial ends.
+func (o *ordersAPI) paymentToken(ctx context.Context, in placeOrderRequest, b buyer, store catalog.Storefront, trial bool) (string, error) {
 	if in.PaymentMethod != nil {
+		if kind, err := payment.ParseMethodKind(in.PaymentMethod.Type); trial && err == nil && kind != payment.KindCard {
+			return "", domain.Invalid("payment_method.type", trialNeedsCard)
+		}
 		_, method, err := o.accounts.tokenize(ctx, billingRequest{Country: store.Code(), PaymentMethod: *in.PaymentMethod})
 		var ve *domain.ValidationError
 		if errors.As(err, &ve) {
@@ -402,10 +424,16 @@ func (o *ordersAPI) paymentToken(ctx context.Context, in placeOrderRequest, b bu
 		return method.Token(), err
 	}
 	if _, method, ok := b.acct.Billing(); ok {
+		if trial && method.Kind() != payment.KindCard {
+			return "", domain.Invalid("payment_method", trialNeedsCard+": give one, the account's billing method is not a card")
+		}
 		return method.Token(), nil
 	}
 	return "", domain.Invalid("payment_method", "is required: give a card, or sign in to an account with billing information")
 }
+
+// trialNeedsCard refuses another payment method for a trial (TRI-1).
+const trialNeedsCard = "a trial needs a credit or debit card, no other payment method (TRI-1)"
 
 // placeOnce places the order under a freshly drawn number, recorded with
 // meta, or finds the order an earlier attempt with the same Idempotency-Key
@@ -466,14 +494,15 @@ func (o *ordersAPI) actor(p order.Placed, commandID string) eventstore.CommandMe
 const maxChargeAttempts = 3
 
 // charge charges the order's total with the idempotency key "order-<id>"
-// and records the outcome.
+// and records the outcome. An order whose total is zero — a trial's
+// (TRI-1) — is paid as it is: the gateway is not called.
 func (o *ordersAPI) charge(ctx context.Context, st order.Order) (order.Order, error) {
 	p := st.Placement()
 	req := payment.ChargeRequest{IdempotencyKey: "order-" + p.OrderID.String(), Token: p.PaymentToken, Amount: p.Total,
 		Description: "Order " + p.Number.String()}
-	var out payment.ChargeOutcome
+	out := payment.ChargeOutcome{Status: payment.Succeeded}
 	var err error
-	for range maxChargeAttempts {
+	for attempt := 0; attempt < maxChargeAttempts && !p.Total.IsZero(); attempt++ {
 		if out, err = o.Gateway.Charge(ctx, req); !errors.Is(err, payment.ErrUnavailable) {
 			break
 		}

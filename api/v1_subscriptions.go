@@ -37,6 +37,7 @@ func registerSubscriptions(s *Server, deps Engine) error {
 	}
 	a := &subscriptionsAPI{Engine: deps, s: s, handler: h}
 	a.routes()
+	a.renewalRoutes()
 	a.conversionRoutes()
 	return nil
 }
@@ -60,8 +61,9 @@ func (a *subscriptionsAPI) routes() {
 	a.s.Route(Route{Method: "GET", Pattern: "/v1/products", Tags: keys, Auth: AuthCustomer,
 		Summary: "List the registered products",
 		Description: "Every subscription registered in the account (PRD-1): product, platform, status, registration and expiration " +
-			"dates, product key, serial number, seats and seats used, automatic renewal, whether download is available (PRD-2) and " +
-			"whether the bootable recovery tool is (PRD-3). The status is computed at the moment of the request.",
+			"dates, product key, serial number, seats and seats used, automatic renewal and whether the expiration date is being " +
+			"renewed (ARS-1), the active add-ons (MON-3), whether it was refunded (ARS-7, MON-2), whether download is available " +
+			"(PRD-2) and whether the bootable recovery tool is (PRD-3). The status is computed at the moment of the request.",
 		Responses: map[int]any{http.StatusOK: productsView{}},
 		Handler:   HandlerFunc(a.listProducts)})
 	a.s.Route(Route{Method: "GET", Pattern: "/v1/subscriptions/{id}", Tags: subs, Auth: AuthCustomer,
@@ -132,6 +134,8 @@ type (
 		Seats                 int          `json:"seats"`
 		SeatsUsed             int          `json:"seats_used"`
 		AutoRenewal           bool         `json:"auto_renewal"`
+		Renewing              bool         `json:"renewing" doc:"the expiration date will be renewed automatically: renewal on, a price to charge, the period not lapsed (ARS-1)"`
+		Refunded              bool         `json:"refunded" doc:"the last change of the expiration date was a refund (ARS-7, MON-2)"`
 		DownloadAvailable     bool         `json:"download_available" doc:"PRD-2"`
 		RecoveryToolAvailable bool         `json:"recovery_tool_available" doc:"PRD-3"`
 		Storefront            string       `json:"storefront,omitempty" doc:"where it was bought; absent for a boxed retail key"`
@@ -171,7 +175,13 @@ func subscriptionStream(id uuid.UUID) eventstore.StreamID {
 // read models show it.
 func (a *subscriptionsAPI) handle(ctx context.Context, id uuid.UUID, cmd subscription.Command) (eventstore.Outcome[subscription.Subscription], error) {
 	sess, _ := SessionFrom(ctx)
-	out, err := a.handler.Handle(ctx, subscriptionStream(id), cmd, customer(sess.AccountID))
+	return a.command(ctx, id, cmd, customer(sess.AccountID))
+}
+
+// command runs cmd on subscription id, recorded with meta, and waits until
+// the read models show it.
+func (a *subscriptionsAPI) command(ctx context.Context, id uuid.UUID, cmd subscription.Command, meta eventstore.CommandMeta) (eventstore.Outcome[subscription.Subscription], error) {
+	out, err := a.handler.Handle(ctx, subscriptionStream(id), cmd, meta)
 	if err != nil {
 		return out, err
 	}
@@ -501,6 +511,7 @@ func scanRow(row pgx.Row, now time.Time, p policy.Policy) (productRow, error) {
 	if err != nil {
 		return r, err
 	}
+	r.Renewing, r.Refunded = f.Renewing, f.Refunded
 	if registered != nil {
 		r.RegisteredAt = registered.UTC()
 	}

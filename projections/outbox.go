@@ -9,6 +9,7 @@ import (
 	"github.com/subs-engine/subs/domain"
 	"github.com/subs-engine/subs/domain/account"
 	"github.com/subs-engine/subs/domain/order"
+	"github.com/subs-engine/subs/domain/subscription"
 	"github.com/subs-engine/subs/eventstore"
 )
 
@@ -16,7 +17,20 @@ import (
 const (
 	EmailPasswordReset     = "password_reset"
 	EmailOrderConfirmation = "order_confirmation"
+	// The renewal lifecycle's e-mails, recorded on the subscription.
+	EmailRenewalNotice      = "renewal_notice"      // pre-billing notice (ARS-2)
+	EmailRenewalReminder    = "renewal_reminder"    // renew by hand (ARS-3)
+	EmailTrialEnding        = "trial_ending"        // with the price (TRI-3)
+	EmailRenewalReceipt     = "renewal_receipt"     // a renewal was charged (ARS-1, TRI-4)
+	EmailChargeDeclined     = "charge_declined"     // update the billing information (ARS-6)
+	EmailCardExpiring       = "card_expiring"       // the card will have expired at the charge (ARS-6, TRI-6)
+	EmailRefundConfirmation = "refund_confirmation" // a refund was made (ARS-7, MON-2)
 )
+
+// SubscriptionEmailKinds are the e-mail kinds caused by a subscription's
+// events and recorded on its stream.
+var SubscriptionEmailKinds = []string{EmailRenewalNotice, EmailRenewalReminder, EmailTrialEnding, EmailRenewalReceipt,
+	EmailChargeDeclined, EmailCardExpiring, EmailRefundConfirmation}
 
 // EmailOutbox lists the e-mails events call for until each is recorded as
 // sent (EML-1): table email_outbox, which workers/outbox drains.
@@ -26,7 +40,7 @@ type EmailOutbox struct{}
 func (EmailOutbox) Name() string { return "email_outbox" }
 
 // Tables implements Projection.
-func (EmailOutbox) Tables() []string { return []string{"email_outbox"} }
+func (EmailOutbox) Tables() []string { return []string{"email_outbox", "email_subscription_accounts"} }
 
 // OperationalColumns implements Operational. The outbox is a work queue as
 // well as a read model: workers/outbox leases rows (claimed_until), counts
@@ -59,6 +73,38 @@ type OrderConfirmationData struct {
 	OrderID string `json:"order_id"`
 }
 
+// SubscriptionEmailData is what an e-mail of the renewal lifecycle needs
+// besides the account: the subscription, whose stream gives the product and
+// key, and the event that called for it, whose facts the e-mail states (what
+// renews, when, the fee; the decline; the refund). None of these events
+// holds a secret.
+type SubscriptionEmailData struct {
+	SubscriptionID string          `json:"subscription_id"`
+	Event          json.RawMessage `json:"event"`
+}
+
+// subscriptionEmail is the e-mail kind an event of the renewal lifecycle
+// calls for, if any (EML-1).
+func subscriptionEmail(e domain.Event) (string, bool) {
+	switch e.(type) {
+	case subscription.RenewalNoticeIssued:
+		return EmailRenewalNotice, true
+	case subscription.RenewalReminderIssued:
+		return EmailRenewalReminder, true
+	case subscription.TrialEndingNoticeIssued:
+		return EmailTrialEnding, true
+	case subscription.ChargeSucceeded:
+		return EmailRenewalReceipt, true
+	case subscription.ChargeDeclined:
+		return EmailChargeDeclined, true
+	case subscription.PaymentMethodWarned:
+		return EmailCardExpiring, true
+	case subscription.Refunded:
+		return EmailRefundConfirmation, true
+	}
+	return "", false
+}
+
 // Apply implements Projection.
 func (EmailOutbox) Apply(ctx context.Context, tx pgx.Tx, rec eventstore.RecordedEvent, e domain.Event) error {
 	switch e := e.(type) {
@@ -72,8 +118,17 @@ func (EmailOutbox) Apply(ctx context.Context, tx pgx.Tx, rec eventstore.Recorded
 		return markSent(ctx, tx, e.Cause, e.Kind, rec)
 	case account.Erased:
 		// AUD-5: nothing more goes to an erased account.
+		if _, err := tx.Exec(ctx, `DELETE FROM email_subscription_accounts WHERE account_id = $1`, accountID(rec)); err != nil {
+			return err
+		}
 		_, err := tx.Exec(ctx, `DELETE FROM email_outbox WHERE account_id = $1`, accountID(rec))
 		return err
+	case subscription.Registered:
+		_, err := tx.Exec(ctx, `INSERT INTO email_subscription_accounts (subscription_id, account_id) VALUES ($1, $2)
+ON CONFLICT (subscription_id) DO UPDATE SET account_id = excluded.account_id`, subscriptionID(rec), e.AccountID)
+		return err
+	case subscription.EmailSent:
+		return markSent(ctx, tx, e.Cause, e.Kind, rec)
 	case order.Fulfilled:
 		data, err := json.Marshal(OrderConfirmationData{OrderID: string(rec.StreamID)[len("order-"):]})
 		if err != nil {
@@ -85,7 +140,34 @@ func (EmailOutbox) Apply(ctx context.Context, tx pgx.Tx, rec eventstore.Recorded
 	case order.EmailSent:
 		return markSent(ctx, tx, e.Cause, e.Kind, rec)
 	}
+	if kind, ok := subscriptionEmail(e); ok {
+		return enqueueSubscription(ctx, tx, rec, kind, e)
+	}
 	return nil
+}
+
+// subscriptionID is the id in a subscription stream's name.
+func subscriptionID(rec eventstore.RecordedEvent) string {
+	return string(rec.StreamID)[len(subscription.StreamPrefix):]
+}
+
+// enqueueSubscription adds the e-mail of kind that e, an event of a
+// subscription's renewal lifecycle, calls for, addressed to the account
+// the subscription is registered in; one registered in no account (or in
+// an erased one) gets no e-mail.
+func enqueueSubscription(ctx context.Context, tx pgx.Tx, rec eventstore.RecordedEvent, kind string, e domain.Event) error {
+	event, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	data, err := json.Marshal(SubscriptionEmailData{SubscriptionID: subscriptionID(rec), Event: event})
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO email_outbox (cause, kind, account_id, data, created_at)
+SELECT $1, $2, account_id, $4, $5 FROM email_subscription_accounts WHERE subscription_id = $3`,
+		rec.ID, kind, subscriptionID(rec), data, rec.RecordedAt)
+	return err
 }
 
 // markSent records that the e-mail of kind caused by cause went out, as the

@@ -22,6 +22,7 @@ import (
 	"github.com/subs-engine/subs/domain/order"
 	"github.com/subs-engine/subs/domain/payment"
 	"github.com/subs-engine/subs/domain/policy"
+	"github.com/subs-engine/subs/domain/subscription"
 	"github.com/subs-engine/subs/eventstore"
 	"github.com/subs-engine/subs/projections"
 	"github.com/subs-engine/subs/workers/fulfilment"
@@ -81,7 +82,7 @@ func (m *Main) openEngine(ctx context.Context, db *database, server *api.Server,
 		return nil, err
 	}
 	err = api.RegisterEngine(server, api.Engine{Store: e.store, Types: e.types, Projections: e.runner,
-		Gateway: e.gateway, Catalog: cat, SecretKey: secret, Logger: m.logger()})
+		Gateway: e.gateway, Catalog: cat, Renewals: e.renewals, SecretKey: secret, Logger: m.logger()})
 	if err != nil {
 		return nil, err
 	}
@@ -149,8 +150,13 @@ func (m *Main) startEngine(e *engine, server *api.Server, secret []byte, publicU
 	if err != nil {
 		return err
 	}
-	e.outbox, err = outbox.New(outbox.Config{Store: e.store, Accounts: accounts, Orders: orders, Sender: e.mail, Templates: templates,
-		Clock: m.Clock, Policy: policy.Default(), SecretKey: secret, PublicURL: publicURL, Logger: m.logger()})
+	subs, err := eventstore.NewCommandHandler(subscription.Decider, eventstore.HandlerConfig{
+		Store: e.store, Types: e.types, Clock: m.Clock, Policy: policy.Default()})
+	if err != nil {
+		return err
+	}
+	e.outbox, err = outbox.New(outbox.Config{Store: e.store, Accounts: accounts, Orders: orders, Subscriptions: subs, Sender: e.mail,
+		Templates: templates, Clock: m.Clock, Policy: policy.Default(), SecretKey: secret, PublicURL: publicURL, Logger: m.logger()})
 	if err != nil {
 		return err
 	}

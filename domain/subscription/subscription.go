@@ -121,7 +121,8 @@ func (e Created) Claims() []domain.Claim {
 
 // Events lists a zero value of every subscription event, for the codec.
 func Events() []domain.Event {
-	return append([]domain.Event{Created{}, Registered{}, Activated{}, Deactivated{}, Disabled{}, AutoRenewalChanged{}, DaysAdjusted{}, Converted{}},
+	return append([]domain.Event{Created{}, Registered{}, Activated{}, Deactivated{}, Disabled{}, AutoRenewalChanged{}, DaysAdjusted{}, Converted{},
+		EmailSent{}},
 		renewalEvents()...)
 }
 
@@ -141,6 +142,9 @@ type state struct {
 	Renewal   renewalState `json:"renewal"`
 	// RetiredKeys are the keys a conversion replaced (CNV-3).
 	RetiredKeys []ProductKey `json:"retired_keys,omitempty"`
+	// EmailsSent are the e-mails sent about the subscription, as kind/cause
+	// (EML-2).
+	EmailsSent []string `json:"emails_sent,omitempty"`
 }
 
 // MarshalJSON encodes the state, for projections that keep it.
@@ -374,6 +378,8 @@ func decide(s Subscription, cmd Command, now time.Time, p policy.Policy) ([]doma
 		return decideAdjustDays(s, c, now)
 	case Convert:
 		return decideConvert(s, c, now, p)
+	case RecordEmailSent:
+		return decideRecordEmailSent(s, c), nil
 	}
 	return nil, fmt.Errorf("subscription: unknown command %T", cmd)
 }
@@ -404,6 +410,8 @@ func evolve(s Subscription, e domain.Event) Subscription {
 		s = evolveDaysAdjusted(s, e)
 	case Converted:
 		s = evolveConverted(s, e)
+	case EmailSent:
+		s = evolveEmailSent(s, e)
 	}
 	return s
 }

@@ -93,3 +93,53 @@ func TestTemplates_unknownKind(t *testing.T) {
 		t.Errorf("Fill for an unknown kind = %v, want an error naming it", err)
 	}
 }
+
+// renewalData is what workers/outbox gives each renewal e-mail (EML-1).
+func renewalData() map[string]any {
+	return map[string]any{
+		"Name": "Ann Lee", "Product": "Norton Security Deluxe", "Key": "AAAAA-BBBBB-CCCCC-DDDDD-EEEEE",
+		"BillingURL": "https://subs.example/account/billing", "Term": "annual", "RenewsOn": "March 1, 2028",
+		"ChargeOn": "February 23, 2028", "Fee": "USD 89.99", "ExpiresOn": "March 1, 2029", "DaysLeft": "7 days",
+		"EndsOn": "March 31, 2027", "Price": "USD 89.99", "Amount": "USD 89.99", "PaidOn": "February 23, 2028",
+		"ChargeID": "ch_1", "DeclineCode": "card_declined", "RetryOn": "February 24, 2028", "LastFour": "4242",
+		"CardExpiry": "01/2028", "RefundedOn": "March 10, 2028",
+	}
+}
+
+// rule EML-1: each renewal e-mail renders its facts in its subject, text
+// and HTML, and names a missing fact instead of sending "<no value>".
+func TestRule_EML1_RenewalTemplatesStateTheirFacts(t *testing.T) {
+	t.Parallel()
+	for kind, facts := range map[string][]string{
+		"renewal_notice":      {"March 1, 2028", "USD 89.99", "February 23, 2028", "annual"},
+		"renewal_reminder":    {"March 1, 2029", "7 days"},
+		"trial_ending":        {"March 31, 2027", "USD 89.99"},
+		"renewal_receipt":     {"USD 89.99", "March 1, 2029", "ch_1"},
+		"charge_declined":     {"card_declined", "February 24, 2028", "https://subs.example/account/billing"},
+		"card_expiring":       {"4242", "01/2028", "February 23, 2028"},
+		"refund_confirmation": {"USD 89.99", "March 10, 2028"},
+	} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			msg := mailtest.Message(uuid.New())
+			msg.Kind = kind
+			m, err := mustTemplates(t).Fill(msg, renewalData())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Subject == "" || m.HTML == "" || !strings.Contains(m.Text, "Norton Security Deluxe") {
+				t.Errorf("%s: subject %q, html %d bytes, text %q", kind, m.Subject, len(m.HTML), m.Text)
+			}
+			for _, f := range facts {
+				if !strings.Contains(m.Subject+"\n"+m.Text, f) || !strings.Contains(m.HTML, f) {
+					t.Errorf("%s lacks %q", kind, f)
+				}
+			}
+			data := renewalData()
+			delete(data, "Product")
+			if _, err := mustTemplates(t).Fill(msg, data); err == nil || !strings.Contains(err.Error(), `"Product"`) {
+				t.Errorf("%s without Product: %v", kind, err)
+			}
+		})
+	}
+}

@@ -1,6 +1,7 @@
 // Package outbox sends the customer e-mails the events call for (EML-1):
 // it claims rows of the email_outbox read model, renders and sends each
-// message, and records the send as an event on the account. A crash between
+// message, and records the send as an event on the account, the order or
+// the subscription the e-mail is about. A crash between
 // the send and the record resends that one message with the same
 // Message-ID (EML-2); a recorded send is never repeated.
 package outbox
@@ -13,6 +14,7 @@ import (
 	"log/slog"
 	netmail "net/mail"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -21,6 +23,7 @@ import (
 	"github.com/subs-engine/subs/domain/clock"
 	"github.com/subs-engine/subs/domain/order"
 	"github.com/subs-engine/subs/domain/policy"
+	"github.com/subs-engine/subs/domain/subscription"
 	"github.com/subs-engine/subs/eventstore"
 	"github.com/subs-engine/subs/projections"
 	"github.com/subs-engine/subs/workers/mail"
@@ -36,6 +39,11 @@ type Config struct {
 	// to a buyer who may have no account (ORD-2). Required for the order
 	// e-mails: without it they stay in the outbox.
 	Orders *eventstore.CommandHandler[order.Order, order.Command]
+	// Subscriptions reads subscriptions and records the sends of the
+	// renewal lifecycle's e-mails (notices, reminders, receipts, declines,
+	// refunds). Required for those e-mails: without it they stay in the
+	// outbox.
+	Subscriptions *eventstore.CommandHandler[subscription.Subscription, subscription.Command]
 	// Sender delivers the messages. Required.
 	Sender mail.Sender
 	// Templates render the messages. Required.
@@ -209,6 +217,9 @@ func (w *Worker) prepare(ctx context.Context, p pending) (delivery, error) {
 	if p.kind == projections.EmailOrderConfirmation {
 		return w.prepareOrder(ctx, p)
 	}
+	if slices.Contains(projections.SubscriptionEmailKinds, p.kind) {
+		return w.prepareSubscription(ctx, p)
+	}
 	if !p.accountID.Valid {
 		return delivery{}, fmt.Errorf("outbox: e-mail %s names no account", p.kind)
 	}
@@ -295,6 +306,100 @@ func orderConfirmationData(o order.Order, name string) map[string]any {
 		"Name": name, "Number": p.Number.String(), "Date": p.PlacedAt.Format("January 2, 2006"),
 		"Storefront": p.Storefront, "Lines": lines, "Total": p.Total.String(), "Items": items,
 	}
+}
+
+// prepareSubscription resolves an e-mail of a subscription's renewal
+// lifecycle: it goes to the account the subscription is registered in (an
+// erased account gets nothing: AUD-5), and its send is recorded on the
+// subscription.
+func (w *Worker) prepareSubscription(ctx context.Context, p pending) (delivery, error) {
+	if w.cfg.Subscriptions == nil {
+		return delivery{}, errors.New("outbox: Config.Subscriptions is required for the renewal e-mails")
+	}
+	var sd projections.SubscriptionEmailData
+	if err := json.Unmarshal(p.data, &sd); err != nil {
+		return delivery{}, err
+	}
+	if !p.accountID.Valid {
+		return delivery{}, fmt.Errorf("outbox: e-mail %s names no account", p.kind)
+	}
+	acct, _, err := w.cfg.Accounts.Load(ctx, eventstore.StreamID("account-"+p.accountID.UUID.String()))
+	if err != nil {
+		return delivery{}, err
+	}
+	if !acct.Registered() {
+		return delivery{}, fmt.Errorf("outbox: account %s is erased: its e-mail %s goes nowhere", p.accountID.UUID, p.kind)
+	}
+	stream := eventstore.StreamID(subscription.StreamPrefix + sd.SubscriptionID)
+	sub, _, err := w.cfg.Subscriptions.Load(ctx, stream)
+	if err != nil {
+		return delivery{}, err
+	}
+	if !sub.Exists() {
+		return delivery{}, fmt.Errorf("outbox: subscription %s does not exist", sd.SubscriptionID)
+	}
+	d := delivery{
+		to:   netmail.Address{Name: acct.Name().String(), Address: acct.Email().String()},
+		sent: sub.EmailSent(p.kind, p.cause),
+		record: func(ctx context.Context, meta eventstore.CommandMeta, messageID string) error {
+			_, err := w.cfg.Subscriptions.Handle(ctx, stream, subscription.RecordEmailSent{Kind: p.kind, Cause: p.cause, MessageID: messageID}, meta)
+			return err
+		},
+	}
+	if !d.sent {
+		d.data, err = w.renewalData(p.kind, sub.Facts(), acct.Name().String(), sd.Event)
+	}
+	return d, err
+}
+
+// emailDate is how an e-mail states a date.
+const emailDate = "January 2, 2006"
+
+// renewalData is what an e-mail of the renewal lifecycle states: the
+// product and key, and the facts of the event that called for it (EML-1).
+func (w *Worker) renewalData(kind string, facts subscription.Created, name string, event json.RawMessage) (map[string]any, error) {
+	billing, err := url.JoinPath(w.cfg.PublicURL, "account", "billing")
+	if err != nil {
+		return nil, err
+	}
+	data := map[string]any{"Name": name, "Product": facts.ProductName, "Key": facts.Key.String(), "BillingURL": billing}
+	switch kind {
+	case projections.EmailRenewalNotice:
+		var e subscription.RenewalNoticeIssued
+		err = json.Unmarshal(event, &e)
+		data["Term"], data["RenewsOn"], data["ChargeOn"], data["Fee"] = e.Term, e.ExpiresAt.Format(emailDate), e.ChargeAt.Format(emailDate), e.Amount.String()
+	case projections.EmailRenewalReminder:
+		var e subscription.RenewalReminderIssued
+		err = json.Unmarshal(event, &e)
+		data["ExpiresOn"], data["DaysLeft"] = e.ExpiresAt.Format(emailDate), plural(e.DaysBefore, "day")
+	case projections.EmailTrialEnding:
+		var e subscription.TrialEndingNoticeIssued
+		err = json.Unmarshal(event, &e)
+		data["EndsOn"], data["ChargeOn"], data["Price"] = e.ExpiresAt.Format(emailDate), e.ChargeAt.Format(emailDate), e.Amount.String()
+	case projections.EmailRenewalReceipt:
+		var e subscription.ChargeSucceeded
+		err = json.Unmarshal(event, &e)
+		data["Amount"], data["Term"], data["PaidOn"], data["ExpiresOn"], data["ChargeID"] = e.Amount.String(), e.Term,
+			e.At.Format(emailDate), e.ExpiresAt.Format(emailDate), e.ChargeID
+	case projections.EmailChargeDeclined:
+		var e subscription.ChargeDeclined
+		err = json.Unmarshal(event, &e)
+		data["DeclineCode"], data["RetryOn"] = e.DeclineCode, ""
+		if !e.NextRetryAt.IsZero() {
+			data["RetryOn"] = e.NextRetryAt.Format(emailDate)
+		}
+	case projections.EmailCardExpiring:
+		var e subscription.PaymentMethodWarned
+		err = json.Unmarshal(event, &e)
+		data["LastFour"], data["CardExpiry"], data["ChargeOn"] = e.LastFour, e.CardExpiry, e.ChargeAt.Format(emailDate)
+	case projections.EmailRefundConfirmation:
+		var e subscription.Refunded
+		err = json.Unmarshal(event, &e)
+		data["Amount"], data["RefundedOn"], data["ExpiresOn"] = e.Amount.String(), e.At.Format(emailDate), e.ExpiresAt.Format(emailDate)
+	default:
+		return nil, fmt.Errorf("outbox: no data for e-mail kind %q", kind)
+	}
+	return data, err
 }
 
 func (w *Worker) failed(ctx context.Context, p pending, cause error) {

@@ -253,7 +253,7 @@ func (s *sim) open(ctx context.Context) error {
 	if _, err := crand.Read(secret); err != nil {
 		return err
 	}
-	s.outbox, err = outbox.New(outbox.Config{Store: s.store, Accounts: s.accounts, Orders: orders, Sender: s.cfg.Mail, Templates: templates,
+	s.outbox, err = outbox.New(outbox.Config{Store: s.store, Accounts: s.accounts, Orders: orders, Subscriptions: s.subs, Sender: s.cfg.Mail, Templates: templates,
 		Clock: s.clock, Policy: s.cfg.Policy, SecretKey: secret, PublicURL: "https://account.example.com", Logger: s.cfg.Logger})
 	return err
 }

@@ -1,0 +1,249 @@
+package api_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	catalogdata "github.com/subs-engine/subs/catalog"
+	"github.com/subs-engine/subs/domain/catalog"
+	"github.com/subs-engine/subs/domain/money"
+	"github.com/subs-engine/subs/domain/subscription"
+)
+
+// gatewayRefund is the amount the sandbox gateway refunded under the
+// subscription's refund key of period (0: the initial charge), and false
+// when it refunded nothing.
+func (e *engineEnv) gatewayRefund(id string, period int) (int64, bool) {
+	e.t.Helper()
+	var minor int64
+	err := e.store.Pool().QueryRow(context.Background(), `SELECT amount_minor FROM gateway_sandbox.refunds WHERE idempotency_key = $1`,
+		subscription.RefundKey(uuid.MustParse(id), period)).Scan(&minor)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, false
+	}
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return minor, true
+}
+
+// usdPrice is the catalog's price of one term of code in US dollars.
+func usdPrice(t testing.TB, code string, term catalog.Term) money.Money {
+	t.Helper()
+	usd, err := money.ParseCurrency("USD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := catalogdata.MustLoad().Price(code, term, usd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// sessions signs a new customer up and returns a function that signs
+// them in afresh: the simulated clock outlives sessions.
+func (e *engineEnv) sessions(email string) func() string {
+	e.t.Helper()
+	e.signUp(email, "secret1")
+	return func() string { return e.signIn(email, "secret1") }
+}
+
+// buyOne buys one seat pack of product for term and returns its
+// subscription id.
+func (e *engineEnv) buyOne(token, product, term string) string {
+	e.t.Helper()
+	return items(e.t, e.buy(token, "["+line(product, term, "windows", 1)+"]"))[0]["subscription_id"].(string)
+}
+
+// rule ARS-7: within 60 days of an automatic-renewal charge the customer
+// gets it back through the gateway at once, and the renewed term is taken
+// back off the subscription, which then expires at its old date.
+func TestRule_ARS7_RefundWithinTheWindowReturnsTheChargeAndTakesTheTermBack(t *testing.T) {
+	t.Parallel()
+	e := newEngineEnv(t)
+	ann := e.sessions("ann@example.com")
+	id := e.buyOne(ann(), "NS-DLX", "annual")
+	expires := mustTime(t, e.row(ann(), id)["expires_at"])
+	e.renewOnce(id, expires)
+	if row := e.row(ann(), id); !mustTime(t, row["expires_at"]).Equal(expires.AddDate(1, 0, 0)) || row["renewing"] != true {
+		t.Fatalf("after the renewal: %v", row)
+	}
+	e.advance(20 * 24 * time.Hour)
+
+	row := e.want(e.call("POST", "/v1/subscriptions/"+id+"/refund", ann(), ""), http.StatusOK).json(t)
+	if !mustTime(t, row["expires_at"]).Equal(expires) || row["refunded"] != true || row["auto_renewal"] != false || row["renewing"] != false {
+		t.Errorf("refunded row %v, want expiry %v back, refunded, renewal off", row, expires)
+	}
+	price := usdPrice(t, "NS-DLX", catalog.Annual)
+	if got, ok := e.gatewayRefund(id, 1); !ok || got != price.Amount() {
+		t.Errorf("gateway refunded %d (%v), want %d", got, ok, price.Amount())
+	}
+	if got := e.row(ann(), id)["status"]; got != "refunded" {
+		t.Errorf("status once the old expiry passed: %v", got)
+	}
+	// The charge was given back once; nothing is left to refund.
+	e.wantProblem(e.call("POST", "/v1/subscriptions/"+id+"/refund", ann(), ""), http.StatusConflict, "no automatic-renewal charge")
+	if n := e.countEvents("subscription.refunded"); n != 1 {
+		t.Errorf("%d refunds recorded, want 1", n)
+	}
+}
+
+// rule ARS-7: after 60 days the refund is refused naming the rule and the
+// date the window closed; nothing is written.
+func TestRule_ARS7_RefundAfterTheWindowRefusedWithTheDateItClosed(t *testing.T) {
+	t.Parallel()
+	e := newEngineEnv(t)
+	ann := e.sessions("ann@example.com")
+	id := e.buyOne(ann(), "NS-STD", "annual")
+	expires := mustTime(t, e.row(ann(), id)["expires_at"])
+	e.renewOnce(id, expires)
+	charged := e.clock.Now()
+	e.advance(61 * 24 * time.Hour)
+	token := ann()
+	before := e.eventCount()
+	r := e.call("POST", "/v1/subscriptions/"+id+"/refund", token, "")
+	e.wantProblem(r, http.StatusConflict, "ARS-7", charged.AddDate(0, 0, 60).Format("2006-01-02"))
+	if n := e.eventCount(); n != before {
+		t.Errorf("a refused refund wrote %d events", n-before)
+	}
+	if _, ok := e.gatewayRefund(id, 1); ok {
+		t.Error("the gateway refunded after the window")
+	}
+}
+
+// rule MON-2: a monthly plan cancelled within 30 days of its purchase has
+// its initial charge refunded in full and ends at once; a monthly plan is
+// never refunded by the month.
+func TestRule_MON2_CancelWithin30DaysRefundsTheInitialChargeAndEndsAtOnce(t *testing.T) {
+	t.Parallel()
+	e := newEngineEnv(t)
+	ann := e.sessions("ann@example.com")
+	id := e.buyOne(ann(), "NS-PRM", "monthly")
+	e.wantProblem(e.call("POST", "/v1/subscriptions/"+id+"/refund", ann(), ""), http.StatusConflict, "cancel the plan")
+	e.advance(10 * 24 * time.Hour)
+
+	row := e.want(e.call("POST", "/v1/subscriptions/"+id+"/cancel", ann(), ""), http.StatusOK).json(t)
+	if row["status"] != "refunded" || row["refunded"] != true || row["auto_renewal"] != false || row["download_available"] != false ||
+		!mustTime(t, row["expires_at"]).Equal(e.clock.Now()) {
+		t.Errorf("cancelled early: %v", row)
+	}
+	if got, ok := e.gatewayRefund(id, 0); !ok || got != usdPrice(t, "NS-PRM", catalog.Monthly).Amount() {
+		t.Errorf("gateway refunded %d (%v), want the initial charge", got, ok)
+	}
+}
+
+// rule MON-1: cancelling a monthly plan turns its renewal off; it stays
+// current until its expiration date, then expires. Past 30 days (MON-2)
+// nothing is refunded for the partial month.
+func TestRule_MON1_CancelledPlanStaysCurrentUntilItsExpiry(t *testing.T) {
+	t.Parallel()
+	e := newEngineEnv(t)
+	ann := e.sessions("ann@example.com")
+	id := e.buyOne(ann(), "NS-STD", "monthly")
+	expires := mustTime(t, e.row(ann(), id)["expires_at"])
+	e.advance(expires.AddDate(0, 0, -3).Sub(e.clock.Now()))
+	e.runRenewals() // the notice
+	e.advance(3 * 24 * time.Hour)
+	e.runRenewals() // the charge, on the expiry day
+	renewed := mustTime(t, e.row(ann(), id)["expires_at"])
+	if !renewed.After(expires) {
+		t.Fatalf("not renewed: %v", e.row(ann(), id))
+	}
+	e.advance(5 * 24 * time.Hour)
+
+	row := e.want(e.call("POST", "/v1/subscriptions/"+id+"/cancel", ann(), ""), http.StatusOK).json(t)
+	if row["status"] != "active" || row["auto_renewal"] != false || row["renewing"] != false || row["refunded"] != false ||
+		!mustTime(t, row["expires_at"]).Equal(renewed) {
+		t.Errorf("cancelled after 30 days: %v", row)
+	}
+	if _, ok := e.gatewayRefund(id, 0); ok {
+		t.Error("a partial month was refunded")
+	}
+	e.want(e.call("POST", "/v1/subscriptions/"+id+"/cancel", ann(), ""), http.StatusOK) // again: nothing changes
+	e.advance(renewed.Sub(e.clock.Now()) + time.Minute)
+	e.runRenewals()
+	if got := e.row(ann(), id)["status"]; got != "expired" {
+		t.Errorf("status after the expiry: %v", got)
+	}
+	annual := e.buyOne(ann(), "NS-STD", "annual")
+	e.wantProblem(e.call("POST", "/v1/subscriptions/"+annual+"/cancel", ann(), ""), http.StatusConflict, "automatic renewal off")
+}
+
+// rule MON-3: add-ons offered on a monthly plan's product are bought and
+// cancelled on their own, and charged with the base product each month
+// while active.
+func TestRule_MON3_AddOnsBoughtAndCancelledOnTheirOwnAndChargedWithThePlan(t *testing.T) {
+	t.Parallel()
+	e := newEngineEnv(t)
+	ann := e.sessions("ann@example.com")
+	id := e.buyOne(ann(), "NS-PRM", "monthly")
+	path := "/v1/subscriptions/" + id + "/addons"
+
+	row := e.want(e.call("POST", path, ann(), `{"addon":"ns-prm-storage"}`), http.StatusCreated).json(t)
+	if got := row["add_ons"].([]any); len(got) != 1 || got[0] != "NS-PRM-STORAGE" {
+		t.Errorf("add-ons %v", got)
+	}
+	e.want(e.call("POST", path, ann(), `{"addon":"NS-PRM-STORAGE"}`), http.StatusOK) // active already
+	e.want(e.call("POST", path, ann(), `{"addon":"NS-EXTRA-USER"}`), http.StatusCreated)
+	for _, body := range []string{`{}`, `{"addon":"NO-SUCH"}`, `{"addon":"NS-PRM"}`} {
+		wantFields(t, e.call("POST", path, ann(), body), http.StatusBadRequest, "addon")
+	}
+	std := e.buyOne(ann(), "NS-STD", "monthly")
+	wantFields(t, e.call("POST", "/v1/subscriptions/"+std+"/addons", ann(), `{"addon":"NS-EXTRA-USER"}`), http.StatusBadRequest, "addon")
+	annual := e.buyOne(ann(), "NS-PRM", "annual")
+	wantFields(t, e.call("POST", "/v1/subscriptions/"+annual+"/addons", ann(), `{"addon":"NS-EXTRA-USER"}`), http.StatusBadRequest, "addon")
+
+	row = e.want(e.call("DELETE", path+"/ns-prm-storage", ann(), ""), http.StatusOK).json(t)
+	if got := row["add_ons"].([]any); len(got) != 1 || got[0] != "NS-EXTRA-USER" || row["status"] != "active" || row["auto_renewal"] != true {
+		t.Errorf("after cancelling the storage add-on: %v", row)
+	}
+	e.want(e.call("DELETE", path+"/NS-PRM-STORAGE", ann(), ""), http.StatusNotFound)
+
+	// The next renewal charges the plan and the add-on still active.
+	expires := mustTime(t, row["expires_at"])
+	e.advance(expires.AddDate(0, 0, -3).Sub(e.clock.Now()))
+	e.runRenewals()
+	e.advance(3 * 24 * time.Hour)
+	e.runRenewals()
+	var charged int64
+	if err := e.store.Pool().QueryRow(context.Background(), `SELECT amount_minor FROM charges WHERE subscription_id = $1 AND status = 'succeeded'`,
+		id).Scan(&charged); err != nil {
+		t.Fatal(err)
+	}
+	want := usdPrice(t, "NS-PRM", catalog.Monthly).Amount() + usdPrice(t, "NS-EXTRA-USER", catalog.Monthly).Amount()
+	if charged != want {
+		t.Errorf("renewal charged %d, want plan + additional user = %d", charged, want)
+	}
+}
+
+// rule SEC-1: another account's subscription answers the renewal endpoints
+// as if it did not exist, and nothing is written.
+func TestRule_SEC1_RenewalEndpointsOnAnotherAccountsSubscription(t *testing.T) {
+	t.Parallel()
+	e := newEngineEnv(t)
+	ann := e.sessions("ann@example.com")
+	bob := e.sessions("bob@example.com")
+	id := e.buyOne(ann(), "NS-PRM", "monthly")
+	annToken, bobToken := ann(), bob()
+	before := e.eventCount()
+	for _, c := range [][3]string{
+		{"POST", "/refund", ""}, {"POST", "/cancel", ""}, {"POST", "/addons", `{"addon":"NS-EXTRA-USER"}`}, {"DELETE", "/addons/NS-EXTRA-USER", ""},
+	} {
+		e.want(e.call(c[0], "/v1/subscriptions/"+id+c[1], bobToken, c[2]), http.StatusNotFound)
+		e.want(e.call(c[0], "/v1/subscriptions/"+uuid.NewString()+c[1], annToken, c[2]), http.StatusNotFound)
+	}
+	if n := e.eventCount(); n != before {
+		t.Errorf("refused calls wrote %d events", n-before)
+	}
+	if got := e.row(ann(), id); got["auto_renewal"] != true || !slices.Equal(got["add_ons"].([]any), []any{}) || strings.Contains(got["status"].(string), "refund") {
+		t.Errorf("ann's plan changed: %v", got)
+	}
+}

@@ -1,0 +1,98 @@
+package api_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/subs-engine/subs/domain/catalog"
+)
+
+// gatewayCharges is how many charges the sandbox gateway made.
+func (e *engineEnv) gatewayCharges() int {
+	e.t.Helper()
+	var n int
+	if err := e.store.Pool().QueryRow(context.Background(), `SELECT count(*) FROM gateway_sandbox.charges`).Scan(&n); err != nil {
+		e.t.Fatal(err)
+	}
+	return n
+}
+
+const directDebit = `{"type":"direct_debit","bank_account":{"iban":"DE89370400440532013000","holder_name":"Ann Lee"}}`
+
+// rule TRI-1: a trial order needs a credit or debit card, charges
+// nothing, and the product is current for 30 days from the start with
+// automatic renewal on; the order history shows the trial line at 0.
+func TestRule_TRI1_TrialOrderNeedsACardChargesNothingAndIsCurrentFor30Days(t *testing.T) {
+	t.Parallel()
+	e := newEngineEnv(t)
+	ann := e.sessions("ann@example.com")
+	start := e.clock.Now()
+
+	// Any other method than a card is refused, naming the field and the rule.
+	r := e.call("POST", "/v1/orders", ann(), `{"storefront":"DE","lines":[`+line("NS-DLX", "trial", "windows", 1)+`],"payment_method":`+directDebit+`}`)
+	wantFields(t, r, http.StatusBadRequest, "payment_method.type")
+	e.wantProblem(r, http.StatusBadRequest, "TRI-1")
+	e.want(e.call("PUT", "/v1/account/billing", ann(), `{"country":"DE","payment_method":`+directDebit+`}`), http.StatusOK)
+	r = e.call("POST", "/v1/orders", ann(), `{"storefront":"DE","lines":[`+line("NS-DLX", "trial", "windows", 1)+`]}`)
+	wantFields(t, r, http.StatusBadRequest, "payment_method")
+	e.wantProblem(r, http.StatusBadRequest, "TRI-1")
+	if n := e.countEvents("order.placed"); n != 0 {
+		t.Fatalf("refused trials placed %d orders", n)
+	}
+
+	placed := e.buy(ann(), "["+line("NS-DLX", "trial", "windows", 1)+"]")
+	if placed["order_status"] != "fulfilled" || placed["payment_status"] != "paid" || placed["total"].(map[string]any)["amount"] != 0.0 {
+		t.Errorf("trial order %v", placed)
+	}
+	if n := e.gatewayCharges(); n != 0 {
+		t.Errorf("the gateway made %d charges for a trial", n)
+	}
+	id := items(t, placed)[0]["subscription_id"].(string)
+	row := e.row(ann(), id)
+	if row["term"] != "trial" || row["status"] != "trial" || row["auto_renewal"] != true || row["renewing"] != true ||
+		!mustTime(t, row["expires_at"]).Equal(start.Add(30*24*time.Hour)) || row["download_available"] != true {
+		t.Errorf("trial row %v", row)
+	}
+	hist := e.want(e.call("GET", "/v1/orders", ann(), ""), http.StatusOK).json(t)["orders"].([]any)
+	l := hist[0].(map[string]any)["lines"].([]any)[0].(map[string]any)
+	if l["term"] != "trial" || l["unit_price"].(map[string]any)["amount"] != 0.0 || l["amount"].(map[string]any)["amount"] != 0.0 {
+		t.Errorf("history line %v", l)
+	}
+}
+
+// rule TRI-4: at the end of the trial the card given at the order is
+// charged the standard annual price, and the subscription runs a year
+// from the trial's end with automatic renewal on. rule TRI-5: that charge
+// is then refunded as ARS-7 says.
+func TestRule_TRI4_TrialEndChargesTheOrdersCardTheStandardPriceThenTRI5Refund(t *testing.T) {
+	t.Parallel()
+	e := newEngineEnv(t)
+	ann := e.sessions("ann@example.com")
+	id := e.buyOne(ann(), "NS-PRM", "trial")
+	ends := mustTime(t, e.row(ann(), id)["expires_at"])
+	e.advance(ends.AddDate(0, 0, -3).Sub(e.clock.Now()))
+	e.runRenewals() // the trial-ending notice (TRI-3)
+	e.advance(3 * 24 * time.Hour)
+	e.runRenewals() // the charge
+
+	row := e.row(ann(), id)
+	if row["term"] != "annual" || row["status"] != "active" || row["auto_renewal"] != true ||
+		!mustTime(t, row["expires_at"]).Equal(ends.AddDate(1, 0, 0)) {
+		t.Errorf("after the trial: %v", row)
+	}
+	var charged int64
+	var token string
+	if err := e.store.Pool().QueryRow(context.Background(), `SELECT amount_minor, token FROM gateway_sandbox.charges`).Scan(&charged, &token); err != nil {
+		t.Fatal(err)
+	}
+	if want := usdPrice(t, "NS-PRM", catalog.Annual).Amount(); charged != want || token == "" {
+		t.Errorf("trial end charged %d to %q, want %d to the order's card", charged, token, want)
+	}
+
+	row = e.want(e.call("POST", "/v1/subscriptions/"+id+"/refund", ann(), ""), http.StatusOK).json(t)
+	if row["refunded"] != true || !mustTime(t, row["expires_at"]).Equal(ends) || row["auto_renewal"] != false {
+		t.Errorf("refunded after the trial: %v", row)
+	}
+}
