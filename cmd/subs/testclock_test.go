@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
+	"net/mail"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -18,8 +22,9 @@ import (
 // clock the endpoints do not exist.
 func TestRule_TIM2_TestClockAdvanceRenewsAsIfTimePassed(t *testing.T) {
 	t.Parallel()
+	dataDir := t.TempDir()
 	m, out := MustParse(t, map[string]string{"DATABASE_URL": pgtest.NewDatabase(t)},
-		"serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--shutdown-timeout", "5s",
+		"serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir, "--shutdown-timeout", "5s",
 		"--clock", "simulated", "--clock-start", "2027-01-31T09:00:00Z")
 	srv := MustStartServe(t, m, out, time.Minute)
 	c := apiClient{t: t, base: srv.base}
@@ -45,6 +50,27 @@ func TestRule_TIM2_TestClockAdvanceRenewsAsIfTimePassed(t *testing.T) {
 	if p["expires_at"] != "2027-04-30T09:00:00Z" || p["status"] != "active" || p["auto_renewal"] != true {
 		t.Errorf("after 62 days the plan shows %v %v renewing %v, want renewed twice from the Jan 31 anchor (Feb 28 → Mar 31 → Apr 30), active, renewing",
 			p["expires_at"], p["status"], p["auto_renewal"])
+	}
+	// the e-mails went out on the way, each once: a pre-billing notice and a
+	// receipt per renewal (ARS-2, EML-1)
+	kinds := map[string]int{}
+	files, err := filepath.Glob(filepath.Join(dataDir, "mail", "new", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, err := mail.ReadMessage(bytes.NewReader(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		kinds[msg.Header.Get("X-Subs-Kind")]++
+	}
+	if want := map[string]int{"order_confirmation": 1, "renewal_notice": 2, "renewal_receipt": 2}; !maps.Equal(kinds, want) {
+		t.Errorf("the maildir holds %v, want %v", kinds, want)
 	}
 	problem := c.call("POST", "/v1/test-clock/advance", `{"to":"2027-04-01T00:00:00Z"}`, http.StatusBadRequest)
 	if errs, _ := problem["errors"].([]any); len(errs) != 1 || errs[0].(map[string]any)["field"] != "to" {
