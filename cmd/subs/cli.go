@@ -91,6 +91,8 @@ func init() {
 		{name: "accounts", usage: accountsUsage, summary: "erase an account's personal data (crypto-shredding, AUD-5): its history still replays and verifies", flags: accountsFlags, run: (*Main).runAccounts, nargs: accountsArgs},
 		{name: "agents", usage: agentsUsage, summary: "add a support agent; prints the agent's credential, shown this once and stored only as a hash", flags: agentsFlags, run: (*Main).runAgents, nargs: agentsArgs},
 		{name: "projections", usage: projectionsUsage, summary: "show each read model's checkpoint and lag, or rebuild one (or all) from the log into shadow tables and swap them in", flags: projectionsFlags, run: (*Main).runProjections, nargs: projectionsArgs},
+		{name: "simulate", summary: "move a population of customers through a simulated year with the engine's real workers on a database of its own, and print the report (exit 1 when an invariant fails)",
+			flags: simulateFlags, run: (*Main).runSimulate, nargs: noArgs},
 		{name: "postgres", usage: "start|stop|status", summary: "manage the private PostgreSQL cluster in <data-dir>/postgres",
 			flags: flagsDataDir | flagsLog, run: (*Main).runPostgres, nargs: postgresArgs},
 		{name: "version", summary: "print the version and exit", run: func(m *Main, _ context.Context) error { return m.runVersion() }, nargs: noArgs},
@@ -181,6 +183,7 @@ func (m *Main) newFlagSet(cmd *command, cfg *Config) *flag.FlagSet {
 	cfg.bindFlags(fs, cmd.flags)
 	m.bindCommandFlags(fs, cmd, cfg)
 	m.bindAuditFlags(fs, cmd)
+	m.bindSimulateFlags(fs, cmd, cfg)
 	fs.Usage = func() {
 		out := fs.Output()
 		fmt.Fprintf(out, "Usage: subs %s", cmd.name)

@@ -24,7 +24,7 @@ func main() {
 }
 
 // run parses args, runs the chosen subcommand and returns the exit code:
-// 0 on success or help, 2 on a usage error, 1 on any other error.
+// 0 on success or help, 2 on a usage error, else the error's ExitCode.
 func run(ctx context.Context, args []string) int {
 	m := NewMain()
 	defer m.Close()
@@ -38,7 +38,7 @@ func run(ctx context.Context, args []string) int {
 	slog.SetDefault(m.Logger) // for packages that log through the default logger
 	if err := m.Run(ctx); err != nil {
 		printError(err)
-		return 1
+		return ExitCode(err)
 	}
 	return 0
 }

@@ -69,7 +69,8 @@ type Config struct {
 	// ask for a refund (default 0.05); DeclinedCardShare have a card every
 	// charge of which is declined (default 0.03); ExpiringCardShare have a
 	// card that expires during the year (default 0.05), and UpdateCardShare
-	// of those update it after the decline e-mail (default 0.5).
+	// of those update it after the decline e-mail (default 0.5). A negative
+	// share means none.
 	MonthlyShare, TrialShare, OptOutShare, CancelShare, RefundShare float64
 	DeclinedCardShare, ExpiringCardShare, UpdateCardShare           float64
 	// Policy is the lifecycle's policy; unset fields take the defaults.
@@ -87,8 +88,11 @@ func (c *Config) setDefaults() error {
 		}
 	}
 	setShare := func(f *float64, v float64) {
-		if *f == 0 {
+		switch {
+		case *f == 0:
 			*f = v
+		case *f < 0:
+			*f = 0
 		}
 	}
 	setInt(&c.Customers, 10_000)
