@@ -121,38 +121,12 @@ func (s *Store) Subscribe(ctx context.Context, cfg SubscriptionConfig, h Handler
 	heldBackWait := minHeldBackWait
 	for {
 		local := s.notifier.wait() // before reading, so no append slips between
-		events, err := s.ReadAll(ctx, cp, cfg.BatchSize)
+		n, err := s.handleBatch(ctx, cfg, &cp, h)
 		if err != nil {
 			return err
 		}
-		if len(events) > 0 {
-			next := Of(events[len(events)-1])
-			var moved *Checkpoint
-			err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-				stored, err := lockCheckpoint(ctx, tx, cfg.Name)
-				if err != nil {
-					return err
-				}
-				if stored != cp { // another process applied this batch meanwhile
-					moved = &stored
-					return nil
-				}
-				if err := h(ctx, tx, events); err != nil {
-					return err
-				}
-				return SaveCheckpoint(ctx, tx, cfg.Name, next)
-			})
-			if err != nil {
-				return fmt.Errorf("eventstore: subscription %s: %w", cfg.Name, err)
-			}
-			if moved != nil {
-				cp = *moved
-				continue
-			}
-			cp = next
-			if len(events) == cfg.BatchSize {
-				continue
-			}
+		if n == cfg.BatchSize {
+			continue
 		}
 		// Committed events that a transaction still in flight holds back are
 		// worth a quick retry, not a whole poll interval.
@@ -175,6 +149,79 @@ func (s *Store) Subscribe(ctx context.Context, cfg SubscriptionConfig, h Handler
 		case <-time.After(wait):
 		}
 	}
+}
+
+// handleBatch hands the next batch after *cp to h in a transaction that
+// saves the checkpoint, and moves *cp on; it returns how many events the
+// batch held (0: none to handle; also when another process handled the
+// batch meanwhile, which moves *cp to where it left the checkpoint, with
+// the batch's size returned so that the caller reads again at once).
+func (s *Store) handleBatch(ctx context.Context, cfg SubscriptionConfig, cp *Checkpoint, h Handler) (int, error) {
+	events, err := s.ReadAll(ctx, *cp, cfg.BatchSize)
+	if err != nil || len(events) == 0 {
+		return 0, err
+	}
+	next := Of(events[len(events)-1])
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		stored, err := lockCheckpoint(ctx, tx, cfg.Name)
+		if err != nil {
+			return err
+		}
+		if stored != *cp { // another process applied this batch meanwhile
+			next = stored
+			return nil
+		}
+		if err := h(ctx, tx, events); err != nil {
+			return err
+		}
+		return SaveCheckpoint(ctx, tx, cfg.Name, next)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("eventstore: subscription %s: %w", cfg.Name, err)
+	}
+	moved := next != Of(events[len(events)-1])
+	*cp = next
+	if moved {
+		return cfg.BatchSize, nil
+	}
+	return len(events), nil
+}
+
+// CatchUp hands every event after the subscription's checkpoint to h, in
+// batches as Subscribe does, until it has handled the log up to at least
+// target, and returns. It is Subscribe without the following: for a
+// process that decides itself when its read models must be up to date (a
+// simulation between the runs of its workers), so that each catch-up is a
+// few large batches rather than one batch per append.
+func (s *Store) CatchUp(ctx context.Context, cfg SubscriptionConfig, target Checkpoint, h Handler) error {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("eventstore: invalid config: %w", err)
+	}
+	cp, err := s.Checkpoint(ctx, cfg.Name)
+	if err != nil {
+		return err
+	}
+	wait := minHeldBackWait
+	for !cp.Reached(target) {
+		n, err := s.handleBatch(ctx, cfg, &cp, h)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			wait = minHeldBackWait
+			continue
+		}
+		// target is committed, yet not readable: an older transaction
+		// still in flight holds it back.
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+			wait = min(2*wait, maxHeldBackWait)
+		}
+	}
+	return nil
 }
 
 // The retry delays while committed events are held back.

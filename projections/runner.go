@@ -121,18 +121,7 @@ func (r *Runner) Run(ctx context.Context) {
 func (r *Runner) follow(ctx context.Context, p Projection) {
 	cfg := eventstore.SubscriptionConfig{Name: p.Name(), PollInterval: r.cfg.PollInterval, Logger: r.cfg.Logger}
 	for ctx.Err() == nil {
-		err := r.cfg.Store.Subscribe(ctx, cfg, func(ctx context.Context, tx pgx.Tx, recs []eventstore.RecordedEvent) error {
-			for _, rec := range recs {
-				e, err := r.cfg.Types.Decode(rec)
-				if err != nil {
-					return err
-				}
-				if err := p.Apply(ctx, tx, rec, e); err != nil {
-					return fmt.Errorf("apply event %s (%s, position %d): %w", rec.ID, rec.Type, rec.Position, err)
-				}
-			}
-			return nil
-		})
+		err := r.cfg.Store.Subscribe(ctx, cfg, r.handler(p))
 		if ctx.Err() != nil {
 			return
 		}
@@ -142,6 +131,38 @@ func (r *Runner) follow(ctx context.Context, p Projection) {
 		case <-time.After(r.cfg.RetryDelay):
 		}
 	}
+}
+
+// handler applies a batch of events to p.
+func (r *Runner) handler(p Projection) eventstore.Handler {
+	return func(ctx context.Context, tx pgx.Tx, recs []eventstore.RecordedEvent) error {
+		for _, rec := range recs {
+			e, err := r.cfg.Types.Decode(rec)
+			if err != nil {
+				return err
+			}
+			if err := p.Apply(ctx, tx, rec, e); err != nil {
+				return fmt.Errorf("apply event %s (%s, position %d): %w", rec.ID, rec.Type, rec.Position, err)
+			}
+		}
+		return nil
+	}
+}
+
+// CatchUp brings every projection up to cp, each in as few batches as it
+// can, all at once, and returns; the first failure is returned. It is the
+// alternative to Run for a process that decides itself when the read
+// models must be up to date (workers/simulation, between its workers'
+// runs), and so lets the events of a whole run accumulate into one batch.
+func (r *Runner) CatchUp(ctx context.Context, cp eventstore.Checkpoint) error {
+	errs := make([]error, len(r.cfg.Projections))
+	var wg sync.WaitGroup
+	for i, p := range r.cfg.Projections {
+		cfg := eventstore.SubscriptionConfig{Name: p.Name(), Logger: r.cfg.Logger}
+		wg.Go(func() { errs[i] = r.cfg.Store.CatchUp(ctx, cfg, cp, r.handler(p)) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // WaitFor waits until every projection has applied the events up to cp, so
