@@ -167,18 +167,18 @@ func TestCatchUp_HandlesTheLogUpToTheTargetInBatches_ThenReturns(t *testing.T) {
 		batches++
 		return record(ctx, tx, evs)
 	}
-	if err := s.CatchUp(context.Background(), cfg, last.Checkpoint(), count); err != nil {
+	if err := s.CatchUp(context.Background(), last.Checkpoint(), eventstore.Subscriber{Config: cfg, Handler: count}); err != nil {
 		t.Fatal(err)
 	}
 	if n := countSeen(t, s); n != 15 || batches != 4 {
 		t.Errorf("%d events in %d batches, want 15 in 4", n, batches)
 	}
 	// Up to date already: nothing handled again; then only what is new.
-	if err := s.CatchUp(context.Background(), cfg, last.Checkpoint(), count); err != nil || batches != 4 {
+	if err := s.CatchUp(context.Background(), last.Checkpoint(), eventstore.Subscriber{Config: cfg, Handler: count}); err != nil || batches != 4 {
 		t.Errorf("a second catch-up to the same target: %v, %d batches, want none more", err, batches)
 	}
 	more := mustAppend(t, s, "order-more", eventstore.NoStream, events(2), opts())
-	if err := s.CatchUp(context.Background(), cfg, more.Checkpoint(), count); err != nil {
+	if err := s.CatchUp(context.Background(), more.Checkpoint(), eventstore.Subscriber{Config: cfg, Handler: count}); err != nil {
 		t.Fatal(err)
 	}
 	if n := countSeen(t, s); n != 17 {

@@ -149,20 +149,18 @@ func (r *Runner) handler(p Projection) eventstore.Handler {
 	}
 }
 
-// CatchUp brings every projection up to cp, each in as few batches as it
-// can, all at once, and returns; the first failure is returned. It is the
-// alternative to Run for a process that decides itself when the read
-// models must be up to date (workers/simulation, between its workers'
-// runs), and so lets the events of a whole run accumulate into one batch.
+// CatchUp brings every projection up to cp and returns: each batch is
+// read once and applied to every projection, each in its own transaction,
+// all at once (eventstore Store.CatchUp). It is the alternative to Run for
+// a process that decides itself when the read models must be up to date
+// (workers/simulation, between its workers' runs), and so lets the events
+// of a whole run accumulate into one batch.
 func (r *Runner) CatchUp(ctx context.Context, cp eventstore.Checkpoint) error {
-	errs := make([]error, len(r.cfg.Projections))
-	var wg sync.WaitGroup
+	subs := make([]eventstore.Subscriber, len(r.cfg.Projections))
 	for i, p := range r.cfg.Projections {
-		cfg := eventstore.SubscriptionConfig{Name: p.Name(), Logger: r.cfg.Logger}
-		wg.Go(func() { errs[i] = r.cfg.Store.CatchUp(ctx, cfg, cp, r.handler(p)) })
+		subs[i] = eventstore.Subscriber{Config: eventstore.SubscriptionConfig{Name: p.Name(), Logger: r.cfg.Logger}, Handler: r.handler(p)}
 	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return r.cfg.Store.CatchUp(ctx, cp, subs...)
 }
 
 // WaitFor waits until every projection has applied the events up to cp, so
