@@ -50,7 +50,7 @@ func newPool(tb testing.TB) *pgxpool.Pool {
 // report.
 func TestRule_TIM2_AYearOfAPopulationKeepsEveryInvariantAndRepeatsWithItsSeed(t *testing.T) {
 	t.Parallel()
-	first := simulate(t, 150, 7)
+	first := simulate(t, 200, 7)
 	var out bytes.Buffer
 	if err := first.Write(&out); err != nil {
 		t.Fatal(err)
@@ -62,7 +62,7 @@ func TestRule_TIM2_AYearOfAPopulationKeepsEveryInvariantAndRepeatsWithItsSeed(t 
 	if first.Counts["renewals (charges succeeded)"] == 0 || first.Counts["declines"] == 0 || first.Counts["refunds"] == 0 {
 		t.Errorf("the year lacks renewals, declines or refunds: %v", first.Counts)
 	}
-	second := simulate(t, 150, 7)
+	second := simulate(t, 200, 7)
 	var again bytes.Buffer
 	if err := second.Write(&again); err != nil {
 		t.Fatal(err)
