@@ -362,6 +362,7 @@ func (s *sim) build(ctx context.Context) error {
 		return err
 	default:
 	}
+	s.dirty = true
 	return s.settle(ctx)
 }
 
@@ -440,7 +441,6 @@ func (s *sim) updateCard(ctx context.Context, i int, number string, expiry time.
 	if err != nil {
 		return none, err
 	}
-	s.dirty = true
 	res, err := s.accounts.Handle(ctx, eventstore.StreamID(account.StreamName(s.acctIDs[i])), account.UpdateBilling{Country: country, Method: m},
 		eventstore.CommandMeta{Metadata: eventstore.Metadata{ActorKind: eventstore.ActorCustomer, ActorID: s.acctIDs[i].String()}})
 	if err != nil {
@@ -462,6 +462,7 @@ func (s *sim) act(ctx context.Context, a action) error {
 		if err != nil {
 			return err
 		}
+		s.dirty = true
 		return s.runner.CatchUp(ctx, cp)
 	case actOptOut, actRenewalOff:
 		cmd = subscription.SetAutoRenewal{AccountID: acct, On: false}
