@@ -25,7 +25,7 @@ FUZZ_TARGETS := ./api:FuzzAccountEndpoints ./api:FuzzDecodeJSON ./workers/gatewa
 	./domain/payment:FuzzNewBankAccount ./domain/payment:FuzzPaymentMethodJSON ./domain/subscription:FuzzParseIdempotencyKey
 BENCHTIME  ?= 2s
 
-.PHONY: help build run test fuzz test-private-pg bench vet fmt-check staticcheck lint clean stop-test-postgres
+.PHONY: help build run test fuzz test-private-pg bench simulate vet fmt-check staticcheck lint clean stop-test-postgres
 
 help:
 	@echo "make build            build $(BIN)"
@@ -34,6 +34,7 @@ help:
 	@echo "make test-private-pg  the same, forcing the test helper's private cluster (SUBS_TEST_FORCE_PRIVATE=1)"
 	@echo "make fuzz             fuzz every decoder of outside input for FUZZTIME each (make test does it too)"
 	@echo "make bench            run the benchmarks and print their BENCH lines"
+	@echo "make simulate         build, then $(BIN) simulate: 10,000 customers through 365 simulated days (SIM_FLAGS adds flags)"
 	@echo "make lint             vet, fmt-check and staticcheck"
 	@echo "make clean            stop the test cluster, remove bin/ and .cache/ (never ./data)"
 
@@ -62,6 +63,12 @@ bench:
 	$(MAKE) --no-print-directory stop-test-postgres || true; \
 	echo; echo "Benchmark figures:"; grep '^BENCH' .cache/bench.out || echo "(no BENCH lines)"; \
 	exit $$status
+
+# A year of 10,000 customers on a database of its own (dropped afterwards),
+# on DATABASE_URL's server or the private cluster under ./data.
+SIM_FLAGS ?=
+simulate: build
+	./$(BIN) simulate --customers 10000 --days 365 $(SIM_FLAGS)
 
 # Each fuzz target runs for FUZZTIME; a failure leaves its input under the
 # package's testdata/fuzz, which the plain tests then replay.

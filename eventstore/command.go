@@ -87,6 +87,25 @@ type Outcome[S any] struct {
 // the rules is returned as the decider's error, unwrapped. After
 // MaxAttempts conflicts the last *ConflictError is returned.
 func (h *CommandHandler[S, C]) Handle(ctx context.Context, stream StreamID, cmd C, meta CommandMeta) (Outcome[S], error) {
+	return h.handle(ctx, stream, nil, cmd, meta)
+}
+
+// HandleFrom is Handle for a caller that holds the stream's state at
+// version already (from Load, or the State and Append.LastVersion of a
+// previous Outcome): the first attempt decides on it instead of reading
+// the stream again. When the stream has moved on since, the append
+// conflicts and the next attempts read it, as Handle's do.
+func (h *CommandHandler[S, C]) HandleFrom(ctx context.Context, stream StreamID, state S, version int64, cmd C, meta CommandMeta) (Outcome[S], error) {
+	return h.handle(ctx, stream, &known[S]{state: state, version: version}, cmd, meta)
+}
+
+// known is a stream's state at a version, which a caller already holds.
+type known[S any] struct {
+	state   S
+	version int64
+}
+
+func (h *CommandHandler[S, C]) handle(ctx context.Context, stream StreamID, from *known[S], cmd C, meta CommandMeta) (Outcome[S], error) {
 	now := h.cfg.Clock.Now() // one instant for the whole command, retries included
 	if meta.CommandID != "" {
 		if first, done, err := h.cfg.Store.CommandResult(ctx, meta.CommandID); err != nil || done {
@@ -95,10 +114,11 @@ func (h *CommandHandler[S, C]) Handle(ctx context.Context, stream StreamID, cmd 
 	}
 	var lastConflict error
 	for range h.cfg.MaxAttempts {
-		state, version, err := h.load(ctx, stream)
+		state, version, err := h.loadFrom(ctx, stream, from)
 		if err != nil {
 			return Outcome[S]{}, err
 		}
+		from = nil // a conflict: the stream moved on
 		events, err := h.decider.Decide(state, cmd, now, h.cfg.Policy)
 		if err != nil {
 			return Outcome[S]{}, err
@@ -135,6 +155,14 @@ func (h *CommandHandler[S, C]) Handle(ctx context.Context, stream StreamID, cmd 
 
 // Load returns the aggregate's current state and stream version.
 func (h *CommandHandler[S, C]) Load(ctx context.Context, stream StreamID) (S, int64, error) {
+	return h.load(ctx, stream)
+}
+
+// loadFrom returns from's state and version when set, else loads them.
+func (h *CommandHandler[S, C]) loadFrom(ctx context.Context, stream StreamID, from *known[S]) (S, int64, error) {
+	if from != nil {
+		return from.state, from.version, nil
+	}
 	return h.load(ctx, stream)
 }
 

@@ -159,3 +159,24 @@ func TestCommandHandler_ClaimHeldByAnotherStream_Refused(t *testing.T) {
 		t.Fatalf("err = %v, want the claim refused, naming tally-a", err)
 	}
 }
+
+func TestCommandHandler_HandleFrom_DecidesOnTheStateGiven_ReadsAgainAfterAConflict(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	h := newTallyHandler(t, s, clock.NewSimulated(t0))
+	ctx := context.Background()
+	out, err := h.Handle(ctx, "tally-from", addCommand{n: 5}, system)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := h.HandleFrom(ctx, "tally-from", out.State, out.Append.LastVersion, addCommand{n: 2}, system)
+	if err != nil || next.State.total != 7 || next.Append.LastVersion != 2 {
+		t.Fatalf("HandleFrom on the last outcome: %+v, %v; want total 7 at version 2", next, err)
+	}
+	// A stale state (version 1, total 5): the append conflicts, the stream
+	// is read again and the command decided on what it holds.
+	stale, err := h.HandleFrom(ctx, "tally-from", out.State, out.Append.LastVersion, addCommand{n: 1}, system)
+	if err != nil || stale.State.total != 8 || stale.Append.LastVersion != 3 {
+		t.Fatalf("HandleFrom on a stale state: %+v, %v; want total 8 at version 3", stale, err)
+	}
+}

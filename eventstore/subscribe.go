@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -121,38 +123,12 @@ func (s *Store) Subscribe(ctx context.Context, cfg SubscriptionConfig, h Handler
 	heldBackWait := minHeldBackWait
 	for {
 		local := s.notifier.wait() // before reading, so no append slips between
-		events, err := s.ReadAll(ctx, cp, cfg.BatchSize)
+		n, err := s.handleBatch(ctx, cfg, &cp, h)
 		if err != nil {
 			return err
 		}
-		if len(events) > 0 {
-			next := Of(events[len(events)-1])
-			var moved *Checkpoint
-			err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-				stored, err := lockCheckpoint(ctx, tx, cfg.Name)
-				if err != nil {
-					return err
-				}
-				if stored != cp { // another process applied this batch meanwhile
-					moved = &stored
-					return nil
-				}
-				if err := h(ctx, tx, events); err != nil {
-					return err
-				}
-				return SaveCheckpoint(ctx, tx, cfg.Name, next)
-			})
-			if err != nil {
-				return fmt.Errorf("eventstore: subscription %s: %w", cfg.Name, err)
-			}
-			if moved != nil {
-				cp = *moved
-				continue
-			}
-			cp = next
-			if len(events) == cfg.BatchSize {
-				continue
-			}
+		if n == cfg.BatchSize {
+			continue
 		}
 		// Committed events that a transaction still in flight holds back are
 		// worth a quick retry, not a whole poll interval.
@@ -173,6 +149,132 @@ func (s *Store) Subscribe(ctx context.Context, cfg SubscriptionConfig, h Handler
 		case <-wake:
 		case <-local:
 		case <-time.After(wait):
+		}
+	}
+}
+
+// handleBatch hands the next batch after *cp to h in a transaction that
+// saves the checkpoint, and moves *cp on; it returns how many events the
+// batch held (0: none to handle; the batch size when another process
+// handled the batch meanwhile, so that the caller reads again at once).
+func (s *Store) handleBatch(ctx context.Context, cfg SubscriptionConfig, cp *Checkpoint, h Handler) (int, error) {
+	events, err := s.ReadAll(ctx, *cp, cfg.BatchSize)
+	if err != nil || len(events) == 0 {
+		return 0, err
+	}
+	next, err := s.applyBatch(ctx, cfg.Name, *cp, events, h)
+	if err != nil {
+		return 0, err
+	}
+	*cp = next
+	if next != Of(events[len(events)-1]) {
+		return cfg.BatchSize, nil
+	}
+	return len(events), nil
+}
+
+// applyBatch hands events, the batch after cp, to h in a transaction that
+// saves the checkpoint after them, and returns it; when another process
+// moved the subscription's checkpoint from cp meanwhile, h is not called
+// and that checkpoint is returned.
+func (s *Store) applyBatch(ctx context.Context, name string, cp Checkpoint, events []RecordedEvent, h Handler) (Checkpoint, error) {
+	next := Of(events[len(events)-1])
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		stored, err := lockCheckpoint(ctx, tx, name)
+		if err != nil {
+			return err
+		}
+		if stored != cp { // another process applied this batch meanwhile
+			next = stored
+			return nil
+		}
+		if err := h(ctx, tx, events); err != nil {
+			return err
+		}
+		return SaveCheckpoint(ctx, tx, name, next)
+	})
+	if err != nil {
+		return cp, fmt.Errorf("eventstore: subscription %s: %w", name, err)
+	}
+	return next, nil
+}
+
+// Subscriber is one subscription CatchUp brings up to date: its
+// configuration (Name, BatchSize) and its handler.
+type Subscriber struct {
+	Config  SubscriptionConfig
+	Handler Handler
+}
+
+// CatchUp hands every event after each subscriber's checkpoint to its
+// handler, in batches as Subscribe does, until every one has handled the
+// log up to at least target, and returns. It is Subscribe without the
+// following: for a process that decides itself when its read models must
+// be up to date (a simulation between the runs of its workers), so that a
+// catch-up is a few large batches rather than one batch per append. The
+// subscribers that stand at one checkpoint share each batch: it is read
+// once, and handed to each in its own transaction, all at once. The batch
+// size is the smallest of the subscribers'.
+func (s *Store) CatchUp(ctx context.Context, target Checkpoint, subs ...Subscriber) error {
+	subs = slices.Clone(subs)
+	cps := make([]Checkpoint, len(subs))
+	size := 0
+	for i := range subs {
+		cfg := &subs[i].Config
+		cfg.setDefaults()
+		if err := cfg.Validate(); err != nil {
+			return fmt.Errorf("eventstore: invalid config: %w", err)
+		}
+		if size == 0 || cfg.BatchSize < size {
+			size = cfg.BatchSize
+		}
+		var err error
+		if cps[i], err = s.Checkpoint(ctx, cfg.Name); err != nil {
+			return err
+		}
+	}
+	wait := minHeldBackWait
+	for {
+		// The earliest checkpoint short of target: its subscribers take
+		// the next batch; those further on wait for them.
+		var from *Checkpoint
+		for i := range cps {
+			if !cps[i].Reached(target) && (from == nil || !cps[i].Reached(*from)) {
+				from = &cps[i]
+			}
+		}
+		if from == nil {
+			return nil
+		}
+		at := *from
+		events, err := s.ReadAll(ctx, at, size)
+		if err != nil {
+			return err
+		}
+		if len(events) == 0 {
+			// target is committed, yet not readable: an older transaction
+			// still in flight holds it back.
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(wait):
+				wait = min(2*wait, maxHeldBackWait)
+			}
+			continue
+		}
+		wait = minHeldBackWait
+		errs := make([]error, len(subs))
+		var wg sync.WaitGroup
+		for i := range subs {
+			if cps[i] == at {
+				wg.Go(func() { cps[i], errs[i] = s.applyBatch(ctx, subs[i].Config.Name, at, events, subs[i].Handler) })
+			}
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				return err
+			}
 		}
 	}
 }

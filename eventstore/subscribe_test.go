@@ -152,3 +152,39 @@ func TestSubscribe_TwoProcessesSameName_EachEventAppliedOnce(t *testing.T) {
 		}
 	}
 }
+
+func TestCatchUp_HandlesTheLogUpToTheTargetInBatches_ThenReturns(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	seenTable(t, s)
+	cfg := eventstore.SubscriptionConfig{Name: "catch-up", BatchSize: 4}
+	var last eventstore.AppendResult
+	for i := range 5 {
+		last = mustAppend(t, s, eventstore.StreamID("order-"+string(rune('a'+i))), eventstore.NoStream, events(3), opts())
+	}
+	batches := 0
+	count := func(ctx context.Context, tx pgx.Tx, evs []eventstore.RecordedEvent) error {
+		batches++
+		return record(ctx, tx, evs)
+	}
+	if err := s.CatchUp(context.Background(), last.Checkpoint(), eventstore.Subscriber{Config: cfg, Handler: count}); err != nil {
+		t.Fatal(err)
+	}
+	if n := countSeen(t, s); n != 15 || batches != 4 {
+		t.Errorf("%d events in %d batches, want 15 in 4", n, batches)
+	}
+	// Up to date already: nothing handled again; then only what is new.
+	if err := s.CatchUp(context.Background(), last.Checkpoint(), eventstore.Subscriber{Config: cfg, Handler: count}); err != nil || batches != 4 {
+		t.Errorf("a second catch-up to the same target: %v, %d batches, want none more", err, batches)
+	}
+	more := mustAppend(t, s, "order-more", eventstore.NoStream, events(2), opts())
+	if err := s.CatchUp(context.Background(), more.Checkpoint(), eventstore.Subscriber{Config: cfg, Handler: count}); err != nil {
+		t.Fatal(err)
+	}
+	if n := countSeen(t, s); n != 17 {
+		t.Errorf("%d events after the second catch-up, want 17", n)
+	}
+	if cp, err := s.Checkpoint(context.Background(), cfg.Name); err != nil || cp != more.Checkpoint() {
+		t.Errorf("checkpoint %+v (%v), want %+v", cp, err, more.Checkpoint())
+	}
+}

@@ -121,18 +121,7 @@ func (r *Runner) Run(ctx context.Context) {
 func (r *Runner) follow(ctx context.Context, p Projection) {
 	cfg := eventstore.SubscriptionConfig{Name: p.Name(), PollInterval: r.cfg.PollInterval, Logger: r.cfg.Logger}
 	for ctx.Err() == nil {
-		err := r.cfg.Store.Subscribe(ctx, cfg, func(ctx context.Context, tx pgx.Tx, recs []eventstore.RecordedEvent) error {
-			for _, rec := range recs {
-				e, err := r.cfg.Types.Decode(rec)
-				if err != nil {
-					return err
-				}
-				if err := p.Apply(ctx, tx, rec, e); err != nil {
-					return fmt.Errorf("apply event %s (%s, position %d): %w", rec.ID, rec.Type, rec.Position, err)
-				}
-			}
-			return nil
-		})
+		err := r.cfg.Store.Subscribe(ctx, cfg, r.handler(p))
 		if ctx.Err() != nil {
 			return
 		}
@@ -142,6 +131,36 @@ func (r *Runner) follow(ctx context.Context, p Projection) {
 		case <-time.After(r.cfg.RetryDelay):
 		}
 	}
+}
+
+// handler applies a batch of events to p.
+func (r *Runner) handler(p Projection) eventstore.Handler {
+	return func(ctx context.Context, tx pgx.Tx, recs []eventstore.RecordedEvent) error {
+		for _, rec := range recs {
+			e, err := r.cfg.Types.Decode(rec)
+			if err != nil {
+				return err
+			}
+			if err := p.Apply(ctx, tx, rec, e); err != nil {
+				return fmt.Errorf("apply event %s (%s, position %d): %w", rec.ID, rec.Type, rec.Position, err)
+			}
+		}
+		return nil
+	}
+}
+
+// CatchUp brings every projection up to cp and returns: each batch is
+// read once and applied to every projection, each in its own transaction,
+// all at once (eventstore Store.CatchUp). It is the alternative to Run for
+// a process that decides itself when the read models must be up to date
+// (workers/simulation, between its workers' runs), and so lets the events
+// of a whole run accumulate into one batch.
+func (r *Runner) CatchUp(ctx context.Context, cp eventstore.Checkpoint) error {
+	subs := make([]eventstore.Subscriber, len(r.cfg.Projections))
+	for i, p := range r.cfg.Projections {
+		subs[i] = eventstore.Subscriber{Config: eventstore.SubscriptionConfig{Name: p.Name(), Logger: r.cfg.Logger}, Handler: r.handler(p)}
+	}
+	return r.cfg.Store.CatchUp(ctx, cp, subs...)
 }
 
 // WaitFor waits until every projection has applied the events up to cp, so

@@ -92,6 +92,8 @@ func init() {
 		{name: "agents", usage: agentsUsage, summary: "add a support agent; prints the agent's credential, shown this once and stored only as a hash", flags: agentsFlags, run: (*Main).runAgents, nargs: agentsArgs},
 		{name: "ledger", usage: ledgerUsage, summary: "reconcile the engine's charge ledger with the payment gateway's (ARS-8); exit 0 when they agree, 1 when they differ, 2 on error", flags: ledgerFlags, run: (*Main).runLedger, nargs: ledgerArgs},
 		{name: "projections", usage: projectionsUsage, summary: "show each read model's checkpoint and lag, or rebuild one (or all) from the log into shadow tables and swap them in", flags: projectionsFlags, run: (*Main).runProjections, nargs: projectionsArgs},
+		{name: "simulate", summary: "move a population of customers through a simulated year with the engine's real workers on a database of its own, and print the report (exit 1 when an invariant fails)",
+			flags: simulateFlags, run: (*Main).runSimulate, nargs: noArgs},
 		{name: "postgres", usage: "start|stop|status", summary: "manage the private PostgreSQL cluster in <data-dir>/postgres",
 			flags: flagsDataDir | flagsLog, run: (*Main).runPostgres, nargs: postgresArgs},
 		{name: "version", summary: "print the version and exit", run: func(m *Main, _ context.Context) error { return m.runVersion() }, nargs: noArgs},
@@ -114,7 +116,8 @@ type usageError struct{ msg string }
 func (e *usageError) Error() string { return e.msg + " (run `subs help` for usage)" }
 
 // exitError is an error of Run's that sets main's exit code, for a command
-// whose codes say more than success or failure (`subs ledger reconcile`).
+// whose codes say more than success or failure (`subs ledger reconcile`,
+// `subs simulate`).
 type exitError struct {
 	code int
 	err  error
@@ -204,6 +207,7 @@ func (m *Main) newFlagSet(cmd *command, cfg *Config) *flag.FlagSet {
 	cfg.bindFlags(fs, cmd.flags)
 	m.bindCommandFlags(fs, cmd, cfg)
 	m.bindAuditFlags(fs, cmd)
+	m.bindSimulateFlags(fs, cmd, cfg)
 	fs.Usage = func() {
 		out := fs.Output()
 		fmt.Fprintf(out, "Usage: subs %s", cmd.name)

@@ -192,16 +192,21 @@ func (w *Worker) Settle(ctx context.Context, id uuid.UUID) (eventstore.Checkpoin
 func (w *Worker) Visit(ctx context.Context, id uuid.UUID, now time.Time) (eventstore.Checkpoint, error) {
 	stream := eventstore.StreamID(subscription.StreamName(id))
 	var last eventstore.Checkpoint
+	// The stream is read once; each step decides on the state the last
+	// one left (HandleFrom), and reads it again only after a conflict.
+	s, version, err := w.subs.Load(ctx, stream)
+	if err != nil {
+		return last, err
+	}
 	for range maxSteps {
-		s, version, err := w.subs.Load(ctx, stream)
-		if err != nil {
-			return last, err
-		}
 		cmd, err := w.nextCommand(ctx, s, now)
 		if err != nil || cmd == nil {
 			return last, err
 		}
-		out, err := w.subs.Handle(ctx, stream, cmd, system(id, version, cmd))
+		if w.nothingDue(s, cmd) {
+			return last, nil
+		}
+		out, err := w.subs.HandleFrom(ctx, stream, s, version, cmd, system(id, version, cmd))
 		if err != nil {
 			return last, err
 		}
@@ -209,8 +214,26 @@ func (w *Worker) Visit(ctx context.Context, id uuid.UUID, now time.Time) (events
 			return last, nil
 		}
 		last = out.Append.Checkpoint()
+		if out.Append.Replayed { // another worker took this step: its version is not known here
+			if s, version, err = w.subs.Load(ctx, stream); err != nil {
+				return last, err
+			}
+			continue
+		}
+		s, version = out.State, out.Append.LastVersion
 	}
 	return last, fmt.Errorf("renewal: subscription %s did not settle in %d steps", id, maxSteps)
+}
+
+// nothingDue reports whether cmd is a RunDue that decides nothing on s at
+// the clock's instant, as the handler would decide it: the visit ends
+// without a round trip to the store.
+func (w *Worker) nothingDue(s subscription.Subscription, cmd subscription.Command) bool {
+	if _, ok := cmd.(subscription.RunDue); !ok {
+		return false
+	}
+	events, err := subscription.Decider.Decide(s, cmd, w.cfg.Clock.Now(), w.cfg.Policy)
+	return err == nil && len(events) == 0
 }
 
 // nextCommand is the command that moves s on at now: the outcome of a

@@ -26,6 +26,7 @@ type customer struct {
 	start      time.Time // the subscription's start (before the year for most)
 	card       string
 	cardExpiry time.Time // the first instant the card no longer works
+	cardUpdate time.Time // when the customer updates the expired card (kindUpdatesCard)
 	kind       string    // behaviour, for the report
 	actions    []action
 }
@@ -102,7 +103,8 @@ func population(cfg Config, cat *catalog.Catalog) ([]customer, []action, error) 
 			c.kind = kindExpiringCard
 			if rng.Float64() < cfg.UpdateCardShare {
 				c.kind = kindUpdatesCard
-				actions = append(actions, action{at: c.cardExpiry.Add(policy.Day * time.Duration(1+rng.IntN(20))), customer: i, kind: actUpdateCard})
+				c.cardUpdate = c.cardExpiry.Add(policy.Day * time.Duration(1+rng.IntN(20)))
+				actions = append(actions, action{at: c.cardUpdate, customer: i, kind: actUpdateCard})
 			}
 		}
 		if c.kind == kindRenews {

@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/subs-engine/subs/domain/catalog"
 	"github.com/subs-engine/subs/domain/money"
 	"github.com/subs-engine/subs/domain/payment"
@@ -224,9 +225,14 @@ func (s *sim) gatewayLedger(ctx context.Context) (map[string]int64, int, error) 
 
 // checkLifecycles folds every subscription and checks it ended as its
 // customer's behaviour and the rules say: no due period skipped, every
-// expiry explained.
+// expiry explained. A card updated only once the renewal had lapsed (the
+// retries over) explains the expiry: the update came too late.
 func (s *sim) checkLifecycles(ctx context.Context, end time.Time, r *Report) ([]Check, error) {
-	var skipped, unexplained, badCards, converted, optedOut []string
+	lapsed, err := s.lapses(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var skipped, unexplained, badCards, converted, optedOut, late []string
 	for i, id := range s.ids {
 		sub, _, err := s.subs.Load(ctx, eventstore.StreamID(subscription.StreamName(id)))
 		if err != nil {
@@ -250,7 +256,11 @@ func (s *sim) checkLifecycles(ctx context.Context, end time.Time, r *Report) ([]
 		expired := st == subscription.StatusExpired || st == subscription.StatusRefunded
 		switch c.kind {
 		case kindRenews, kindUpdatesCard:
-			if expired {
+			at, ok := lapsed[id]
+			switch {
+			case expired && c.kind == kindUpdatesCard && ok && !c.cardUpdate.Before(at):
+				late = append(late, id.String())
+			case expired:
 				unexplained = append(unexplained, id.String())
 			}
 		case kindDeclinedCard:
@@ -260,12 +270,36 @@ func (s *sim) checkLifecycles(ctx context.Context, end time.Time, r *Report) ([]
 		}
 	}
 	r.Counts["trials converted"], r.Counts["trials opted out"] = len(converted), len(optedOut)
+	r.Counts["expired: card updated after the renewal lapsed"] = len(late)
 	return []Check{
 		check("no due period skipped (ARS-8)", len(skipped) == 0, fmt.Sprintf("%d renewing past expiry and grace, e.g. %v", len(skipped), first(skipped))),
 		check("every expiring subscription renewed, expired or refunded as its rules say", len(unexplained) == 0 && len(badCards) == 0,
 			fmt.Sprintf("%d expired while renewing with a working card, %d renewed on a declined card, e.g. %v %v",
 				len(unexplained), len(badCards), first(unexplained), first(badCards))),
 	}, nil
+}
+
+// lapses returns the instant of each subscription's first lapsed renewal.
+func (s *sim) lapses(ctx context.Context) (map[uuid.UUID]time.Time, error) {
+	rows, err := s.store.Pool().Query(ctx, `SELECT stream_id, min(recorded_at) FROM events
+WHERE event_type = 'subscription.renewal_lapsed' GROUP BY stream_id`)
+	if err != nil {
+		return nil, err
+	}
+	out := map[uuid.UUID]time.Time{}
+	for rows.Next() {
+		var stream string
+		var at time.Time
+		if err := rows.Scan(&stream, &at); err != nil {
+			return nil, err
+		}
+		id, err := uuid.Parse(strings.TrimPrefix(stream, subscription.StreamPrefix))
+		if err != nil {
+			return nil, err
+		}
+		out[id] = at
+	}
+	return out, rows.Err()
 }
 
 func first(xs []string) []string { return xs[:min(len(xs), 3)] }

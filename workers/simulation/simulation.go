@@ -69,7 +69,8 @@ type Config struct {
 	// ask for a refund (default 0.05); DeclinedCardShare have a card every
 	// charge of which is declined (default 0.03); ExpiringCardShare have a
 	// card that expires during the year (default 0.05), and UpdateCardShare
-	// of those update it after the decline e-mail (default 0.5).
+	// of those update it after the decline e-mail (default 0.5). A negative
+	// share means none.
 	MonthlyShare, TrialShare, OptOutShare, CancelShare, RefundShare float64
 	DeclinedCardShare, ExpiringCardShare, UpdateCardShare           float64
 	// Policy is the lifecycle's policy; unset fields take the defaults.
@@ -87,8 +88,11 @@ func (c *Config) setDefaults() error {
 		}
 	}
 	setShare := func(f *float64, v float64) {
-		if *f == 0 {
+		switch {
+		case *f == 0:
 			*f = v
+		case *f < 0:
+			*f = 0
 		}
 	}
 	setInt(&c.Customers, 10_000)
@@ -168,10 +172,6 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if err := s.open(ctx); err != nil {
 		return Report{}, err
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { s.runner.Run(runCtx); close(done) }()
-	defer func() { stop(); <-done }()
 
 	began := time.Now()
 	customers, actions, err := population(cfg, cfg.Catalog)
@@ -223,8 +223,10 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 // open builds the engine's parts on the simulation's database and clock.
 func (s *sim) open(ctx context.Context) error {
 	var err error
+	// The read models are brought up to date when the simulation needs them
+	// (Runner.CatchUp), not followed live: a run's events are one batch.
 	if s.runner, err = projections.NewRunner(projections.RunnerConfig{Store: s.store, Types: s.types, Projections: projections.All(),
-		PollInterval: 5 * time.Millisecond, Logger: s.cfg.Logger}); err != nil {
+		Logger: s.cfg.Logger}); err != nil {
 		return err
 	}
 	if s.gateway, err = gateway.NewSandbox(ctx, s.cfg.Pool, gateway.SandboxConfig{Clock: s.clock}); err != nil {
@@ -271,8 +273,8 @@ func (s *sim) dueAt(ctx context.Context, after time.Time) (time.Time, bool, erro
 	return at, true, nil
 }
 
-// runRenewals is the renewal job: the run, then a wait until the read
-// models show it, so that the next run sees a schedule up to date.
+// runRenewals is the renewal job: the run, then the read models brought up
+// to date with it, so that the next run sees a schedule up to date.
 func (s *sim) runRenewals(ctx context.Context, now time.Time) error {
 	res, err := s.renewals.Run(ctx, now)
 	if err != nil {
@@ -285,11 +287,11 @@ func (s *sim) runRenewals(ctx context.Context, now time.Time) error {
 		return nil
 	}
 	s.dirty = true
-	return s.runner.WaitFor(ctx, res.Last)
+	return s.runner.CatchUp(ctx, res.Last)
 }
 
 // drainOutbox sends every e-mail the read model has pending, once the read
-// models show everything appended since the last drain.
+// models are up to date with everything appended since the last drain.
 func (s *sim) drainOutbox(ctx context.Context) error {
 	if !s.dirty {
 		return nil
@@ -309,13 +311,13 @@ func (s *sim) drainOutbox(ctx context.Context) error {
 	}
 }
 
-// settle waits until the projections have applied the whole log.
+// settle brings the projections up to date with the whole log.
 func (s *sim) settle(ctx context.Context) error {
 	head, err := s.store.Head(ctx)
 	if err != nil {
 		return err
 	}
-	return s.runner.WaitFor(ctx, head)
+	return s.runner.CatchUp(ctx, head)
 }
 
 var system = eventstore.Metadata{ActorKind: eventstore.ActorSystem, ActorID: "simulation"}
@@ -360,6 +362,7 @@ func (s *sim) build(ctx context.Context) error {
 		return err
 	default:
 	}
+	s.dirty = true
 	return s.settle(ctx)
 }
 
@@ -385,7 +388,7 @@ func (s *sim) buildCustomer(ctx context.Context, i int) error {
 		PasswordHash: "simulated: no password"}, meta); err != nil {
 		return err
 	}
-	if err := s.updateCard(ctx, i, c.card, c.cardExpiry); err != nil {
+	if _, err := s.updateCard(ctx, i, c.card, c.cardExpiry); err != nil {
 		return err
 	}
 	product, err := s.cfg.Catalog.Product(c.product)
@@ -421,28 +424,29 @@ func (s *sim) buildCustomer(ctx context.Context, i int) error {
 	return err
 }
 
-// updateCard tokenizes a card and makes it the account's billing method.
-func (s *sim) updateCard(ctx context.Context, i int, number string, expiry time.Time) error {
+// updateCard tokenizes a card and makes it the account's billing method;
+// it returns the checkpoint of the update.
+func (s *sim) updateCard(ctx context.Context, i int, number string, expiry time.Time) (eventstore.Checkpoint, error) {
+	var none eventstore.Checkpoint
 	last := expiry.Add(-time.Nanosecond) // the card's last valid month
 	card, err := payment.NewCard(number, "123", fmt.Sprintf("Customer %d", i), int(last.Month()), last.Year(), s.clock.Now())
 	if err != nil {
-		return err
+		return none, err
 	}
 	m, err := s.gateway.TokenizeCard(ctx, card)
 	if err != nil {
-		return err
+		return none, err
 	}
 	country, err := account.ParseCountry(s.customers[i].storefront)
 	if err != nil {
-		return err
+		return none, err
 	}
-	s.dirty = true
 	res, err := s.accounts.Handle(ctx, eventstore.StreamID(account.StreamName(s.acctIDs[i])), account.UpdateBilling{Country: country, Method: m},
 		eventstore.CommandMeta{Metadata: eventstore.Metadata{ActorKind: eventstore.ActorCustomer, ActorID: s.acctIDs[i].String()}})
 	if err != nil {
-		return err
+		return none, err
 	}
-	return s.runner.WaitFor(ctx, res.Append.Checkpoint())
+	return res.Append.Checkpoint(), nil
 }
 
 // act plays one customer action at the clock's instant. A refusal by the
@@ -454,7 +458,12 @@ func (s *sim) act(ctx context.Context, a action) error {
 	var cmd subscription.Command
 	switch a.kind {
 	case actUpdateCard:
-		return s.updateCard(ctx, a.customer, goodCard, time.Date(2035, 12, 31, 0, 0, 0, 0, time.UTC))
+		cp, err := s.updateCard(ctx, a.customer, goodCard, time.Date(2035, 12, 31, 0, 0, 0, 0, time.UTC))
+		if err != nil {
+			return err
+		}
+		s.dirty = true
+		return s.runner.CatchUp(ctx, cp)
 	case actOptOut, actRenewalOff:
 		cmd = subscription.SetAutoRenewal{AccountID: acct, On: false}
 	case actCancel:
@@ -478,5 +487,5 @@ func (s *sim) act(ctx context.Context, a action) error {
 			return err
 		}
 	}
-	return s.runner.WaitFor(ctx, last)
+	return s.runner.CatchUp(ctx, last)
 }

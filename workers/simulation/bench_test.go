@@ -1,0 +1,71 @@
+package simulation_test
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// largeEnv turns on the 100,000-customer year, which needs longer than
+// `make bench`'s timeout on a small machine.
+const largeEnv = "SUBS_BENCH_SIMULATION_100K"
+
+// BenchmarkSimulation moves a population through a simulated year (365
+// days) with the engine's real workers, once per size, and prints
+//
+//	BENCH simulation_<customers>x365 <customer-years/s> customer-years/s events/s=<events/s> events=<n> seconds=<s> peak_rss_mb=<VmHWM>
+//
+// peak_rss_mb is the test process's peak resident memory (VmHWM) so far;
+// the PostgreSQL server's is not counted. The 100,000-customer year runs
+// only with SUBS_BENCH_SIMULATION_100K=1 (and a -timeout long enough for
+// it, e.g. `go test -run '^$' -bench Simulation/100000 -timeout 0
+// ./workers/simulation`): otherwise it says so in a BENCH line and skips.
+func BenchmarkSimulation(b *testing.B) {
+	for _, customers := range []int{10_000, 100_000} {
+		name := fmt.Sprintf("simulation_%dx365", customers)
+		b.Run(strconv.Itoa(customers), func(b *testing.B) {
+			if customers > 10_000 && os.Getenv(largeEnv) != "1" {
+				fmt.Printf("BENCH %s skipped: longer than make bench's timeout here; run it with %s=1 and -timeout 0\n", name, largeEnv)
+				b.Skip("set " + largeEnv + "=1 to run it")
+			}
+			for range b.N {
+				r := simulate(b, customers, 1)
+				if !r.Passed() {
+					b.Fatalf("an invariant failed: %+v", r.Checks)
+				}
+				secs := r.Elapsed.Seconds()
+				years := float64(r.Customers) * float64(r.Days) / 365
+				peak := peakRSSMB(b)
+				b.ReportMetric(years/secs, "customer-years/s")
+				b.ReportMetric(float64(r.Events)/secs, "events/s")
+				b.ReportMetric(peak, "peak_rss_MB")
+				fmt.Printf("BENCH %s %.1f customer-years/s events/s=%.0f events=%d seconds=%.1f peak_rss_mb=%.0f\n",
+					name, years/secs, float64(r.Events)/secs, r.Events, secs, peak)
+			}
+		})
+	}
+}
+
+// peakRSSMB is the process's peak resident set size (VmHWM), in MB.
+func peakRSSMB(b *testing.B) float64 {
+	b.Helper()
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		b.Logf("peak memory unknown: %v", err)
+		return 0
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if v, ok := strings.CutPrefix(s.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			if err == nil {
+				return kb / 1024
+			}
+		}
+	}
+	return 0
+}
