@@ -2,6 +2,7 @@ package subscription
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -872,7 +873,7 @@ func evolveRenewal(s Subscription, e domain.Event) (Subscription, bool) {
 			r.Cycle.FirstDeclineAt = e.At
 		}
 	case ChargeSucceeded:
-		r.Paid = append(r.Paid, paidCharge{Period: e.Period, ChargeID: e.ChargeID, Amount: e.Amount, At: e.At,
+		r.Paid = append(slices.Clip(r.Paid), paidCharge{Period: e.Period, ChargeID: e.ChargeID, Amount: e.Amount, At: e.At,
 			PrevExpiry: r.ExpiresAt, PrevTerm: r.Term, PrevAnchor: r.Anchor, PrevTerms: r.Terms})
 		if r.Term != e.Term {
 			r.Anchor, r.Terms = r.ExpiresAt, 1
@@ -885,6 +886,7 @@ func evolveRenewal(s Subscription, e domain.Event) (Subscription, bool) {
 	case RefundRequested:
 		r.PendingRefund = &e
 	case Refunded:
+		r.Paid = slices.Clone(r.Paid) // the state evolved from keeps its own
 		for i := range r.Paid {
 			if pc := &r.Paid[i]; pc.ChargeID == e.ChargeID {
 				pc.Refunded = true
@@ -899,7 +901,7 @@ func evolveRenewal(s Subscription, e domain.Event) (Subscription, bool) {
 		if !r.Cycle.NoticedAt.IsZero() {
 			from++
 		}
-		r.AddOns = append(r.AddOns, addOn{Code: e.AddOn, Name: e.Name, Price: e.Price, From: from})
+		r.AddOns = append(slices.Clip(r.AddOns), addOn{Code: e.AddOn, Name: e.Name, Price: e.Price, From: from})
 	case AddOnCancelled:
 		kept := r.AddOns[:0:0]
 		for _, a := range r.AddOns {
