@@ -23,6 +23,13 @@ type HandlerConfig struct {
 	// MaxAttempts bounds how often a command is decided again after a
 	// concurrency conflict. Default 5.
 	MaxAttempts int
+	// CacheSize is how many streams' states the handler keeps in memory
+	// (the least recently used go first): a load then reads and folds only
+	// the events appended since the version kept, rather than the whole
+	// stream. Zero keeps none. Only for an aggregate whose events hold no
+	// personal data: an erased subject's fields must not outlive its key in
+	// a process's memory (AUD-5).
+	CacheSize int
 }
 
 func (c *HandlerConfig) setDefaults() {
@@ -42,6 +49,8 @@ func (c HandlerConfig) Validate() error {
 		return errors.New("handler config: Clock is required")
 	case c.MaxAttempts < 1:
 		return errors.New("handler config: MaxAttempts must be at least 1")
+	case c.CacheSize < 0:
+		return errors.New("handler config: CacheSize must not be negative")
 	}
 	return nil
 }
@@ -52,6 +61,7 @@ func (c HandlerConfig) Validate() error {
 type CommandHandler[S, C any] struct {
 	decider domain.Decider[S, C]
 	cfg     HandlerConfig
+	cache   *stateCache[S] // nil without CacheSize
 }
 
 // NewCommandHandler returns a handler of d's commands.
@@ -60,7 +70,11 @@ func NewCommandHandler[S, C any](d domain.Decider[S, C], cfg HandlerConfig) (*Co
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("eventstore: invalid config: %w", err)
 	}
-	return &CommandHandler[S, C]{decider: d, cfg: cfg}, nil
+	h := &CommandHandler[S, C]{decider: d, cfg: cfg}
+	if cfg.CacheSize > 0 {
+		h.cache = newStateCache[S](cfg.CacheSize)
+	}
+	return h, nil
 }
 
 // CommandMeta is what a command carries besides itself.
@@ -148,7 +162,11 @@ func (h *CommandHandler[S, C]) handle(ctx context.Context, stream StreamID, from
 		if res.Replayed { // the same command id won a race meanwhile
 			return h.replay(ctx, stream, res, nil)
 		}
-		return Outcome[S]{State: h.decider.FoldFrom(state, events...), Events: events, Append: res}, nil
+		state = h.decider.FoldFrom(state, events...)
+		if h.cache != nil && len(events) > 0 {
+			h.cache.put(stream, state, res.LastVersion)
+		}
+		return Outcome[S]{State: state, Events: events, Append: res}, nil
 	}
 	return Outcome[S]{}, lastConflict
 }
@@ -166,12 +184,20 @@ func (h *CommandHandler[S, C]) loadFrom(ctx context.Context, stream StreamID, fr
 	return h.load(ctx, stream)
 }
 
+// load folds the stream from the start, or from the state the cache keeps:
+// either way it reads the events up to the stream's current version, so a
+// cached state is never stale.
 func (h *CommandHandler[S, C]) load(ctx context.Context, stream StreamID) (S, int64, error) {
-	records, err := h.cfg.Store.ReadStream(ctx, stream, ReadStreamOptions{})
+	state, version := h.decider.Initial, int64(0)
+	if h.cache != nil {
+		if s, v, ok := h.cache.get(stream); ok {
+			state, version = s, v
+		}
+	}
+	records, err := h.cfg.Store.ReadStream(ctx, stream, ReadStreamOptions{FromVersion: version + 1})
 	if err != nil {
 		return h.decider.Initial, 0, err
 	}
-	state := h.decider.Initial
 	for _, r := range records {
 		e, err := h.cfg.Types.Decode(r)
 		if err != nil {
@@ -179,9 +205,11 @@ func (h *CommandHandler[S, C]) load(ctx context.Context, stream StreamID) (S, in
 		}
 		state = h.decider.Evolve(state, e)
 	}
-	var version int64
 	if n := len(records); n > 0 {
 		version = records[n-1].Version
+		if h.cache != nil {
+			h.cache.put(stream, state, version)
+		}
 	}
 	return state, version, nil
 }

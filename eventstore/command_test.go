@@ -57,10 +57,16 @@ var tallyDecider = domain.Decider[tally, addCommand]{
 
 func newTallyHandler(t *testing.T, s *eventstore.Store, c clock.Clock) *eventstore.CommandHandler[tally, addCommand] {
 	t.Helper()
+	return newCachingTallyHandler(t, s, c, 0)
+}
+
+// newCachingTallyHandler is a tally handler that keeps cacheSize states.
+func newCachingTallyHandler(t *testing.T, s *eventstore.Store, c clock.Clock, cacheSize int) *eventstore.CommandHandler[tally, addCommand] {
+	t.Helper()
 	types := eventstore.NewEventTypes()
 	types.Register(1, added{})
 	h, err := eventstore.NewCommandHandler(tallyDecider, eventstore.HandlerConfig{
-		Store: s, Types: types, Clock: c, Policy: policy.Default(), MaxAttempts: 100,
+		Store: s, Types: types, Clock: c, Policy: policy.Default(), MaxAttempts: 100, CacheSize: cacheSize,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -178,5 +184,42 @@ func TestCommandHandler_HandleFrom_DecidesOnTheStateGiven_ReadsAgainAfterAConfli
 	stale, err := h.HandleFrom(ctx, "tally-from", out.State, out.Append.LastVersion, addCommand{n: 1}, system)
 	if err != nil || stale.State.total != 8 || stale.Append.LastVersion != 3 {
 		t.Fatalf("HandleFrom on a stale state: %+v, %v; want total 8 at version 3", stale, err)
+	}
+}
+
+// Two processes, each with a handler that keeps states in memory, share
+// streams: each load still sees every event the other appended, and a
+// stream dropped from a full cache is read whole again.
+func TestCommandHandler_CachedStates_NeverStale(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	c := clock.NewSimulated(t0)
+	ctx := context.Background()
+	a, b := newCachingTallyHandler(t, s, c, 2), newCachingTallyHandler(t, s, c, 2)
+	handle := func(h *eventstore.CommandHandler[tally, addCommand], stream eventstore.StreamID, n int) tally {
+		t.Helper()
+		out, err := h.Handle(ctx, stream, addCommand{n: n}, system)
+		if err != nil {
+			t.Fatalf("add %d to %s: %v", n, stream, err)
+		}
+		return out.State
+	}
+	handle(a, "tally-shared", 10) // a keeps it at version 1
+	handle(b, "tally-shared", 20)
+	handle(b, "tally-shared", 30)
+	if got := handle(a, "tally-shared", 1); got.total != 61 {
+		t.Fatalf("a decided on a total of %d after b's adds; want 61", got.total-1)
+	}
+	// a's cache holds two streams: a third drops tally-shared from it.
+	handle(a, "tally-other-1", 1)
+	handle(a, "tally-other-2", 1)
+	handle(b, "tally-shared", 5)
+	state, version, err := a.Load(ctx, "tally-shared")
+	if err != nil || state.total != 66 || version != 5 {
+		t.Fatalf("a loads tally-shared as %+v at version %d (%v); want 66 at version 5", state, version, err)
+	}
+	// The limit is decided on the whole total, wherever it was folded.
+	if _, err := a.Handle(ctx, "tally-shared", addCommand{n: tallyLimit - 65}, system); !errors.Is(err, errLimit) {
+		t.Fatalf("adding past the limit: %v, want errLimit", err)
 	}
 }

@@ -74,8 +74,11 @@ LIMIT $3`, from.TransactionID, from.Position, limit)
 // it has seen every event appended before Head was called.
 func (s *Store) Head(ctx context.Context) (Checkpoint, error) {
 	var cp Checkpoint
-	err := s.pool.QueryRow(ctx, `SELECT transaction_id::text::bigint, global_position FROM events
-ORDER BY transaction_id DESC, global_position DESC LIMIT 1`).Scan(&cp.TransactionID, &cp.Position)
+	// The columns are qualified: a bare transaction_id in ORDER BY would
+	// name the bigint output column, which no index orders, and the query
+	// would sort the whole log.
+	err := s.pool.QueryRow(ctx, `SELECT e.transaction_id::text::bigint, e.global_position FROM events e
+ORDER BY e.transaction_id DESC, e.global_position DESC LIMIT 1`).Scan(&cp.TransactionID, &cp.Position)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Checkpoint{}, nil
 	}

@@ -73,6 +73,29 @@ func (s *Store) Checkpoint(ctx context.Context, name string) (Checkpoint, error)
 	return cp, nil
 }
 
+// checkpoints sets cps[i] to the saved checkpoint of names[i] (zero if it
+// has none), in one query.
+func (s *Store) checkpoints(ctx context.Context, names []string, cps []Checkpoint) error {
+	rows, err := s.pool.Query(ctx, `SELECT name, transaction_id, global_position FROM subscription_checkpoints WHERE name = ANY($1)`, names)
+	if err != nil {
+		return fmt.Errorf("eventstore: checkpoints: %w", err)
+	}
+	saved := map[string]Checkpoint{}
+	var name string
+	var cp Checkpoint
+	_, err = pgx.ForEachRow(rows, []any{&name, &cp.TransactionID, &cp.Position}, func() error {
+		saved[name] = cp
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("eventstore: checkpoints: %w", err)
+	}
+	for i, n := range names {
+		cps[i] = saved[n]
+	}
+	return nil
+}
+
 // lockCheckpoint serializes the batches of one subscription across processes
 // for the rest of tx and returns the checkpoint as committed: several engine
 // processes may run the same subscription, and only the one whose batch
@@ -218,6 +241,7 @@ type Subscriber struct {
 func (s *Store) CatchUp(ctx context.Context, target Checkpoint, subs ...Subscriber) error {
 	subs = slices.Clone(subs)
 	cps := make([]Checkpoint, len(subs))
+	names := make([]string, len(subs))
 	size := 0
 	for i := range subs {
 		cfg := &subs[i].Config
@@ -228,10 +252,10 @@ func (s *Store) CatchUp(ctx context.Context, target Checkpoint, subs ...Subscrib
 		if size == 0 || cfg.BatchSize < size {
 			size = cfg.BatchSize
 		}
-		var err error
-		if cps[i], err = s.Checkpoint(ctx, cfg.Name); err != nil {
-			return err
-		}
+		names[i] = cfg.Name
+	}
+	if err := s.checkpoints(ctx, names, cps); err != nil {
+		return err
 	}
 	wait := minHeldBackWait
 	for {

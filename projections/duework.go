@@ -52,8 +52,8 @@ func (d DueWork) Apply(ctx context.Context, tx pgx.Tx, rec eventstore.RecordedEv
 		return err
 	}
 	id, ok := strings.CutPrefix(string(rec.StreamID), subscription.StreamPrefix)
-	if !ok {
-		return nil
+	if _, sent := e.(subscription.EmailSent); !ok || sent {
+		return nil // a sent e-mail moves nothing on the schedule (and would only grow the state kept)
 	}
 	var s subscription.Subscription
 	err := tx.QueryRow(ctx, `SELECT state FROM due_work WHERE subscription_id = $1`, id).Scan(&s)

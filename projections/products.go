@@ -41,6 +41,10 @@ func (Products) Apply(ctx context.Context, tx pgx.Tx, rec eventstore.RecordedEve
 	}
 	var err error
 	switch e := e.(type) {
+	case subscription.EmailSent:
+		// A sent e-mail changes nothing the view shows; folded in, it would
+		// only grow the state every later event reads and writes back.
+		return nil
 	case subscription.Created:
 		var orderID any
 		if e.OrderID != uuid.Nil {

@@ -71,10 +71,8 @@ func Rebuild(ctx context.Context, store *eventstore.Store, types *eventstore.Eve
 	// transaction still in flight (in any database of the cluster: ids are
 	// cluster-wide) holds back from readers for now: the rebuilt model is
 	// never older than the request for it.
-	var head eventstore.Checkpoint
-	err = store.Pool().QueryRow(ctx, `SELECT transaction_id, global_position FROM events
-ORDER BY transaction_id DESC, global_position DESC LIMIT 1`).Scan(&head.TransactionID, &head.Position)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+	head, err := store.Head(ctx)
+	if err != nil {
 		return RebuildReport{}, fmt.Errorf("projections: rebuild %s: read the log's head: %w", p.Name(), err)
 	}
 	if err := s.build(ctx, nil, head); err != nil {

@@ -15,6 +15,7 @@ import (
 	netmail "net/mail"
 	"net/url"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -64,6 +65,10 @@ type Config struct {
 	Lease time.Duration
 	// BatchSize is how many messages one run claims at most. Default 50.
 	BatchSize int
+	// Concurrency is how many messages of a run are sent at once: each send
+	// waits on the store and the mail server, not on the processor.
+	// Default 8.
+	Concurrency int
 	// Logger receives failures (never a message body). Default slog.Default().
 	Logger *slog.Logger
 }
@@ -81,6 +86,9 @@ func (c *Config) setDefaults() {
 	if c.BatchSize == 0 {
 		c.BatchSize = 50
 	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 8
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -91,6 +99,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.Store == nil || c.Accounts == nil || c.Sender == nil || c.Templates == nil || c.Clock == nil:
 		return errors.New("outbox config: Store, Accounts, Sender, Templates and Clock are required")
+	case c.BatchSize < 0 || c.Concurrency < 0:
+		return errors.New("outbox config: BatchSize and Concurrency must not be negative")
 	case len(c.SecretKey) < 32:
 		return errors.New("outbox config: SecretKey must have at least 32 bytes")
 	}
@@ -135,23 +145,50 @@ type pending struct {
 	data      []byte
 }
 
-// RunOnce claims the messages due now, sends each, and returns how many
-// went out. A message that fails stays in the outbox for a later run.
+// RunOnce claims the messages due now, sends them (Concurrency at once),
+// marks the sent ones in one statement, and returns how many went out. A
+// message that fails stays in the outbox for a later run. Two messages
+// recorded on one stream may be sent at once: the second record conflicts,
+// and the command handler decides it again on the stream as it now is.
 func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 	batch, err := w.claim(ctx)
 	if err != nil {
 		return 0, err
 	}
-	sent := 0
-	for _, p := range batch {
-		if err := w.send(ctx, p); err != nil {
-			w.cfg.Logger.Warn("e-mail not sent; will retry", "kind", p.kind, "cause", p.cause, "err", err)
-			w.failed(ctx, p, err)
-			continue
-		}
-		sent++
+	sent := make([]bool, len(batch))
+	sem := make(chan struct{}, w.cfg.Concurrency)
+	var wg sync.WaitGroup
+	for i, p := range batch {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := w.send(ctx, p); err != nil {
+				w.cfg.Logger.Warn("e-mail not sent; will retry", "kind", p.kind, "cause", p.cause, "err", err)
+				w.failed(ctx, p, err)
+				return
+			}
+			sent[i] = true
+		})
 	}
-	return sent, nil
+	wg.Wait()
+	var causes []uuid.UUID
+	var kinds []string
+	for i, p := range batch {
+		if sent[i] {
+			causes, kinds = append(causes, p.cause), append(kinds, p.kind)
+		}
+	}
+	if len(causes) == 0 {
+		return 0, nil
+	}
+	// A message whose send is recorded but not marked here (a crash in
+	// between) is claimed again, found recorded, and marked then.
+	_, err = w.cfg.Store.Pool().Exec(ctx, `UPDATE email_outbox o SET sent_at = coalesce(o.sent_at, $3), last_error = NULL
+FROM unnest($1::uuid[], $2::text[]) AS s(cause, kind) WHERE o.cause = s.cause AND o.kind = s.kind`, causes, kinds, w.cfg.Clock.Now())
+	if err != nil {
+		return 0, fmt.Errorf("outbox: mark %d messages sent: %w", len(causes), err)
+	}
+	return len(causes), nil
 }
 
 // claim leases due messages to this run in one short transaction: the sends
@@ -207,9 +244,7 @@ func (w *Worker) send(ctx context.Context, p pending) error {
 			return fmt.Errorf("record the send: %w", err)
 		}
 	}
-	_, err = w.cfg.Store.Pool().Exec(ctx, `UPDATE email_outbox SET sent_at = coalesce(sent_at, $3), last_error = NULL WHERE cause = $1 AND kind = $2`,
-		p.cause, p.kind, w.cfg.Clock.Now())
-	return err
+	return nil
 }
 
 // prepare resolves where p goes and what it says.
@@ -224,7 +259,7 @@ func (w *Worker) prepare(ctx context.Context, p pending) (delivery, error) {
 		return delivery{}, fmt.Errorf("outbox: e-mail %s names no account", p.kind)
 	}
 	stream := eventstore.StreamID("account-" + p.accountID.UUID.String())
-	acct, _, err := w.cfg.Accounts.Load(ctx, stream)
+	acct, version, err := w.cfg.Accounts.Load(ctx, stream)
 	if err != nil {
 		return delivery{}, err
 	}
@@ -232,7 +267,7 @@ func (w *Worker) prepare(ctx context.Context, p pending) (delivery, error) {
 		to:   netmail.Address{Name: acct.Name().String(), Address: acct.Email().String()},
 		sent: acct.EmailSent(p.kind, p.cause),
 		record: func(ctx context.Context, meta eventstore.CommandMeta, messageID string) error {
-			_, err := w.cfg.Accounts.Handle(ctx, stream, account.RecordEmailSent{Kind: p.kind, Cause: p.cause, MessageID: messageID}, meta)
+			_, err := w.cfg.Accounts.HandleFrom(ctx, stream, acct, version, account.RecordEmailSent{Kind: p.kind, Cause: p.cause, MessageID: messageID}, meta)
 			return err
 		},
 	}
@@ -254,7 +289,7 @@ func (w *Worker) prepareOrder(ctx context.Context, p pending) (delivery, error) 
 		return delivery{}, err
 	}
 	stream := eventstore.StreamID("order-" + od.OrderID)
-	o, _, err := w.cfg.Orders.Load(ctx, stream)
+	o, version, err := w.cfg.Orders.Load(ctx, stream)
 	if err != nil {
 		return delivery{}, err
 	}
@@ -265,7 +300,7 @@ func (w *Worker) prepareOrder(ctx context.Context, p pending) (delivery, error) 
 		to:   netmail.Address{Address: o.Placement().BuyerEmail},
 		sent: o.EmailSent(p.kind, p.cause),
 		record: func(ctx context.Context, meta eventstore.CommandMeta, messageID string) error {
-			_, err := w.cfg.Orders.Handle(ctx, stream, order.RecordEmailSent{Kind: p.kind, Cause: p.cause, MessageID: messageID}, meta)
+			_, err := w.cfg.Orders.HandleFrom(ctx, stream, o, version, order.RecordEmailSent{Kind: p.kind, Cause: p.cause, MessageID: messageID}, meta)
 			return err
 		},
 	}
@@ -331,7 +366,7 @@ func (w *Worker) prepareSubscription(ctx context.Context, p pending) (delivery, 
 		return delivery{}, fmt.Errorf("outbox: account %s is erased: its e-mail %s goes nowhere", p.accountID.UUID, p.kind)
 	}
 	stream := eventstore.StreamID(subscription.StreamPrefix + sd.SubscriptionID)
-	sub, _, err := w.cfg.Subscriptions.Load(ctx, stream)
+	sub, version, err := w.cfg.Subscriptions.Load(ctx, stream)
 	if err != nil {
 		return delivery{}, err
 	}
@@ -342,7 +377,7 @@ func (w *Worker) prepareSubscription(ctx context.Context, p pending) (delivery, 
 		to:   netmail.Address{Name: acct.Name().String(), Address: acct.Email().String()},
 		sent: sub.EmailSent(p.kind, p.cause),
 		record: func(ctx context.Context, meta eventstore.CommandMeta, messageID string) error {
-			_, err := w.cfg.Subscriptions.Handle(ctx, stream, subscription.RecordEmailSent{Kind: p.kind, Cause: p.cause, MessageID: messageID}, meta)
+			_, err := w.cfg.Subscriptions.HandleFrom(ctx, stream, sub, version, subscription.RecordEmailSent{Kind: p.kind, Cause: p.cause, MessageID: messageID}, meta)
 			return err
 		},
 	}

@@ -33,6 +33,10 @@ import (
 const (
 	DefaultBatchSize   = 200
 	DefaultConcurrency = 8
+	// DefaultCacheSize is how many subscriptions' states the worker's own
+	// command handler keeps in memory (eventstore HandlerConfig.CacheSize):
+	// a visit then reads only the events since its last.
+	DefaultCacheSize = 10_000
 	// maxSteps bounds the steps of one visit: a lifecycle needs at most a
 	// notice, a warning, a charge and its outcome at one instant; more
 	// means a decider that does not settle.
@@ -59,6 +63,11 @@ type Config struct {
 	// Logger receives the failures of single visits, which the next run
 	// retries. Default: discard.
 	Logger *slog.Logger
+	// Subscriptions handles the subscription commands, for a process that
+	// shares one handler (and its cache of states) among its workers.
+	// Default: a handler of the worker's own, keeping DefaultCacheSize
+	// states.
+	Subscriptions *eventstore.CommandHandler[subscription.Subscription, subscription.Command]
 }
 
 // Worker runs the renewal lifecycle's due steps.
@@ -93,10 +102,12 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	subs, err := eventstore.NewCommandHandler(subscription.Decider,
-		eventstore.HandlerConfig{Store: cfg.Store, Types: cfg.Types, Clock: cfg.Clock, Policy: p})
-	if err != nil {
-		return nil, err
+	subs := cfg.Subscriptions
+	if subs == nil {
+		if subs, err = eventstore.NewCommandHandler(subscription.Decider, eventstore.HandlerConfig{Store: cfg.Store, Types: cfg.Types,
+			Clock: cfg.Clock, Policy: p, CacheSize: DefaultCacheSize}); err != nil {
+			return nil, err
+		}
 	}
 	return &Worker{cfg: cfg, subs: subs}, nil
 }

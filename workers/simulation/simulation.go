@@ -236,7 +236,11 @@ func (s *sim) open(ctx context.Context) error {
 	if s.accounts, err = eventstore.NewCommandHandler(account.Decider, hc); err != nil {
 		return err
 	}
-	if s.subs, err = eventstore.NewCommandHandler(subscription.Decider, hc); err != nil {
+	// One handler of subscription commands, keeping every customer's
+	// state, for the renewals, the e-mails and the customers' actions.
+	subsConfig := hc
+	subsConfig.CacheSize = max(s.cfg.Customers, 1)
+	if s.subs, err = eventstore.NewCommandHandler(subscription.Decider, subsConfig); err != nil {
 		return err
 	}
 	orders, err := eventstore.NewCommandHandler(order.Decider, hc)
@@ -244,7 +248,7 @@ func (s *sim) open(ctx context.Context) error {
 		return err
 	}
 	if s.renewals, err = renewal.New(renewal.Config{Store: s.store, Types: s.types, Gateway: s.gateway, Policy: s.cfg.Policy,
-		Clock: s.clock, Logger: s.cfg.Logger}); err != nil {
+		Clock: s.clock, Logger: s.cfg.Logger, Subscriptions: s.subs}); err != nil {
 		return err
 	}
 	templates, err := mail.NewTemplates()

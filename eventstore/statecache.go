@@ -1,0 +1,63 @@
+package eventstore
+
+import (
+	"container/list"
+	"sync"
+)
+
+// stateCache keeps the folded states of the streams a handler loaded last,
+// each at its version, up to a size; the least recently used goes first.
+// It is safe for concurrent use. A state held here is shared by every load
+// that starts from it, which is sound because Evolve never changes the
+// state it starts from (each aggregate's purity test).
+type stateCache[S any] struct {
+	mu      sync.Mutex
+	size    int
+	order   *list.List // of *cachedState[S], most recently used first
+	streams map[StreamID]*list.Element
+}
+
+type cachedState[S any] struct {
+	stream  StreamID
+	state   S
+	version int64
+}
+
+func newStateCache[S any](size int) *stateCache[S] {
+	return &stateCache[S]{size: size, order: list.New(), streams: make(map[StreamID]*list.Element, size)}
+}
+
+// get returns the stream's cached state and its version.
+func (c *stateCache[S]) get(stream StreamID) (S, int64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.streams[stream]
+	if !ok {
+		var zero S
+		return zero, 0, false
+	}
+	c.order.MoveToFront(el)
+	e := el.Value.(*cachedState[S])
+	return e.state, e.version, true
+}
+
+// put keeps the stream's state at version, unless a later version is kept
+// already (two loads racing).
+func (c *stateCache[S]) put(stream StreamID, state S, version int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.streams[stream]; ok {
+		e := el.Value.(*cachedState[S])
+		if version >= e.version {
+			e.state, e.version = state, version
+		}
+		c.order.MoveToFront(el)
+		return
+	}
+	c.streams[stream] = c.order.PushFront(&cachedState[S]{stream: stream, state: state, version: version})
+	if c.order.Len() > c.size {
+		oldest := c.order.Back()
+		c.order.Remove(oldest)
+		delete(c.streams, oldest.Value.(*cachedState[S]).stream)
+	}
+}
