@@ -80,7 +80,8 @@ func NewCommandHandler[S, C any](d domain.Decider[S, C], cfg HandlerConfig) (*Co
 // CommandMeta is what a command carries besides itself.
 type CommandMeta struct {
 	// CommandID makes the command idempotent: a retry with the same id
-	// returns the first outcome and decides nothing.
+	// returns the first outcome and appends nothing, whatever deciding it
+	// again would give.
 	CommandID string
 	// Metadata is recorded with every event the command causes (AUD-1).
 	Metadata Metadata
@@ -121,11 +122,6 @@ type known[S any] struct {
 
 func (h *CommandHandler[S, C]) handle(ctx context.Context, stream StreamID, from *known[S], cmd C, meta CommandMeta) (Outcome[S], error) {
 	now := h.cfg.Clock.Now() // one instant for the whole command, retries included
-	if meta.CommandID != "" {
-		if first, done, err := h.cfg.Store.CommandResult(ctx, meta.CommandID); err != nil || done {
-			return h.replay(ctx, stream, first, err)
-		}
-	}
 	var lastConflict error
 	for range h.cfg.MaxAttempts {
 		state, version, err := h.loadFrom(ctx, stream, from)
@@ -135,7 +131,7 @@ func (h *CommandHandler[S, C]) handle(ctx context.Context, stream StreamID, from
 		from = nil // a conflict: the stream moved on
 		events, err := h.decider.Decide(state, cmd, now, h.cfg.Policy)
 		if err != nil {
-			return Outcome[S]{}, err
+			return h.refused(ctx, stream, meta, err)
 		}
 		data := make([]EventData, len(events))
 		for i, e := range events {
@@ -212,6 +208,21 @@ func (h *CommandHandler[S, C]) load(ctx context.Context, stream StreamID) (S, in
 		}
 	}
 	return state, version, nil
+}
+
+// refused returns the decider's refusal of a command, unless the command
+// is a retry whose first outcome stands: deciding it again on the state its
+// first run left may well be refused, and the first outcome is the answer.
+// The command id is looked up only here: a command the decider accepts
+// learns of a first run from its append (Replayed), which saves every
+// first run a round trip.
+func (h *CommandHandler[S, C]) refused(ctx context.Context, stream StreamID, meta CommandMeta, refusal error) (Outcome[S], error) {
+	if meta.CommandID != "" {
+		if first, done, err := h.cfg.Store.CommandResult(ctx, meta.CommandID); err != nil || done {
+			return h.replay(ctx, stream, first, err)
+		}
+	}
+	return Outcome[S]{}, refusal
 }
 
 func (h *CommandHandler[S, C]) replay(ctx context.Context, stream StreamID, first AppendResult, err error) (Outcome[S], error) {

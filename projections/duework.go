@@ -2,8 +2,6 @@ package projections
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"strings"
 
 	"github.com/google/uuid"
@@ -43,39 +41,51 @@ func (DueWork) OperationalColumns() map[string][]string {
 
 // Apply implements Projection.
 func (d DueWork) Apply(ctx context.Context, tx pgx.Tx, rec eventstore.RecordedEvent, e domain.Event) error {
-	if _, ok := e.(account.BillingUpdated); ok {
-		id, ok := strings.CutPrefix(string(rec.StreamID), account.StreamPrefix)
-		if !ok {
-			return nil
-		}
-		_, err := tx.Exec(ctx, `UPDATE due_work SET due_at = LEAST(due_at, $2) WHERE account_id = $1 AND awaiting_retry`, id, rec.RecordedAt)
-		return err
-	}
-	id, ok := strings.CutPrefix(string(rec.StreamID), subscription.StreamPrefix)
-	if _, sent := e.(subscription.EmailSent); !ok || sent {
-		return nil // a sent e-mail moves nothing on the schedule (and would only grow the state kept)
-	}
-	var s subscription.Subscription
-	err := tx.QueryRow(ctx, `SELECT state FROM due_work WHERE subscription_id = $1`, id).Scan(&s)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("due_work: state of %s: %w", id, err)
-	}
-	s = subscription.Decider.Evolve(s, e)
+	return d.ApplyBatch(ctx, tx, []eventstore.RecordedEvent{rec}, []domain.Event{e})
+}
+
+// ApplyBatch implements BatchApplier: each subscription's row is read and
+// written once; a billing update's statement runs after the rows as the
+// events before it left them.
+func (d DueWork) ApplyBatch(ctx context.Context, tx pgx.Tx, recs []eventstore.RecordedEvent, events []domain.Event) error {
 	p, err := policy.New(d.Policy)
 	if err != nil {
 		return err
 	}
-	var dueAt any
-	if at, ok := s.NextDue(p); ok {
-		dueAt = at
+	states, err := loadSubscriptionStates(ctx, tx, "due_work", recs)
+	if err != nil {
+		return err
 	}
-	var accountID any
-	if s.Account() != uuid.Nil {
-		accountID = s.Account()
-	}
-	_, err = tx.Exec(ctx, `INSERT INTO due_work (subscription_id, account_id, due_at, awaiting_retry, version, state)
+	write := func(q *pgx.Batch, id string, s subscription.Subscription, last folded) {
+		var dueAt any
+		if at, ok := s.NextDue(p); ok {
+			dueAt = at
+		}
+		var accountID any
+		if s.Account() != uuid.Nil {
+			accountID = s.Account()
+		}
+		q.Queue(`INSERT INTO due_work (subscription_id, account_id, due_at, awaiting_retry, version, state)
 VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (subscription_id) DO UPDATE SET account_id = $2, due_at = $3, awaiting_retry = $4, version = $5, state = $6`,
-		id, accountID, dueAt, s.AwaitingRetry(), rec.Version, s)
-	return err
+			id, accountID, dueAt, s.AwaitingRetry(), last.rec.Version, s)
+	}
+	for i, rec := range recs {
+		if _, ok := events[i].(account.BillingUpdated); ok {
+			id, ok := strings.CutPrefix(string(rec.StreamID), account.StreamPrefix)
+			if !ok {
+				continue
+			}
+			states.flush(write)
+			states.queue.Queue(`UPDATE due_work SET due_at = LEAST(due_at, $2) WHERE account_id = $1 AND awaiting_retry`, id, rec.RecordedAt)
+			continue
+		}
+		id, ok := strings.CutPrefix(string(rec.StreamID), subscription.StreamPrefix)
+		if _, sent := events[i].(subscription.EmailSent); !ok || sent {
+			continue // a sent e-mail moves nothing on the schedule (and would only grow the state kept)
+		}
+		states.fold(id, rec, events[i])
+	}
+	states.flush(write)
+	return states.send(ctx, tx)
 }

@@ -34,86 +34,100 @@ func (Products) Name() string { return "products" }
 func (Products) Tables() []string { return []string{"products_view", "subscription_devices"} }
 
 // Apply implements Projection.
-func (Products) Apply(ctx context.Context, tx pgx.Tx, rec eventstore.RecordedEvent, e domain.Event) error {
-	id, ok := strings.CutPrefix(string(rec.StreamID), subscription.StreamPrefix)
-	if !ok {
-		return nil
-	}
-	var err error
-	switch e := e.(type) {
-	case subscription.EmailSent:
-		// A sent e-mail changes nothing the view shows; folded in, it would
-		// only grow the state every later event reads and writes back.
-		return nil
-	case subscription.Created:
-		var orderID any
-		if e.OrderID != uuid.Nil {
-			orderID = e.OrderID
-		}
-		state, err := json.Marshal(subscription.Decider.Fold(e))
-		if err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `INSERT INTO products_view (subscription_id, product, product_name, platform, term, trial, seats,
-    starts_at, expires_at, product_key, serial, auto_renew, storefront, asian_store, order_id, registrable, legacy,
-    recovery_tool, created_at, updated_at, state)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $19, $20)`,
-			e.SubscriptionID, e.Product, e.ProductName, e.Platform, e.Term, e.Term == catalog.Trial.String(), e.Seats,
-			e.StartsAt, e.ExpiresAt, e.Key.String(), e.Serial.String(), e.AutoRenew, e.Storefront, e.AsianStore, orderID,
-			e.Registrable, e.Legacy, e.RecoveryTool, rec.RecordedAt, state)
-		return err
-	case subscription.Registered:
-		_, err = tx.Exec(ctx, `UPDATE products_view SET registered_at = $2 WHERE subscription_id = $1`, id, e.At)
-	case subscription.Activated:
-		// The decider records a device once until it is deactivated, so
-		// the insert never meets its key; seats_used follows the rows.
-		if _, err = tx.Exec(ctx, `INSERT INTO subscription_devices (subscription_id, device_id, activated_at) VALUES ($1, $2, $3)`,
-			id, e.Device.String(), e.At); err == nil {
-			err = recountSeats(ctx, tx, id)
-		}
-	case subscription.Deactivated:
-		if _, err = tx.Exec(ctx, `DELETE FROM subscription_devices WHERE subscription_id = $1 AND device_id = $2`,
-			id, e.Device.String()); err == nil {
-			err = recountSeats(ctx, tx, id)
-		}
-	case subscription.Converted:
-		// The old key's computers are released with it (CNV-3).
-		if _, err = tx.Exec(ctx, `DELETE FROM subscription_devices WHERE subscription_id = $1`, id); err == nil {
-			err = recountSeats(ctx, tx, id)
-		}
-	}
+func (pr Products) Apply(ctx context.Context, tx pgx.Tx, rec eventstore.RecordedEvent, e domain.Event) error {
+	return pr.ApplyBatch(ctx, tx, []eventstore.RecordedEvent{rec}, []domain.Event{e})
+}
+
+// ApplyBatch implements BatchApplier: each row's state is read once and
+// its columns written once, after the statements of the events that touch
+// other columns or the devices, all in one round trip.
+func (Products) ApplyBatch(ctx context.Context, tx pgx.Tx, recs []eventstore.RecordedEvent, events []domain.Event) error {
+	states, err := loadSubscriptionStates(ctx, tx, "products_view", recs)
 	if err != nil {
 		return err
 	}
-	return updateProductRow(ctx, tx, id, rec, e)
+	q := &states.queue
+	for i, rec := range recs {
+		id, ok := strings.CutPrefix(string(rec.StreamID), subscription.StreamPrefix)
+		if !ok {
+			continue
+		}
+		switch e := events[i].(type) {
+		case subscription.EmailSent:
+			// A sent e-mail changes nothing the view shows; folded in, it
+			// would only grow the state every later event reads and writes
+			// back.
+			continue
+		case subscription.Created:
+			if err := queueProductRow(q, rec, e); err != nil {
+				return err
+			}
+			states.created(id, subscription.Decider.Fold(e))
+			continue
+		case subscription.Registered:
+			q.Queue(`UPDATE products_view SET registered_at = $2 WHERE subscription_id = $1`, id, e.At)
+		case subscription.Activated:
+			// The decider records a device once until it is deactivated, so
+			// the insert never meets its key; seats_used follows the rows.
+			q.Queue(`INSERT INTO subscription_devices (subscription_id, device_id, activated_at) VALUES ($1, $2, $3)`,
+				id, e.Device.String(), e.At)
+			queueRecountSeats(q, id)
+		case subscription.Deactivated:
+			q.Queue(`DELETE FROM subscription_devices WHERE subscription_id = $1 AND device_id = $2`, id, e.Device.String())
+			queueRecountSeats(q, id)
+		case subscription.Converted:
+			// The old key's computers are released with it (CNV-3).
+			q.Queue(`DELETE FROM subscription_devices WHERE subscription_id = $1`, id)
+			queueRecountSeats(q, id)
+		}
+		if !states.has(id) {
+			return fmt.Errorf("products: %s (position %d) is about subscription %s, which has no row", rec.Type, rec.Position, id)
+		}
+		states.fold(id, rec, events[i])
+	}
+	states.flush(queueProductUpdate)
+	return states.send(ctx, tx)
 }
 
-// updateProductRow folds e into the row's state and sets the columns that
-// the state determines.
-func updateProductRow(ctx context.Context, tx pgx.Tx, id string, rec eventstore.RecordedEvent, e domain.Event) error {
-	var s subscription.Subscription
-	if err := tx.QueryRow(ctx, `SELECT state FROM products_view WHERE subscription_id = $1`, id).Scan(&s); err != nil {
-		return fmt.Errorf("products: state of %s: %w", id, err)
+// queueProductRow queues the insert of a created subscription's row.
+func queueProductRow(q *pgx.Batch, rec eventstore.RecordedEvent, e subscription.Created) error {
+	var orderID any
+	if e.OrderID != uuid.Nil {
+		orderID = e.OrderID
 	}
-	s = subscription.Decider.Evolve(s, e)
+	state, err := json.Marshal(subscription.Decider.Fold(e))
+	if err != nil {
+		return err
+	}
+	q.Queue(`INSERT INTO products_view (subscription_id, product, product_name, platform, term, trial, seats,
+    starts_at, expires_at, product_key, serial, auto_renew, storefront, asian_store, order_id, registrable, legacy,
+    recovery_tool, created_at, updated_at, state)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $19, $20)`,
+		e.SubscriptionID, e.Product, e.ProductName, e.Platform, e.Term, e.Term == catalog.Trial.String(), e.Seats,
+		e.StartsAt, e.ExpiresAt, e.Key.String(), e.Serial.String(), e.AutoRenew, e.Storefront, e.AsianStore, orderID,
+		e.Registrable, e.Legacy, e.RecoveryTool, rec.RecordedAt, state)
+	return nil
+}
+
+// queueProductUpdate queues the update of the columns that the state
+// determines.
+func queueProductUpdate(q *pgx.Batch, id string, s subscription.Subscription, last folded) {
 	var account any
 	if s.Account() != uuid.Nil {
 		account = s.Account()
 	}
 	f, c := s.StatusFacts(), s.Facts() // a conversion changes the product and key (CNV-3)
-	_, err := tx.Exec(ctx, `UPDATE products_view SET state = $2, account_id = $3, term = $4, trial = $5, expires_at = $6,
+	q.Queue(`UPDATE products_view SET state = $2, account_id = $3, term = $4, trial = $5, expires_at = $6,
     auto_renew = $7, disabled = $8, renewing = $9, refunded = $10, add_ons = $11, updated_at = $12, product = $13,
     product_name = $14, seats = $15, product_key = $16, registrable = $17, legacy = $18, recovery_tool = $19
 WHERE subscription_id = $1`, id, s, account, s.Term(), f.Trial, f.ExpiresAt, s.AutoRenew(), f.Disabled, f.Renewing, f.Refunded,
-		s.AddOns(), rec.RecordedAt, c.Product, c.ProductName, c.Seats, c.Key.String(), c.Registrable, c.Legacy, c.RecoveryTool)
-	return err
+		s.AddOns(), last.rec.RecordedAt, c.Product, c.ProductName, c.Seats, c.Key.String(), c.Registrable, c.Legacy, c.RecoveryTool)
 }
 
-// recountSeats sets seats_used from the device rows, so that the count can
-// never drift from the list it summarizes.
-func recountSeats(ctx context.Context, tx pgx.Tx, id string) error {
-	_, err := tx.Exec(ctx, `UPDATE products_view
+// queueRecountSeats queues the update of seats_used from the device rows,
+// so that the count can never drift from the list it summarizes.
+func queueRecountSeats(q *pgx.Batch, id string) {
+	q.Queue(`UPDATE products_view
 SET seats_used = (SELECT count(*) FROM subscription_devices WHERE subscription_id = $1)
 WHERE subscription_id = $1`, id)
-	return err
 }

@@ -341,25 +341,19 @@ func (s *shadow) applyBatch(ctx context.Context, tx pgx.Tx, limit *eventstore.Ch
 		return false, err
 	}
 	more := len(events) == rebuildBatch
-	cp, applied := s.cp, int64(0)
-	for _, rec := range events {
+	for i, rec := range events {
 		if limit != nil && !limit.Reached(eventstore.Of(rec)) {
-			more = false
+			events, more = events[:i], false
 			break
 		}
-		e, err := s.types.Decode(rec)
-		if err != nil {
-			return false, err
-		}
-		if err := s.p.Apply(ctx, tx, rec, e); err != nil {
-			return false, fmt.Errorf("apply event %s (%s, position %d): %w", rec.ID, rec.Type, rec.Position, err)
-		}
-		cp = eventstore.Of(rec)
-		applied++
 	}
-	if applied == 0 {
+	if len(events) == 0 {
 		return false, nil
 	}
+	if err := applyAll(ctx, tx, s.p, s.types, events); err != nil {
+		return false, err
+	}
+	cp, applied := eventstore.Of(events[len(events)-1]), int64(len(events))
 	if _, err := tx.Exec(ctx, `UPDATE `+s.shadowTable(checkpointTable)+` SET transaction_id = $1, global_position = $2`,
 		cp.TransactionID, cp.Position); err != nil {
 		return false, fmt.Errorf("save the shadow's checkpoint: %w", err)

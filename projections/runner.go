@@ -136,16 +136,7 @@ func (r *Runner) follow(ctx context.Context, p Projection) {
 // handler applies a batch of events to p.
 func (r *Runner) handler(p Projection) eventstore.Handler {
 	return func(ctx context.Context, tx pgx.Tx, recs []eventstore.RecordedEvent) error {
-		for _, rec := range recs {
-			e, err := r.cfg.Types.Decode(rec)
-			if err != nil {
-				return err
-			}
-			if err := p.Apply(ctx, tx, rec, e); err != nil {
-				return fmt.Errorf("apply event %s (%s, position %d): %w", rec.ID, rec.Type, rec.Position, err)
-			}
-		}
-		return nil
+		return applyAll(ctx, tx, p, r.cfg.Types, recs)
 	}
 }
 

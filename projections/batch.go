@@ -1,0 +1,139 @@
+package projections
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/subs-engine/subs/domain"
+	"github.com/subs-engine/subs/domain/subscription"
+	"github.com/subs-engine/subs/eventstore"
+)
+
+// BatchApplier is a Projection that applies a whole batch at once, with
+// the effect of applying its events one by one: a read model that folds
+// many events into few rows reads and writes each row once per batch, in a
+// few round trips, instead of twice per event.
+type BatchApplier interface {
+	// ApplyBatch applies events (recs decoded) inside tx, in order.
+	ApplyBatch(ctx context.Context, tx pgx.Tx, recs []eventstore.RecordedEvent, events []domain.Event) error
+}
+
+// applyAll decodes recs and applies them to p inside tx: as one batch when
+// p is a BatchApplier, else one by one. The runner and a rebuild apply
+// through it alike.
+func applyAll(ctx context.Context, tx pgx.Tx, p Projection, types *eventstore.EventTypes, recs []eventstore.RecordedEvent) error {
+	events := make([]domain.Event, len(recs))
+	for i, rec := range recs {
+		e, err := types.Decode(rec)
+		if err != nil {
+			return err
+		}
+		events[i] = e
+	}
+	if b, ok := p.(BatchApplier); ok {
+		return b.ApplyBatch(ctx, tx, recs, events)
+	}
+	for i, rec := range recs {
+		if err := p.Apply(ctx, tx, rec, events[i]); err != nil {
+			return fmt.Errorf("apply event %s (%s, position %d): %w", rec.ID, rec.Type, rec.Position, err)
+		}
+	}
+	return nil
+}
+
+// subscriptionStates folds a batch's subscription events into the states a
+// table keeps per subscription (its state column), and queues the
+// statements that write them back, each changed row once, with the
+// statements the projection queues itself, in the order they must run.
+type subscriptionStates struct {
+	states  map[string]subscription.Subscription
+	stored  map[string]bool   // has a row as the batch begins
+	changed []string          // not yet written, in the order first changed
+	last    map[string]folded // the last event folded into each changed row
+	queue   pgx.Batch
+}
+
+type folded struct {
+	rec eventstore.RecordedEvent
+	e   domain.Event
+}
+
+// loadSubscriptionStates reads, in one query, the states table keeps for
+// the subscriptions whose streams recs belong to.
+func loadSubscriptionStates(ctx context.Context, tx pgx.Tx, table string, recs []eventstore.RecordedEvent) (*subscriptionStates, error) {
+	s := &subscriptionStates{states: map[string]subscription.Subscription{}, stored: map[string]bool{}, last: map[string]folded{}}
+	var ids []uuid.UUID
+	for _, rec := range recs {
+		id, ok := strings.CutPrefix(string(rec.StreamID), subscription.StreamPrefix)
+		if !ok {
+			continue
+		}
+		if _, seen := s.states[id]; seen {
+			continue
+		}
+		u, err := uuid.Parse(id)
+		if err != nil {
+			return nil, fmt.Errorf("%s: stream %s: %w", table, rec.StreamID, err)
+		}
+		s.states[id] = subscription.Subscription{}
+		ids = append(ids, u)
+	}
+	if len(ids) == 0 {
+		return s, nil
+	}
+	rows, err := tx.Query(ctx, `SELECT subscription_id, state FROM `+table+` WHERE subscription_id = ANY($1)`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("%s: states: %w", table, err)
+	}
+	var id uuid.UUID
+	var st subscription.Subscription
+	if _, err := pgx.ForEachRow(rows, []any{&id, &st}, func() error {
+		s.states[id.String()], s.stored[id.String()] = st, true
+		st = subscription.Subscription{}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("%s: states: %w", table, err)
+	}
+	return s, nil
+}
+
+// has reports whether the subscription has a row, before the batch or
+// created in it.
+func (s *subscriptionStates) has(id string) bool { return s.stored[id] }
+
+// created sets the state of a row the batch creates (its insert queued
+// with the state given): no write back is due for it yet.
+func (s *subscriptionStates) created(id string, st subscription.Subscription) {
+	s.states[id], s.stored[id] = st, true
+}
+
+// fold evolves the subscription's state with e and marks it changed.
+func (s *subscriptionStates) fold(id string, rec eventstore.RecordedEvent, e domain.Event) {
+	if _, pending := s.last[id]; !pending {
+		s.changed = append(s.changed, id)
+	}
+	s.states[id] = subscription.Decider.Evolve(s.states[id], e)
+	s.last[id] = folded{rec, e}
+}
+
+// flush queues write for each changed state, after the statements queued
+// so far: a statement the projection queues next then sees the rows as the
+// events so far left them.
+func (s *subscriptionStates) flush(write func(q *pgx.Batch, id string, st subscription.Subscription, last folded)) {
+	for _, id := range s.changed {
+		write(&s.queue, id, s.states[id], s.last[id])
+		delete(s.last, id)
+	}
+	s.changed = s.changed[:0]
+}
+
+// send runs the queued statements in one round trip.
+func (s *subscriptionStates) send(ctx context.Context, tx pgx.Tx) error {
+	if s.queue.Len() == 0 {
+		return nil
+	}
+	return tx.SendBatch(ctx, &s.queue).Close()
+}
