@@ -239,7 +239,7 @@ var (
 	ErrRefundPending error = domain.Conflict("a refund of this subscription is under way")
 	// ErrChargePending: a renewal charge is under way; a refund is asked
 	// for once its outcome is recorded (ARS-7, ARS-8).
-	ErrChargePending error = domain.Conflict("a renewal charge of this subscription is under way: ask for the refund once it is settled")
+	ErrChargePending error = domain.Conflict("a renewal charge of this subscription is under way: ask again once it is settled")
 	// ErrAddOnNotActive: no such add-on on the subscription.
 	ErrAddOnNotActive error = domain.NotFound("this add-on is not active on this subscription")
 )
@@ -809,7 +809,13 @@ func (s Subscription) cancel(c Cancel, now time.Time, p policy.Policy) ([]domain
 		out = append(out, AutoRenewalChanged{On: false, At: now})
 	}
 	early := !now.After(s.st.Created.StartsAt.Add(p.MonthlyInitialRefundWindow)) // day 30 included
-	if early && s.st.Created.InitialChargeID != "" && !s.st.Created.InitialCharge.IsZero() && !r.Refunded && now.Before(r.ExpiresAt) {
+	refundable := early && s.st.Created.InitialChargeID != "" && !s.st.Created.InitialCharge.IsZero() && !r.Refunded
+	if refundable && r.Cycle.Pending != nil {
+		// Ending the plan at once while its next month is being charged
+		// would leave that charge's outcome to renew a refunded plan.
+		return nil, ErrChargePending
+	}
+	if refundable && now.Before(r.ExpiresAt) {
 		out = append(out, RefundRequested{Period: 0, ChargeID: s.st.Created.InitialChargeID, Amount: s.st.Created.InitialCharge,
 			IdempotencyKey: RefundKey(s.st.Created.SubscriptionID, 0), Initial: true, At: now})
 	}

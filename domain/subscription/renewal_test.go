@@ -618,6 +618,37 @@ func TestRule_MON2_EarlyCancellationRefundsTheInitialCharge(t *testing.T) {
 	}
 }
 
+// rule MON-2: a plan bought at the end of January renews on February 28,
+// inside the 30 days; while that charge is under way, an early
+// cancellation (which would refund and end the plan at once) is refused
+// with ErrChargePending, so the charge's outcome never renews a refunded
+// plan. Once the charge is settled the cancellation goes through.
+func TestRule_MON2_EarlyCancellationWaitsForAChargeUnderWay(t *testing.T) {
+	start := at(2027, 1, 31)
+	l := newSim(t, bought(t, catalog.Monthly, start))
+	exp := l.s.ExpiresAt() // February 28
+	if days := exp.Sub(start) / day; days >= 30 {
+		t.Fatalf("the first month lasts %d days; the test needs a renewal inside the 30-day window", days)
+	}
+	l.advance(exp.Add(-ns))
+	l.runDue(exp)
+	if _, ok := l.s.PendingCharge(); !ok {
+		t.Fatal("no renewal charge under way at expiry")
+	}
+	if _, err := l.try(exp.Add(time.Minute), subscription.Cancel{AccountID: ann}); !errors.Is(err, subscription.ErrChargePending) {
+		t.Fatalf("an early cancellation during the charge: %v, want ErrChargePending", err)
+	}
+	l.advance(exp.Add(time.Minute))
+	if _, ok := l.s.PendingCharge(); ok {
+		t.Fatal("the charge is still under way")
+	}
+	cancelAt := exp.Add(time.Hour)
+	events := l.do(cancelAt, subscription.Cancel{AccountID: ann})
+	if got := only[subscription.RefundRequested](events); len(got) != 1 || !got[0].Initial {
+		t.Fatalf("cancel after the charge: %s, want the initial charge's refund", show(events))
+	}
+}
+
 // rule MON-3: add-ons are charged with the base product each month while
 // active, and cancelled on their own; one bought after a period's notice
 // is charged from the next period, the notice having stated the fee.
