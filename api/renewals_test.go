@@ -140,6 +140,43 @@ func TestRule_MON2_CancelWithin30DaysRefundsTheInitialChargeAndEndsAtOnce(t *tes
 	}
 }
 
+// rule MON-2: a plan bought on January 31, 2028 renews on February 29,
+// inside its first 30 days; cancelled then, it ends at once and gets back
+// the initial charge and the renewal's, whose month it will never deliver.
+func TestRule_MON2_CancelWithin30DaysAfterARenewalRefundsTheRenewalToo(t *testing.T) {
+	t.Parallel()
+	e := newEngineEnv(t)
+	ann := e.sessions("ann@example.com")
+	e.advance(time.Date(2028, 1, 31, 9, 0, 0, 0, time.UTC).Sub(e.clock.Now()))
+	id := e.buyOne(ann(), "NS-STD", "monthly")
+	expires := mustTime(t, e.row(ann(), id)["expires_at"])
+	if want := time.Date(2028, 2, 29, 9, 0, 0, 0, time.UTC); !expires.Equal(want) {
+		t.Fatalf("expires %v, want %v", expires, want)
+	}
+	e.advance(expires.AddDate(0, 0, -3).Sub(e.clock.Now()))
+	e.runRenewals() // the notice
+	e.advance(3 * 24 * time.Hour)
+	e.runRenewals() // the charge, on the expiry day
+	if renewed := mustTime(t, e.row(ann(), id)["expires_at"]); !renewed.After(expires) {
+		t.Fatalf("not renewed: %v", e.row(ann(), id))
+	}
+	e.advance(time.Hour)
+
+	row := e.want(e.call("POST", "/v1/subscriptions/"+id+"/cancel", ann(), ""), http.StatusOK).json(t)
+	if row["status"] != "refunded" || row["auto_renewal"] != false || !mustTime(t, row["expires_at"]).Equal(e.clock.Now()) {
+		t.Errorf("cancelled within 30 days of the purchase: %v", row)
+	}
+	price := usdPrice(t, "NS-STD", catalog.Monthly).Amount()
+	for period, what := range []string{"the initial charge", "the renewal"} {
+		if got, ok := e.gatewayRefund(id, period); !ok || got != price {
+			t.Errorf("gateway refunded %d (%v) of %s, want %d", got, ok, what, price)
+		}
+	}
+	if n := e.countEvents("subscription.refunded"); n != 2 {
+		t.Errorf("%d refunds recorded, want 2", n)
+	}
+}
+
 // rule MON-1: cancelling a monthly plan turns its renewal off; it stays
 // current until its expiration date, then expires. Past 30 days (MON-2)
 // nothing is refunded for the partial month.

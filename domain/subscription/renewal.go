@@ -277,6 +277,10 @@ type renewalState struct {
 	PendingRefund *RefundRequested `json:"pending_refund,omitempty"`
 	// Refunded: the last change of the expiration date was a refund.
 	Refunded bool `json:"refunded,omitempty"`
+	// EndedEarly: a monthly plan cancelled within the initial window ended
+	// at once (MON-2); every renewal it was charged for is refunded too,
+	// since it delivers none of them.
+	EndedEarly bool `json:"ended_early,omitempty"`
 }
 
 // cycle is what happened in the period under way.
@@ -407,6 +411,7 @@ const (
 	stepLapse
 	stepPendingCharge // a requested charge awaits the gateway's answer
 	stepPendingRefund // a requested refund awaits the gateway
+	stepRefundRenewal // a plan that ended early refunds a renewal it was charged for (MON-2)
 )
 
 // next returns the next step of the lifecycle and the instant it is due. A
@@ -421,6 +426,8 @@ func (s Subscription) next(p policy.Policy) (step, time.Time) {
 		return stepPendingRefund, r.PendingRefund.At
 	case r.Cycle.Pending != nil:
 		return stepPendingCharge, r.Cycle.Pending.At
+	case r.EndedEarly && s.hasRenewalToRefund():
+		return stepRefundRenewal, r.ExpiresAt
 	case s.st.Disabled:
 		return stepNone, time.Time{}
 	case s.Renewing():
@@ -631,6 +638,10 @@ func (s Subscription) runDue(c RunDue, now time.Time, p policy.Policy) ([]domain
 	}
 	graceEnd := r.ExpiresAt.Add(p.Grace)
 	switch st {
+	case stepRefundRenewal:
+		pc, _ := s.renewalToRefund()
+		return []domain.Event{RefundRequested{Period: pc.Period, ChargeID: pc.ChargeID, Amount: pc.Amount,
+			IdempotencyKey: RefundKey(s.st.Created.SubscriptionID, pc.Period), At: now}}, nil
 	case stepNotice:
 		if !now.Before(graceEnd) || !s.chargeAt(now, p).Before(graceEnd) {
 			// Too late: the charge a notice would announce cannot come
@@ -656,6 +667,21 @@ func (s Subscription) runDue(c RunDue, now time.Time, p policy.Policy) ([]domain
 		return s.charge(c.Method, now, p), nil
 	}
 	return []domain.Event{RenewalLapsed{Period: r.Period, ExpiresAt: r.ExpiresAt, At: now}}, nil
+}
+
+// renewalToRefund is the first renewal charge not refunded.
+func (s Subscription) renewalToRefund() (paidCharge, bool) {
+	for _, pc := range s.st.Renewal.Paid {
+		if !pc.Refunded {
+			return pc, true
+		}
+	}
+	return paidCharge{}, false
+}
+
+func (s Subscription) hasRenewalToRefund() bool {
+	_, ok := s.renewalToRefund()
+	return ok
 }
 
 // billingChanged reports whether a declined period now has another payment
@@ -780,7 +806,9 @@ func (s Subscription) recordRefund(c RecordRefund, now time.Time) ([]domain.Even
 		return nil, nil // made already
 	}
 	expires := req.At // a monthly plan cancelled early ends at once (MON-2)
-	if !req.Initial {
+	if s.st.Renewal.EndedEarly {
+		expires = s.st.Renewal.ExpiresAt // it ended already: a renewal's refund leaves the end where it is
+	} else if !req.Initial {
 		for _, pc := range s.st.Renewal.Paid {
 			if pc.ChargeID == req.ChargeID {
 				expires = pc.PrevExpiry // the renewed term is taken back (ARS-7)
@@ -892,6 +920,9 @@ func evolveRenewal(s Subscription, e domain.Event) (Subscription, bool) {
 	case RefundRequested:
 		r.PendingRefund = &e
 	case Refunded:
+		if r.PendingRefund != nil && r.PendingRefund.Initial {
+			r.EndedEarly = true
+		}
 		r.Paid = slices.Clone(r.Paid) // the state evolved from keeps its own
 		for i := range r.Paid {
 			if pc := &r.Paid[i]; pc.ChargeID == e.ChargeID {

@@ -622,7 +622,9 @@ func TestRule_MON2_EarlyCancellationRefundsTheInitialCharge(t *testing.T) {
 // inside the 30 days; while that charge is under way, an early
 // cancellation (which would refund and end the plan at once) is refused
 // with ErrChargePending, so the charge's outcome never renews a refunded
-// plan. Once the charge is settled the cancellation goes through.
+// plan. Once the charge is settled the cancellation goes through: the
+// initial charge is refunded, the plan ends at once, and the renewal's
+// month, which it will never deliver, is refunded too.
 func TestRule_MON2_EarlyCancellationWaitsForAChargeUnderWay(t *testing.T) {
 	start := at(2027, 1, 31)
 	l := newSim(t, bought(t, catalog.Monthly, start))
@@ -647,6 +649,23 @@ func TestRule_MON2_EarlyCancellationWaitsForAChargeUnderWay(t *testing.T) {
 	if got := only[subscription.RefundRequested](events); len(got) != 1 || !got[0].Initial {
 		t.Fatalf("cancel after the charge: %s, want the initial charge's refund", show(events))
 	}
+	renewal := logged[subscription.ChargeSucceeded](l)
+	if len(renewal) != 1 {
+		t.Fatalf("renewals charged: %+v, want one", renewal)
+	}
+	l.advance(cancelAt)
+	refunds := logged[subscription.Refunded](l)
+	if len(refunds) != 2 || refunds[0].ChargeID != "ch_initial" || refunds[1].ChargeID != renewal[0].ChargeID ||
+		refunds[1].Amount != renewal[0].Amount {
+		t.Fatalf("refunds %+v, want the initial charge's and then the renewal's (%s)", refunds, renewal[0].ChargeID)
+	}
+	for _, r := range refunds {
+		if !r.ExpiresAt.Equal(cancelAt) {
+			t.Fatalf("refund %s leaves the plan expiring %s, want the cancellation's instant %s", r.ChargeID, r.ExpiresAt, cancelAt)
+		}
+	}
+	wantStatus(t, l.s, cancelAt, subscription.StatusRefunded)
+	l.noneDue()
 }
 
 // rule MON-3: add-ons are charged with the base product each month while
