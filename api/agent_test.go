@@ -496,6 +496,17 @@ func (e *engineEnv) renewal(id string, cmd subscription.Command) {
 	}
 }
 
+// renewAtExpiry runs the renewals of a term whose notice comes 3 days
+// before expires and whose charge on it: a monthly plan (ARS-2) or a
+// trial's end (TRI-3, TRI-4).
+func (e *engineEnv) renewAtExpiry(expires time.Time) {
+	e.t.Helper()
+	e.advance(expires.AddDate(0, 0, -3).Sub(e.clock.Now()))
+	e.runRenewals() // the notice
+	e.advance(3 * 24 * time.Hour)
+	e.runRenewals() // the charge, on the expiry day
+}
+
 // renewOnce takes annual subscription id, expiring at expires, through its
 // first renewal with the renewal worker and the sandbox gateway: the notice
 // 30 days before, the charge 7 days before.

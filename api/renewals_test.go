@@ -153,10 +153,7 @@ func TestRule_MON2_CancelWithin30DaysAfterARenewalRefundsTheRenewalToo(t *testin
 	if want := time.Date(2028, 2, 29, 9, 0, 0, 0, time.UTC); !expires.Equal(want) {
 		t.Fatalf("expires %v, want %v", expires, want)
 	}
-	e.advance(expires.AddDate(0, 0, -3).Sub(e.clock.Now()))
-	e.runRenewals() // the notice
-	e.advance(3 * 24 * time.Hour)
-	e.runRenewals() // the charge, on the expiry day
+	e.renewAtExpiry(expires)
 	if renewed := mustTime(t, e.row(ann(), id)["expires_at"]); !renewed.After(expires) {
 		t.Fatalf("not renewed: %v", e.row(ann(), id))
 	}
@@ -186,10 +183,7 @@ func TestRule_MON1_CancelledPlanStaysCurrentUntilItsExpiry(t *testing.T) {
 	ann := e.sessions("ann@example.com")
 	id := e.buyOne(ann(), "NS-STD", "monthly")
 	expires := mustTime(t, e.row(ann(), id)["expires_at"])
-	e.advance(expires.AddDate(0, 0, -3).Sub(e.clock.Now()))
-	e.runRenewals() // the notice
-	e.advance(3 * 24 * time.Hour)
-	e.runRenewals() // the charge, on the expiry day
+	e.renewAtExpiry(expires)
 	renewed := mustTime(t, e.row(ann(), id)["expires_at"])
 	if !renewed.After(expires) {
 		t.Fatalf("not renewed: %v", e.row(ann(), id))
@@ -246,10 +240,7 @@ func TestRule_MON3_AddOnsBoughtAndCancelledOnTheirOwnAndChargedWithThePlan(t *te
 
 	// The next renewal charges the plan and the add-on still active.
 	expires := mustTime(t, row["expires_at"])
-	e.advance(expires.AddDate(0, 0, -3).Sub(e.clock.Now()))
-	e.runRenewals()
-	e.advance(3 * 24 * time.Hour)
-	e.runRenewals()
+	e.renewAtExpiry(expires)
 	var charged int64
 	if err := e.store.Pool().QueryRow(context.Background(), `SELECT amount_minor FROM charges WHERE subscription_id = $1 AND status = 'succeeded'`,
 		id).Scan(&charged); err != nil {

@@ -72,10 +72,7 @@ func TestRule_TRI4_TrialEndChargesTheOrdersCardTheStandardPriceThenTRI5Refund(t 
 	ann := e.sessions("ann@example.com")
 	id := e.buyOne(ann(), "NS-PRM", "trial")
 	ends := mustTime(t, e.row(ann(), id)["expires_at"])
-	e.advance(ends.AddDate(0, 0, -3).Sub(e.clock.Now()))
-	e.runRenewals() // the trial-ending notice (TRI-3)
-	e.advance(3 * 24 * time.Hour)
-	e.runRenewals() // the charge
+	e.renewAtExpiry(ends)
 
 	row := e.row(ann(), id)
 	if row["term"] != "annual" || row["status"] != "active" || row["auto_renewal"] != true ||

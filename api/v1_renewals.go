@@ -42,7 +42,9 @@ func (a *subscriptionsAPI) renewalRoutes() {
 		Summary: "Cancel a monthly plan",
 		Description: "Turns automatic renewal off: the plan stays current until its expiration date, then expires (MON-1). Within 30 " +
 			"days (policy) of the initial purchase the initial charge is refunded in full through the payment gateway at once and " +
-			"the plan ends at once (MON-2); otherwise nothing is refunded for the partial month. Answers the products-view row. " +
+			"the plan ends at once (MON-2), and so is a renewal charged within those days (a plan bought on January 31 renews on " +
+			"February 28): the plan will never deliver it; while that renewal is being charged, 409 (ask again once it is settled). " +
+			"Otherwise nothing is refunded for the partial month. Answers the products-view row. " +
 			"Other terms turn automatic renewal off instead (PUT auto-renewal): 409; a plan bought at an Asian online store is " +
 			"managed there: 409 naming it (ARS-5).",
 		Responses: map[int]any{http.StatusOK: productView{}, http.StatusNotFound: nil, http.StatusConflict: nil},
