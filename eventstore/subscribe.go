@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -73,12 +72,17 @@ func (s *Store) Checkpoint(ctx context.Context, name string) (Checkpoint, error)
 	return cp, nil
 }
 
-// checkpoints sets cps[i] to the saved checkpoint of names[i] (zero if it
-// has none), in one query.
-func (s *Store) checkpoints(ctx context.Context, names []string, cps []Checkpoint) error {
-	rows, err := s.pool.Query(ctx, `SELECT name, transaction_id, global_position FROM subscription_checkpoints WHERE name = ANY($1)`, names)
+// rowQuerier is what the checkpoint reads need: the pool or a transaction.
+type rowQuerier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// checkpoints returns the saved checkpoints of names (zero for one that has
+// none), in one query.
+func checkpoints(ctx context.Context, q rowQuerier, names []string) ([]Checkpoint, error) {
+	rows, err := q.Query(ctx, `SELECT name, transaction_id, global_position FROM subscription_checkpoints WHERE name = ANY($1)`, names)
 	if err != nil {
-		return fmt.Errorf("eventstore: checkpoints: %w", err)
+		return nil, fmt.Errorf("eventstore: checkpoints: %w", err)
 	}
 	saved := map[string]Checkpoint{}
 	var name string
@@ -88,39 +92,54 @@ func (s *Store) checkpoints(ctx context.Context, names []string, cps []Checkpoin
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("eventstore: checkpoints: %w", err)
+		return nil, fmt.Errorf("eventstore: checkpoints: %w", err)
 	}
+	cps := make([]Checkpoint, len(names))
 	for i, n := range names {
 		cps[i] = saved[n]
 	}
-	return nil
+	return cps, nil
 }
 
-// lockCheckpoint serializes the batches of one subscription across processes
-// for the rest of tx and returns the checkpoint as committed: several engine
-// processes may run the same subscription, and only the one whose batch
-// starts at the stored checkpoint may apply it.
+// lockCheckpoints serializes the batches of the named subscriptions across
+// processes for the rest of tx and returns their checkpoints as committed:
+// several engine processes may run the same subscription, and only the one
+// whose batch starts at the stored checkpoint may apply it. The locks are
+// taken in the order of the names' sorting, so that two processes locking
+// several never wait for each other in a circle.
+func lockCheckpoints(ctx context.Context, tx pgx.Tx, names []string) ([]Checkpoint, error) {
+	sorted := slices.Sorted(slices.Values(names))
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('subscription:' || n, 0)) FROM unnest($1::text[]) AS n`,
+		sorted); err != nil {
+		return nil, fmt.Errorf("eventstore: lock subscriptions %v: %w", names, err)
+	}
+	// A statement of its own: under READ COMMITTED its snapshot is taken
+	// after the locks are held, so it sees what their last holder saved.
+	return checkpoints(ctx, tx, names)
+}
+
 func lockCheckpoint(ctx context.Context, tx pgx.Tx, name string) (Checkpoint, error) {
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('subscription:' || $1, 0))`, name); err != nil {
-		return Checkpoint{}, fmt.Errorf("eventstore: lock subscription %s: %w", name, err)
+	cps, err := lockCheckpoints(ctx, tx, []string{name})
+	if err != nil {
+		return Checkpoint{}, err
 	}
-	var cp Checkpoint
-	err := tx.QueryRow(ctx, `SELECT transaction_id, global_position FROM subscription_checkpoints WHERE name = $1`, name).
-		Scan(&cp.TransactionID, &cp.Position)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return cp, fmt.Errorf("eventstore: checkpoint %s: %w", name, err)
-	}
-	return cp, nil
+	return cps[0], nil
 }
 
 // SaveCheckpoint records cp as the named subscription's place, in tx.
 func SaveCheckpoint(ctx context.Context, tx pgx.Tx, name string, cp Checkpoint) error {
+	return saveCheckpoints(ctx, tx, []string{name}, cp)
+}
+
+// saveCheckpoints records cp as the place of each named subscription, in tx
+// and one statement.
+func saveCheckpoints(ctx context.Context, tx pgx.Tx, names []string, cp Checkpoint) error {
 	_, err := tx.Exec(ctx, `INSERT INTO subscription_checkpoints (name, transaction_id, global_position, updated_at)
-VALUES ($1, $2, $3, now())
+SELECT n, $2, $3, now() FROM unnest($1::text[]) AS n
 ON CONFLICT (name) DO UPDATE SET transaction_id = EXCLUDED.transaction_id,
-    global_position = EXCLUDED.global_position, updated_at = now()`, name, cp.TransactionID, cp.Position)
+    global_position = EXCLUDED.global_position, updated_at = now()`, names, cp.TransactionID, cp.Position)
 	if err != nil {
-		return fmt.Errorf("eventstore: save checkpoint %s: %w", name, err)
+		return fmt.Errorf("eventstore: save checkpoints %v: %w", names, err)
 	}
 	return nil
 }
@@ -185,10 +204,11 @@ func (s *Store) handleBatch(ctx context.Context, cfg SubscriptionConfig, cp *Che
 	if err != nil || len(events) == 0 {
 		return 0, err
 	}
-	next, err := s.applyBatch(ctx, cfg.Name, *cp, events, h)
+	cps, err := s.applyBatch(ctx, *cp, events, Subscriber{Config: cfg, Handler: h})
 	if err != nil {
 		return 0, err
 	}
+	next := cps[0]
 	*cp = next
 	if next != Of(events[len(events)-1]) {
 		return cfg.BatchSize, nil
@@ -196,30 +216,44 @@ func (s *Store) handleBatch(ctx context.Context, cfg SubscriptionConfig, cp *Che
 	return len(events), nil
 }
 
-// applyBatch hands events, the batch after cp, to h in a transaction that
-// saves the checkpoint after them, and returns it; when another process
-// moved the subscription's checkpoint from cp meanwhile, h is not called
-// and that checkpoint is returned.
-func (s *Store) applyBatch(ctx context.Context, name string, cp Checkpoint, events []RecordedEvent, h Handler) (Checkpoint, error) {
+// applyBatch hands events, the batch after cp, to each of subs in one
+// transaction that saves their checkpoints after them, and returns each
+// one's checkpoint; a subscriber whose checkpoint another process moved
+// from cp meanwhile is not handed the batch, and its checkpoint as moved
+// is returned. One handler's error rolls back every one's batch.
+func (s *Store) applyBatch(ctx context.Context, cp Checkpoint, events []RecordedEvent, subs ...Subscriber) ([]Checkpoint, error) {
 	next := Of(events[len(events)-1])
+	names := make([]string, len(subs))
+	for i, sub := range subs {
+		names[i] = sub.Config.Name
+	}
+	var cps []Checkpoint
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		stored, err := lockCheckpoint(ctx, tx, name)
+		stored, err := lockCheckpoints(ctx, tx, names)
 		if err != nil {
 			return err
 		}
-		if stored != cp { // another process applied this batch meanwhile
-			next = stored
+		var handled []string
+		for i, sub := range subs {
+			if stored[i] != cp { // another process applied this batch meanwhile
+				continue
+			}
+			if err := sub.Handler(ctx, tx, events); err != nil {
+				return fmt.Errorf("subscription %s: %w", sub.Config.Name, err)
+			}
+			stored[i] = next
+			handled = append(handled, sub.Config.Name)
+		}
+		cps = stored
+		if len(handled) == 0 {
 			return nil
 		}
-		if err := h(ctx, tx, events); err != nil {
-			return err
-		}
-		return SaveCheckpoint(ctx, tx, name, next)
+		return saveCheckpoints(ctx, tx, handled, next)
 	})
 	if err != nil {
-		return cp, fmt.Errorf("eventstore: subscription %s: %w", name, err)
+		return nil, fmt.Errorf("eventstore: subscriptions %v: %w", names, err)
 	}
-	return next, nil
+	return cps, nil
 }
 
 // Subscriber is one subscription CatchUp brings up to date: its
@@ -236,11 +270,11 @@ type Subscriber struct {
 // be up to date (a simulation between the runs of its workers), so that a
 // catch-up is a few large batches rather than one batch per append. The
 // subscribers that stand at one checkpoint share each batch: it is read
-// once, and handed to each in its own transaction, all at once. The batch
-// size is the smallest of the subscribers'.
+// once, and handed to each in turn in one transaction, which saves all
+// their checkpoints (a few round trips per batch rather than a few per
+// subscriber and batch). The batch size is the smallest of the subscribers'.
 func (s *Store) CatchUp(ctx context.Context, target Checkpoint, subs ...Subscriber) error {
 	subs = slices.Clone(subs)
-	cps := make([]Checkpoint, len(subs))
 	names := make([]string, len(subs))
 	size := 0
 	for i := range subs {
@@ -254,7 +288,8 @@ func (s *Store) CatchUp(ctx context.Context, target Checkpoint, subs ...Subscrib
 		}
 		names[i] = cfg.Name
 	}
-	if err := s.checkpoints(ctx, names, cps); err != nil {
+	cps, err := checkpoints(ctx, s.pool, names)
+	if err != nil {
 		return err
 	}
 	wait := minHeldBackWait
@@ -287,18 +322,19 @@ func (s *Store) CatchUp(ctx context.Context, target Checkpoint, subs ...Subscrib
 			continue
 		}
 		wait = minHeldBackWait
-		errs := make([]error, len(subs))
-		var wg sync.WaitGroup
+		var group []Subscriber
+		var members []int
 		for i := range subs {
 			if cps[i] == at {
-				wg.Go(func() { cps[i], errs[i] = s.applyBatch(ctx, subs[i].Config.Name, at, events, subs[i].Handler) })
+				group, members = append(group, subs[i]), append(members, i)
 			}
 		}
-		wg.Wait()
-		for _, err := range errs {
-			if err != nil {
-				return err
-			}
+		moved, err := s.applyBatch(ctx, at, events, group...)
+		if err != nil {
+			return err
+		}
+		for j, i := range members {
+			cps[i] = moved[j]
 		}
 	}
 }

@@ -3,6 +3,9 @@ package eventstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -186,5 +189,77 @@ func TestCatchUp_HandlesTheLogUpToTheTargetInBatches_ThenReturns(t *testing.T) {
 	}
 	if cp, err := s.Checkpoint(context.Background(), cfg.Name); err != nil || cp != more.Checkpoint() {
 		t.Errorf("checkpoint %+v (%v), want %+v", cp, err, more.Checkpoint())
+	}
+}
+
+// Subscribers that stand at different checkpoints, caught up by two
+// processes at once: each event reaches each subscriber exactly once, and
+// a handler's failure leaves every checkpoint of its batch where it was.
+func TestCatchUp_SeveralSubscribersTwoProcesses_EachEventOncePerSubscriber(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	other := eventstore.New(otherPool(t, s), eventstore.Config{})
+	if _, err := s.Pool().Exec(context.Background(), `CREATE TABLE seen_by (subscriber text, event_id uuid, PRIMARY KEY (subscriber, event_id))`); err != nil {
+		t.Fatal(err)
+	}
+	recordAs := func(name string) eventstore.Handler {
+		return func(ctx context.Context, tx pgx.Tx, evs []eventstore.RecordedEvent) error {
+			for _, e := range evs {
+				// A duplicate would violate the primary key and fail the catch-up.
+				if _, err := tx.Exec(ctx, `INSERT INTO seen_by VALUES ($1, $2)`, name, e.ID); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	subscribers := func() []eventstore.Subscriber {
+		var subs []eventstore.Subscriber
+		for _, name := range []string{"reads", "writes", "mails"} {
+			subs = append(subs, eventstore.Subscriber{Config: eventstore.SubscriptionConfig{Name: name, BatchSize: 7}, Handler: recordAs(name)})
+		}
+		return subs
+	}
+	first := mustAppend(t, s, "order-first", eventstore.NoStream, events(5), opts())
+	// "writes" is ahead of the others as the race begins.
+	if err := s.CatchUp(context.Background(), first.Checkpoint(), subscribers()[1]); err != nil {
+		t.Fatal(err)
+	}
+	var last eventstore.AppendResult
+	for i := range 10 {
+		last = mustAppend(t, s, eventstore.StreamID(fmt.Sprintf("order-%d", i)), eventstore.NoStream, events(3), opts())
+	}
+	done := make(chan error, 2)
+	for _, st := range []*eventstore.Store{s, other} {
+		go func() { done <- st.CatchUp(context.Background(), last.Checkpoint(), subscribers()...) }()
+	}
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	var perSubscriber []int
+	rows, err := s.Pool().Query(context.Background(), `SELECT count(*) FROM seen_by GROUP BY subscriber ORDER BY subscriber`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perSubscriber, err = pgx.CollectRows(rows, pgx.RowTo[int]); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(perSubscriber, []int{35, 35, 35}) {
+		t.Errorf("events seen per subscriber %v, want 35 each", perSubscriber)
+	}
+
+	// A failing handler rolls back the batch of every subscriber it shared.
+	more := mustAppend(t, s, "order-more", eventstore.NoStream, events(2), opts())
+	subs := subscribers()
+	subs[2].Handler = func(context.Context, pgx.Tx, []eventstore.RecordedEvent) error { return errors.New("mail server down") }
+	if err := s.CatchUp(context.Background(), more.Checkpoint(), subs...); err == nil || !strings.Contains(err.Error(), "mails") {
+		t.Fatalf("catch-up with a failing handler: %v, want the error naming mails", err)
+	}
+	for _, name := range []string{"reads", "writes", "mails"} {
+		if cp, err := s.Checkpoint(context.Background(), name); err != nil || cp != last.Checkpoint() {
+			t.Errorf("%s at %+v (%v) after the failed batch, want %+v", name, cp, err, last.Checkpoint())
+		}
 	}
 }

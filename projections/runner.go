@@ -141,8 +141,8 @@ func (r *Runner) handler(p Projection) eventstore.Handler {
 }
 
 // CatchUp brings every projection up to cp and returns: each batch is
-// read once and applied to every projection, each in its own transaction,
-// all at once (eventstore Store.CatchUp). It is the alternative to Run for
+// read once and applied to every projection in one transaction (eventstore
+// Store.CatchUp). It is the alternative to Run for
 // a process that decides itself when the read models must be up to date
 // (workers/simulation, between its workers' runs), and so lets the events
 // of a whole run accumulate into one batch.
