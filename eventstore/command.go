@@ -111,16 +111,16 @@ func (h *CommandHandler[S, C]) Handle(ctx context.Context, stream StreamID, cmd 
 // the stream again. When the stream has moved on since, the append
 // conflicts and the next attempts read it, as Handle's do.
 func (h *CommandHandler[S, C]) HandleFrom(ctx context.Context, stream StreamID, state S, version int64, cmd C, meta CommandMeta) (Outcome[S], error) {
-	return h.handle(ctx, stream, &known[S]{state: state, version: version}, cmd, meta)
+	return h.handle(ctx, stream, &Loaded[S]{State: state, Version: version}, cmd, meta)
 }
 
-// known is a stream's state at a version, which a caller already holds.
-type known[S any] struct {
-	state   S
-	version int64
+// Loaded is a stream's state at a version.
+type Loaded[S any] struct {
+	State   S
+	Version int64
 }
 
-func (h *CommandHandler[S, C]) handle(ctx context.Context, stream StreamID, from *known[S], cmd C, meta CommandMeta) (Outcome[S], error) {
+func (h *CommandHandler[S, C]) handle(ctx context.Context, stream StreamID, from *Loaded[S], cmd C, meta CommandMeta) (Outcome[S], error) {
 	now := h.cfg.Clock.Now() // one instant for the whole command, retries included
 	var lastConflict error
 	for range h.cfg.MaxAttempts {
@@ -173,9 +173,9 @@ func (h *CommandHandler[S, C]) Load(ctx context.Context, stream StreamID) (S, in
 }
 
 // loadFrom returns from's state and version when set, else loads them.
-func (h *CommandHandler[S, C]) loadFrom(ctx context.Context, stream StreamID, from *known[S]) (S, int64, error) {
+func (h *CommandHandler[S, C]) loadFrom(ctx context.Context, stream StreamID, from *Loaded[S]) (S, int64, error) {
 	if from != nil {
-		return from.state, from.version, nil
+		return from.State, from.Version, nil
 	}
 	return h.load(ctx, stream)
 }
@@ -184,30 +184,55 @@ func (h *CommandHandler[S, C]) loadFrom(ctx context.Context, stream StreamID, fr
 // either way it reads the events up to the stream's current version, so a
 // cached state is never stale.
 func (h *CommandHandler[S, C]) load(ctx context.Context, stream StreamID) (S, int64, error) {
-	state, version := h.decider.Initial, int64(0)
-	if h.cache != nil {
-		if s, v, ok := h.cache.get(stream); ok {
-			state, version = s, v
-		}
-	}
-	records, err := h.cfg.Store.ReadStream(ctx, stream, ReadStreamOptions{FromVersion: version + 1})
+	loaded, err := h.LoadMany(ctx, []StreamID{stream})
 	if err != nil {
 		return h.decider.Initial, 0, err
+	}
+	return loaded[0].State, loaded[0].Version, nil
+}
+
+// LoadMany returns the current state and version of each of streams, in
+// their order, reading all of them in one query: for a worker that handles
+// a batch of aggregates (Load's answer for each, in one round trip).
+func (h *CommandHandler[S, C]) LoadMany(ctx context.Context, streams []StreamID) ([]Loaded[S], error) {
+	loaded := make([]Loaded[S], len(streams))
+	from := make([]StreamFrom, len(streams))
+	at := make(map[StreamID]int, len(streams)) // the first index of each stream
+	for i, stream := range streams {
+		loaded[i].State = h.decider.Initial
+		if h.cache != nil {
+			if s, v, ok := h.cache.get(stream); ok {
+				loaded[i] = Loaded[S]{State: s, Version: v}
+			}
+		}
+		from[i] = StreamFrom{Stream: stream, FromVersion: loaded[i].Version + 1}
+		if _, ok := at[stream]; !ok {
+			at[stream] = i
+		}
+	}
+	records, err := h.cfg.Store.ReadStreams(ctx, from)
+	if err != nil {
+		return nil, err
 	}
 	for _, r := range records {
 		e, err := h.cfg.Types.Decode(r)
 		if err != nil {
-			return h.decider.Initial, 0, err
+			return nil, err
 		}
-		state = h.decider.Evolve(state, e)
+		l := &loaded[at[r.StreamID]]
+		l.State, l.Version = h.decider.Evolve(l.State, e), r.Version
 	}
-	if n := len(records); n > 0 {
-		version = records[n-1].Version
-		if h.cache != nil {
-			h.cache.put(stream, state, version)
+	for i, stream := range streams {
+		first := at[stream]
+		if first != i { // named twice: the same answer
+			loaded[i] = loaded[first]
+			continue
+		}
+		if h.cache != nil && loaded[i].Version > from[i].FromVersion-1 {
+			h.cache.put(stream, loaded[i].State, loaded[i].Version)
 		}
 	}
-	return state, version, nil
+	return loaded, nil
 }
 
 // refused returns the decider's refusal of a command, unless the command

@@ -223,3 +223,46 @@ func TestCommandHandler_CachedStates_NeverStale(t *testing.T) {
 		t.Fatalf("adding past the limit: %v, want errLimit", err)
 	}
 }
+
+// LoadMany answers, in one query, what Load answers for each stream:
+// cached or not, moved on by another process, named twice, or empty.
+func TestCommandHandler_LoadMany_AnswersAsLoadForEachStream(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	c := clock.NewSimulated(t0)
+	ctx := context.Background()
+	cached, other := newCachingTallyHandler(t, s, c, 10), newTallyHandler(t, s, c)
+	for _, add := range []struct {
+		h      *eventstore.CommandHandler[tally, addCommand]
+		stream eventstore.StreamID
+		n      int
+	}{
+		{cached, "tally-a", 1}, {cached, "tally-a", 2}, // cached at version 2
+		{other, "tally-a", 4},                          // then moved on elsewhere
+		{other, "tally-b", 8}, {other, "tally-b", 16}, // never cached
+		{cached, "tally-c", 32}, // cached, current
+	} {
+		if _, err := add.h.Handle(ctx, add.stream, addCommand{n: add.n}, system); err != nil {
+			t.Fatal(err)
+		}
+	}
+	streams := []eventstore.StreamID{"tally-b", "tally-a", "tally-none", "tally-c", "tally-b"}
+	loaded, err := cached.LoadMany(ctx, streams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		total   int
+		version int64
+	}{{24, 2}, {7, 3}, {0, 0}, {32, 1}, {24, 2}}
+	for i, stream := range streams {
+		got := loaded[i]
+		if got.State.total != want[i].total || got.Version != want[i].version {
+			t.Errorf("%s: total %d at version %d, want %d at version %d", stream, got.State.total, got.Version, want[i].total, want[i].version)
+		}
+		state, version, err := other.Load(ctx, stream)
+		if err != nil || state.total != got.State.total || version != got.Version {
+			t.Errorf("%s: Load gives %d at version %d (%v), LoadMany %d at %d", stream, state.total, version, err, got.State.total, got.Version)
+		}
+	}
+}

@@ -152,6 +152,10 @@ type pending struct {
 // and the command handler decides it again on the stream as it now is.
 func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 	batch, err := w.claim(ctx)
+	if err != nil || len(batch) == 0 {
+		return 0, err
+	}
+	streams, err := w.load(ctx, batch)
 	if err != nil {
 		return 0, err
 	}
@@ -162,7 +166,7 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if err := w.send(ctx, p); err != nil {
+			if err := w.send(ctx, p, streams); err != nil {
 				w.cfg.Logger.Warn("e-mail not sent; will retry", "kind", p.kind, "cause", p.cause, "err", err)
 				w.failed(ctx, p, err)
 				return
@@ -182,9 +186,14 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	// A message whose send is recorded but not marked here (a crash in
-	// between) is claimed again, found recorded, and marked then.
+	// between) is claimed again, found recorded, and marked then. Rows
+	// that the outbox projection holds are skipped: it is marking them
+	// sent itself, from the records, and in another order, so waiting for
+	// it could deadlock.
 	_, err = w.cfg.Store.Pool().Exec(ctx, `UPDATE email_outbox o SET sent_at = coalesce(o.sent_at, $3), last_error = NULL
-FROM unnest($1::uuid[], $2::text[]) AS s(cause, kind) WHERE o.cause = s.cause AND o.kind = s.kind`, causes, kinds, w.cfg.Clock.Now())
+FROM (SELECT cause, kind FROM email_outbox WHERE (cause, kind) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))
+      FOR UPDATE SKIP LOCKED) AS s
+WHERE o.cause = s.cause AND o.kind = s.kind`, causes, kinds, w.cfg.Clock.Now())
 	if err != nil {
 		return 0, fmt.Errorf("outbox: mark %d messages sent: %w", len(causes), err)
 	}
@@ -221,8 +230,58 @@ type delivery struct {
 	record func(ctx context.Context, cmd eventstore.CommandMeta, messageID string) error
 }
 
-func (w *Worker) send(ctx context.Context, p pending) error {
-	d, err := w.prepare(ctx, p)
+// loaded holds the accounts and subscriptions a claimed batch's messages
+// are about, read for all of them at once (Worker.load).
+type loaded struct {
+	accounts      map[uuid.UUID]eventstore.Loaded[account.Account]
+	subscriptions map[string]eventstore.Loaded[subscription.Subscription]
+}
+
+// load reads the accounts of batch's messages and the subscriptions of its
+// renewal e-mails, in one query each.
+func (w *Worker) load(ctx context.Context, batch []pending) (loaded, error) {
+	l := loaded{accounts: map[uuid.UUID]eventstore.Loaded[account.Account]{}, subscriptions: map[string]eventstore.Loaded[subscription.Subscription]{}}
+	var accounts []uuid.UUID
+	var accountStreams, subscriptionStreams []eventstore.StreamID
+	var subscriptions []string
+	for _, p := range batch {
+		if p.accountID.Valid {
+			accounts = append(accounts, p.accountID.UUID)
+			accountStreams = append(accountStreams, eventstore.StreamID(account.StreamName(p.accountID.UUID)))
+		}
+		if w.cfg.Subscriptions == nil || !slices.Contains(projections.SubscriptionEmailKinds, p.kind) {
+			continue
+		}
+		var sd projections.SubscriptionEmailData
+		if json.Unmarshal(p.data, &sd) != nil {
+			continue // prepare fails this message alone, saying why
+		}
+		subscriptions = append(subscriptions, sd.SubscriptionID)
+		subscriptionStreams = append(subscriptionStreams, eventstore.StreamID(subscription.StreamPrefix+sd.SubscriptionID))
+	}
+	if len(accounts) > 0 {
+		states, err := w.cfg.Accounts.LoadMany(ctx, accountStreams)
+		if err != nil {
+			return l, err
+		}
+		for i, id := range accounts {
+			l.accounts[id] = states[i]
+		}
+	}
+	if len(subscriptions) > 0 {
+		states, err := w.cfg.Subscriptions.LoadMany(ctx, subscriptionStreams)
+		if err != nil {
+			return l, err
+		}
+		for i, id := range subscriptions {
+			l.subscriptions[id] = states[i]
+		}
+	}
+	return l, nil
+}
+
+func (w *Worker) send(ctx context.Context, p pending, streams loaded) error {
+	d, err := w.prepare(ctx, p, streams)
 	if err != nil {
 		return err
 	}
@@ -247,22 +306,21 @@ func (w *Worker) send(ctx context.Context, p pending) error {
 	return nil
 }
 
-// prepare resolves where p goes and what it says.
-func (w *Worker) prepare(ctx context.Context, p pending) (delivery, error) {
+// prepare resolves where p goes and what it says, from the streams loaded
+// for its batch.
+func (w *Worker) prepare(ctx context.Context, p pending, streams loaded) (delivery, error) {
 	if p.kind == projections.EmailOrderConfirmation {
 		return w.prepareOrder(ctx, p)
 	}
 	if slices.Contains(projections.SubscriptionEmailKinds, p.kind) {
-		return w.prepareSubscription(ctx, p)
+		return w.prepareSubscription(p, streams)
 	}
 	if !p.accountID.Valid {
 		return delivery{}, fmt.Errorf("outbox: e-mail %s names no account", p.kind)
 	}
-	stream := eventstore.StreamID("account-" + p.accountID.UUID.String())
-	acct, version, err := w.cfg.Accounts.Load(ctx, stream)
-	if err != nil {
-		return delivery{}, err
-	}
+	stream := eventstore.StreamID(account.StreamName(p.accountID.UUID))
+	acct, version := streams.accounts[p.accountID.UUID].State, streams.accounts[p.accountID.UUID].Version
+	var err error
 	d := delivery{
 		to:   netmail.Address{Name: acct.Name().String(), Address: acct.Email().String()},
 		sent: acct.EmailSent(p.kind, p.cause),
@@ -347,7 +405,7 @@ func orderConfirmationData(o order.Order, name string) map[string]any {
 // lifecycle: it goes to the account the subscription is registered in (an
 // erased account gets nothing: AUD-5), and its send is recorded on the
 // subscription.
-func (w *Worker) prepareSubscription(ctx context.Context, p pending) (delivery, error) {
+func (w *Worker) prepareSubscription(p pending, streams loaded) (delivery, error) {
 	if w.cfg.Subscriptions == nil {
 		return delivery{}, errors.New("outbox: Config.Subscriptions is required for the renewal e-mails")
 	}
@@ -358,18 +416,12 @@ func (w *Worker) prepareSubscription(ctx context.Context, p pending) (delivery, 
 	if !p.accountID.Valid {
 		return delivery{}, fmt.Errorf("outbox: e-mail %s names no account", p.kind)
 	}
-	acct, _, err := w.cfg.Accounts.Load(ctx, eventstore.StreamID("account-"+p.accountID.UUID.String()))
-	if err != nil {
-		return delivery{}, err
-	}
+	acct := streams.accounts[p.accountID.UUID].State
 	if !acct.Registered() {
 		return delivery{}, fmt.Errorf("outbox: account %s is erased: its e-mail %s goes nowhere", p.accountID.UUID, p.kind)
 	}
 	stream := eventstore.StreamID(subscription.StreamPrefix + sd.SubscriptionID)
-	sub, version, err := w.cfg.Subscriptions.Load(ctx, stream)
-	if err != nil {
-		return delivery{}, err
-	}
+	sub, version := streams.subscriptions[sd.SubscriptionID].State, streams.subscriptions[sd.SubscriptionID].Version
 	if !sub.Exists() {
 		return delivery{}, fmt.Errorf("outbox: subscription %s does not exist", sd.SubscriptionID)
 	}
@@ -381,9 +433,11 @@ func (w *Worker) prepareSubscription(ctx context.Context, p pending) (delivery, 
 			return err
 		},
 	}
-	if !d.sent {
-		d.data, err = w.renewalData(p.kind, sub.Facts(), acct.Name().String(), sd.Event)
+	if d.sent {
+		return d, nil
 	}
+	data, err := w.renewalData(p.kind, sub.Facts(), acct.Name().String(), sd.Event)
+	d.data = data
 	return d, err
 }
 
