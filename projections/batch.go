@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/subs-engine/subs/domain"
 	"github.com/subs-engine/subs/domain/subscription"
 	"github.com/subs-engine/subs/eventstore"
@@ -36,12 +37,101 @@ func applyAll(ctx context.Context, tx pgx.Tx, p Projection, types *eventstore.Ev
 	if b, ok := p.(BatchApplier); ok {
 		return b.ApplyBatch(ctx, tx, recs, events)
 	}
+	failed := func(i int, err error) error {
+		rec := recs[i]
+		return fmt.Errorf("apply event %s (%s, position %d): %w", rec.ID, rec.Type, rec.Position, err)
+	}
+	pipe := &pipelinedTx{Tx: tx, failed: failed}
 	for i, rec := range recs {
-		if err := p.Apply(ctx, tx, rec, events[i]); err != nil {
-			return fmt.Errorf("apply event %s (%s, position %d): %w", rec.ID, rec.Type, rec.Position, err)
+		pipe.event = i
+		if err := p.Apply(ctx, pipe, rec, events[i]); err != nil {
+			if pipe.err != nil {
+				return pipe.err
+			}
+			return failed(i, err)
 		}
 	}
-	return nil
+	return pipe.flush(ctx)
+}
+
+// pipelinedTx is a transaction whose Exec statements are queued and sent
+// together, in order, before the next read and at the end of the batch: a
+// projection that writes a statement or two per event costs a round trip
+// per batch rather than per statement, with the same effect. Exec returns
+// an empty command tag; a statement's error comes from the flush, naming
+// the event whose Apply queued it.
+type pipelinedTx struct {
+	pgx.Tx
+	queue  pgx.Batch
+	events []int // the event that queued each statement
+	event  int   // the event being applied
+	failed func(event int, err error) error
+	err    error
+}
+
+func (t *pipelinedTx) Exec(_ context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	t.queue.Queue(sql, args...)
+	t.events = append(t.events, t.event)
+	return pgconn.CommandTag{}, nil
+}
+
+func (t *pipelinedTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if err := t.flush(ctx); err != nil {
+		return nil, err
+	}
+	return t.Tx.Query(ctx, sql, args...)
+}
+
+func (t *pipelinedTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	if err := t.flush(ctx); err != nil {
+		return errRow{err}
+	}
+	return t.Tx.QueryRow(ctx, sql, args...)
+}
+
+// SendBatch sends the queue first. When that fails, b fails too (the
+// transaction is aborted), and applyAll reports the queue's error.
+func (t *pipelinedTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	_ = t.flush(ctx)
+	return t.Tx.SendBatch(ctx, b)
+}
+
+func (t *pipelinedTx) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, rows pgx.CopyFromSource) (int64, error) {
+	if err := t.flush(ctx); err != nil {
+		return 0, err
+	}
+	return t.Tx.CopyFrom(ctx, table, columns, rows)
+}
+
+func (t *pipelinedTx) Begin(ctx context.Context) (pgx.Tx, error) {
+	if err := t.flush(ctx); err != nil {
+		return nil, err
+	}
+	return t.Tx.Begin(ctx)
+}
+
+// errRow carries a failed flush to a caller of QueryRow.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+
+// flush sends the queued statements in one round trip. Its first error
+// stays the transaction's (t.err): every later statement fails with it.
+func (t *pipelinedTx) flush(ctx context.Context) error {
+	n := t.queue.Len()
+	if t.err != nil || n == 0 {
+		return t.err
+	}
+	results := t.Tx.SendBatch(ctx, &t.queue)
+	for i := range n {
+		if _, err := results.Exec(); err != nil {
+			results.Close()
+			t.err = t.failed(t.events[i], err)
+			return t.err
+		}
+	}
+	t.queue, t.events = pgx.Batch{}, t.events[:0]
+	return results.Close()
 }
 
 // subscriptionStates folds a batch's subscription events into the states a

@@ -1,0 +1,62 @@
+package projections_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/subs-engine/subs/domain"
+	"github.com/subs-engine/subs/eventstore"
+	"github.com/subs-engine/subs/projections"
+)
+
+// probe writes one row per event, keyed by its position, except that its
+// failAt-th event repeats the key of the event before it.
+type probe struct {
+	applied int
+	failAt  int
+	failed  eventstore.RecordedEvent
+	last    int64
+}
+
+func (*probe) Name() string     { return "probe" }
+func (*probe) Tables() []string { return []string{"probe"} }
+func (p *probe) Apply(ctx context.Context, tx pgx.Tx, rec eventstore.RecordedEvent, _ domain.Event) error {
+	p.applied++
+	key := rec.Position
+	if p.applied == p.failAt {
+		key, p.failed = p.last, rec
+	}
+	p.last = rec.Position
+	_, err := tx.Exec(ctx, `INSERT INTO probe (position) VALUES ($1)`, key)
+	return err
+}
+
+// A projection's statements are sent together at the end of the batch;
+// one that fails names the event whose Apply wrote it, and the batch is
+// applied not at all.
+func TestApply_AFailingStatementNamesItsEvent_AndTheBatchIsNotApplied(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := context.Background()
+	w.customers(t, ctx, 0, 2, 1)
+	if _, err := w.store.Pool().Exec(ctx, `CREATE TABLE probe (position bigint PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	p := &probe{failAt: 5}
+	r, err := projections.NewRunner(projections.RunnerConfig{Store: w.store, Types: w.types, Projections: []projections.Projection{p}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = r.CatchUp(ctx, w.head(t))
+	if err == nil || !strings.Contains(err.Error(), p.failed.ID.String()) || !strings.Contains(err.Error(), "duplicate key") {
+		t.Fatalf("catch-up: %v; want the duplicate key of event %s (the 5th)", err, p.failed.ID)
+	}
+	if n := count(t, w, "probe"); n != 0 {
+		t.Errorf("%d rows of the failed batch kept, want none", n)
+	}
+	if cp, err := w.store.Checkpoint(ctx, p.Name()); err != nil || cp != (eventstore.Checkpoint{}) {
+		t.Errorf("checkpoint %+v (%v) after the failed batch, want none", cp, err)
+	}
+}
