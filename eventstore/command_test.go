@@ -238,7 +238,7 @@ func TestCommandHandler_LoadMany_AnswersAsLoadForEachStream(t *testing.T) {
 		n      int
 	}{
 		{cached, "tally-a", 1}, {cached, "tally-a", 2}, // cached at version 2
-		{other, "tally-a", 4},                          // then moved on elsewhere
+		{other, "tally-a", 4},                         // then moved on elsewhere
 		{other, "tally-b", 8}, {other, "tally-b", 16}, // never cached
 		{cached, "tally-c", 32}, // cached, current
 	} {
