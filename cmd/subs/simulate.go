@@ -143,7 +143,7 @@ func (m *Main) simulate(ctx context.Context, opts *simulateOptions) (err error) 
 	if _, err := eventstore.Migrate(ctx, pool); err != nil {
 		return fmt.Errorf("migrate the simulation's database %s: %w", name, err)
 	}
-	sender, err := mail.NewSender(m.Config.SMTPURL, mailDir, "")
+	sender, err := simulationSender(m.Config.SMTPURL, mailDir)
 	if err != nil {
 		return err
 	}
@@ -195,6 +195,17 @@ func simulationPool(ctx context.Context, admin *pgxpool.Pool, name string) (*pgx
 		return nil, fmt.Errorf("open the simulation's database %s: %w", name, err)
 	}
 	return pool, nil
+}
+
+// simulationSender is the engine's sender (mail.NewSender), except that a
+// maildir of the simulation's own does not wait for the disk: it is thrown
+// away with the simulation's database, whose commits do not wait either.
+func simulationSender(smtpURL, dir string) (mail.Sender, error) {
+	s, err := mail.NewSender(smtpURL, dir, "")
+	if md, ok := s.(*mail.Maildir); ok {
+		return md.Unsynced(), nil
+	}
+	return s, err
 }
 
 func randomHex(n int) string {

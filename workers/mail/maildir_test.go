@@ -47,6 +47,15 @@ func TestMaildir_contract(t *testing.T) {
 	})
 }
 
+// Unsynced skips the waits for the disk, nothing else of the contract.
+func TestMaildir_Unsynced_contract(t *testing.T) {
+	t.Parallel()
+	mailtest.Run(t, func(t *testing.T) (mail.Sender, func() []mailtest.Received) {
+		d, received := newMaildir(t)
+		return d.Unsynced(), received
+	})
+}
+
 func TestMaildir_layout(t *testing.T) {
 	t.Parallel()
 	d, received := newMaildir(t)
