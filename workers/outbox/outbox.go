@@ -259,25 +259,30 @@ func (w *Worker) load(ctx context.Context, batch []pending) (loaded, error) {
 		subscriptions = append(subscriptions, sd.SubscriptionID)
 		subscriptionStreams = append(subscriptionStreams, eventstore.StreamID(subscription.StreamPrefix+sd.SubscriptionID))
 	}
-	if len(accounts) > 0 {
-		states, err := w.cfg.Accounts.LoadMany(ctx, accountStreams)
-		if err != nil {
-			return l, err
-		}
-		for i, id := range accounts {
-			l.accounts[id] = states[i]
-		}
+	if err := loadInto(ctx, w.cfg.Accounts, accounts, accountStreams, l.accounts); err != nil {
+		return l, err
 	}
-	if len(subscriptions) > 0 {
-		states, err := w.cfg.Subscriptions.LoadMany(ctx, subscriptionStreams)
-		if err != nil {
-			return l, err
-		}
-		for i, id := range subscriptions {
-			l.subscriptions[id] = states[i]
-		}
+	if err := loadInto(ctx, w.cfg.Subscriptions, subscriptions, subscriptionStreams, l.subscriptions); err != nil {
+		return l, err
 	}
 	return l, nil
+}
+
+// loadInto sets into[keys[i]] to the state of streams[i], read with h in
+// one query.
+func loadInto[K comparable, S, C any](ctx context.Context, h *eventstore.CommandHandler[S, C], keys []K, streams []eventstore.StreamID,
+	into map[K]eventstore.Loaded[S]) error {
+	if len(streams) == 0 {
+		return nil
+	}
+	states, err := h.LoadMany(ctx, streams)
+	if err != nil {
+		return err
+	}
+	for i, k := range keys {
+		into[k] = states[i]
+	}
+	return nil
 }
 
 func (w *Worker) send(ctx context.Context, p pending, streams loaded) error {
