@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -26,14 +27,51 @@ type BatchApplier interface {
 // p is a BatchApplier, else one by one. The runner and a rebuild apply
 // through it alike.
 func applyAll(ctx context.Context, tx pgx.Tx, p Projection, types *eventstore.EventTypes, recs []eventstore.RecordedEvent) error {
+	events, err := decodeAll(types, recs)
+	if err != nil {
+		return err
+	}
+	return applyDecoded(ctx, tx, p, recs, events)
+}
+
+func decodeAll(types *eventstore.EventTypes, recs []eventstore.RecordedEvent) ([]domain.Event, error) {
 	events := make([]domain.Event, len(recs))
 	for i, rec := range recs {
 		e, err := types.Decode(rec)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		events[i] = e
 	}
+	return events, nil
+}
+
+// sharedDecoding decodes a batch once for the several projections it is
+// handed to in turn (Runner.CatchUp): it keeps the last batch's events,
+// known by the batch's slice. Events are values no projection changes.
+type sharedDecoding struct {
+	types  *eventstore.EventTypes
+	mu     sync.Mutex
+	recs   []eventstore.RecordedEvent
+	events []domain.Event
+}
+
+func (d *sharedDecoding) decode(recs []eventstore.RecordedEvent) ([]domain.Event, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(recs) > 0 && len(recs) == len(d.recs) && &recs[0] == &d.recs[0] {
+		return d.events, nil
+	}
+	events, err := decodeAll(d.types, recs)
+	if err != nil {
+		return nil, err
+	}
+	d.recs, d.events = recs, events
+	return events, nil
+}
+
+// applyDecoded applies recs, decoded as events, to p inside tx.
+func applyDecoded(ctx context.Context, tx pgx.Tx, p Projection, recs []eventstore.RecordedEvent, events []domain.Event) error {
 	if b, ok := p.(BatchApplier); ok {
 		return b.ApplyBatch(ctx, tx, recs, events)
 	}

@@ -60,3 +60,23 @@ func TestApply_AFailingStatementNamesItsEvent_AndTheBatchIsNotApplied(t *testing
 		t.Errorf("checkpoint %+v (%v) after the failed batch, want none", cp, err)
 	}
 }
+
+// A catch-up hands each batch, decoded once, to every projection in one
+// transaction, and leaves every read model as a rebuild of the log does.
+func TestRunner_CatchUpEqualsRebuild(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := context.Background()
+	w.customers(t, ctx, 0, 60, 4)
+	r, err := projections.NewRunner(projections.RunnerConfig{Store: w.store, Types: w.types, Projections: projections.All()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.CatchUp(ctx, w.head(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got := count(t, w, "products_view"); got != 60 {
+		t.Fatalf("%d products after the catch-up, want 60", got)
+	}
+	w.mustEqualRebuild(t)
+}

@@ -141,15 +141,23 @@ func (r *Runner) handler(p Projection) eventstore.Handler {
 }
 
 // CatchUp brings every projection up to cp and returns: each batch is
-// read once and applied to every projection in one transaction (eventstore
-// Store.CatchUp). It is the alternative to Run for
+// read and decoded once and applied to every projection in one transaction
+// (eventstore Store.CatchUp). It is the alternative to Run for
 // a process that decides itself when the read models must be up to date
 // (workers/simulation, between its workers' runs), and so lets the events
 // of a whole run accumulate into one batch.
 func (r *Runner) CatchUp(ctx context.Context, cp eventstore.Checkpoint) error {
+	decoding := &sharedDecoding{types: r.cfg.Types}
 	subs := make([]eventstore.Subscriber, len(r.cfg.Projections))
 	for i, p := range r.cfg.Projections {
-		subs[i] = eventstore.Subscriber{Config: eventstore.SubscriptionConfig{Name: p.Name(), Logger: r.cfg.Logger}, Handler: r.handler(p)}
+		subs[i] = eventstore.Subscriber{Config: eventstore.SubscriptionConfig{Name: p.Name(), Logger: r.cfg.Logger},
+			Handler: func(ctx context.Context, tx pgx.Tx, recs []eventstore.RecordedEvent) error {
+				events, err := decoding.decode(recs)
+				if err != nil {
+					return err
+				}
+				return applyDecoded(ctx, tx, p, recs, events)
+			}}
 	}
 	return r.cfg.Store.CatchUp(ctx, cp, subs...)
 }
