@@ -43,9 +43,13 @@ func TestRule_TIM2_SimulatePrintsAPassingReportOnADatabaseOfItsOwn(t *testing.T)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(context.Background())
+	// The connection closes after the drop: a deferred Close would run
+	// before the cleanup, and the kept database would outlive the test.
 	t.Cleanup(func() {
-		_, _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+pgx.Identifier{name[1]}.Sanitize()+" WITH (FORCE)")
+		if _, err := conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+pgx.Identifier{name[1]}.Sanitize()+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop the kept database %s: %v", name[1], err)
+		}
+		_ = conn.Close(context.Background())
 	})
 	var kept bool
 	if err := conn.QueryRow(context.Background(), `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name[1]).Scan(&kept); err != nil || !kept {
