@@ -118,7 +118,9 @@ type Policy struct {
 	// Default 30 days.
 	TrialLength time.Duration
 	// TrialEndingNotice is how long before the trial ends the trial-ending
-	// e-mail is sent (TRI-3). Default 3 days.
+	// e-mail is sent (TRI-3), and so the least time between that e-mail and
+	// the charge: a late one (the workers were down) pushes the charge into
+	// grace, as ARS-2 does for renewals. Default 3 days.
 	TrialEndingNotice time.Duration
 }
 

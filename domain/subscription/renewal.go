@@ -514,13 +514,15 @@ func (s Subscription) noticeLead(p policy.Policy) time.Duration {
 
 // chargeAt is when the period is charged, given a notice at noticedAt
 // (ARS-2): the term's lead before expiry, and never sooner than the term's
-// least gap after the notice. A trial is charged when it ends (TRI-4).
+// least gap after the notice. A trial is charged when it ends (TRI-4), and
+// never sooner than the trial-ending notice's lead after that e-mail: the
+// customer always has the days TRI-3 promises to opt out.
 func (s Subscription) chargeAt(noticedAt time.Time, p policy.Policy) time.Time {
 	r := s.st.Renewal
 	lead, gap := p.AnnualChargeLead, p.AnnualMinNoticeToCharge
 	switch r.Term {
 	case catalog.Trial.String():
-		return r.ExpiresAt
+		lead, gap = 0, p.TrialEndingNotice
 	case catalog.Monthly.String():
 		lead, gap = p.MonthlyChargeLead, p.MonthlyMinNoticeToCharge
 	}

@@ -178,14 +178,12 @@ func TestRule_ARS2_NoticeTooLateForTheGraceLapses(t *testing.T) {
 	}
 	// A notice whose pushed charge would fall at or after the grace's end
 	// promises a charge that cannot come.
-	for _, term := range []catalog.Term{catalog.Annual, catalog.Monthly} {
+	for _, term := range []catalog.Term{catalog.Annual, catalog.Monthly, catalog.Trial} {
 		t.Run(term.String()+", charge pushed to the grace's end", func(t *testing.T) {
 			l := newSim(t, bought(t, term, at(2027, 1, 10)))
 			exp := l.s.ExpiresAt()
-			gap := pol.AnnualMinNoticeToCharge
-			if term == catalog.Monthly {
-				gap = pol.MonthlyMinNoticeToCharge
-			}
+			gap := map[catalog.Term]time.Duration{catalog.Annual: pol.AnnualMinNoticeToCharge, catalog.Monthly: pol.MonthlyMinNoticeToCharge,
+				catalog.Trial: pol.TrialEndingNotice}[term]
 			late := exp.Add(pol.Grace - gap)
 			wantEvents(t, "RunDue", l.runDue(late), subscription.RenewalLapsed{Period: 1, ExpiresAt: exp, At: late})
 			l.noneDue()
@@ -771,6 +769,52 @@ func TestRule_TRI3_TrialEndingNoticeThreeDaysBefore(t *testing.T) {
 	wantEvents(t, "at the notice date", l.runDue(notice),
 		subscription.TrialEndingNoticeIssued{Period: 1, ExpiresAt: end, ChargeAt: end, Amount: annualFee, At: notice})
 	wantEvents(t, "one instant after", l.runDue(notice.Add(ns)))
+}
+
+// rule TRI-3: a late trial-ending e-mail (the workers were down) still
+// gives the customer its 3 days to opt out: the charge waits for them, into
+// grace if need be, as a late renewal notice's does (ARS-2).
+func TestRule_TRI3_LateNoticePushesTheChargeIntoGrace(t *testing.T) {
+	cases := []struct {
+		name       string
+		noticeAt   time.Duration // relative to the trial's end
+		wantCharge time.Duration // relative to the trial's end
+	}{
+		{"on time", -3 * day, 0},
+		{"one instant late", -3*day + ns, ns},
+		{"a day before the end", -day, 2 * day},
+		{"at the end", 0, 3 * day},
+		{"charge one instant before the grace ends", 4*day - ns, 7*day - ns},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			created := bought(t, catalog.Trial, at(2027, 1, 10))
+			l := newSim(t, created)
+			end := l.s.ExpiresAt()
+			noticeAt, chargeAt := end.Add(c.noticeAt), end.Add(c.wantCharge)
+			wantEvents(t, "late notice", l.runDue(noticeAt),
+				subscription.TrialEndingNoticeIssued{Period: 1, ExpiresAt: end, ChargeAt: chargeAt, Amount: annualFee, At: noticeAt})
+			wantEvents(t, "one instant before the pushed charge", l.runDue(chargeAt.Add(-ns)))
+			if chargeAt.After(end) {
+				wantStatus(t, l.s, end.Add(-ns), subscription.StatusTrial)
+				wantStatus(t, l.s, chargeAt, subscription.StatusGrace)
+			}
+			wantEvents(t, "at the pushed charge date", l.runDue(chargeAt), chargeRequested(created, 1, 1, "tok_order", annualFee, end, chargeAt))
+			l.advance(chargeAt)
+			wantStatus(t, l.s, end.Add(pol.Grace), subscription.StatusActive)
+		})
+	}
+	t.Run("opted out after a late notice: nothing is charged", func(t *testing.T) {
+		l := newSim(t, bought(t, catalog.Trial, at(2027, 1, 10)))
+		end := l.s.ExpiresAt()
+		l.runDue(end)
+		l.do(end.Add(2*day), subscription.SetAutoRenewal{AccountID: ann, On: false})
+		l.advance(end.Add(pol.Grace + 40*day))
+		if got := logged[subscription.ChargeRequested](l); len(got) > 0 {
+			t.Fatalf("charged after opting out: %+v", got)
+		}
+		wantStatus(t, l.s, end.Add(2*day), subscription.StatusExpired)
+	})
 }
 
 // rule TRI-4: at the trial's end the subscription is extended a full year
