@@ -318,6 +318,10 @@ type paidCharge struct {
 	PrevAnchor time.Time   `json:"prev_anchor"`
 	PrevTerms  int         `json:"prev_terms"`
 	Refunded   bool        `json:"refunded,omitempty"`
+	// KeyDisabled: the charge succeeded after the key was disabled (it
+	// was pending then, and had to be settled: ARS-8). It buys a term of a
+	// key that does not work, so it is refunded.
+	KeyDisabled bool `json:"key_disabled,omitempty"`
 }
 
 func newRenewal(c Created) renewalState {
@@ -426,8 +430,12 @@ func (s Subscription) next(p policy.Policy) (step, time.Time) {
 		return stepPendingRefund, r.PendingRefund.At
 	case r.Cycle.Pending != nil:
 		return stepPendingCharge, r.Cycle.Pending.At
-	case r.EndedEarly && s.hasRenewalToRefund():
-		return stepRefundRenewal, r.ExpiresAt
+	case s.hasRenewalToRefund():
+		pc, _ := s.renewalToRefund()
+		if r.EndedEarly {
+			return stepRefundRenewal, r.ExpiresAt
+		}
+		return stepRefundRenewal, pc.At
 	case s.st.Disabled:
 		return stepNone, time.Time{}
 	case s.Renewing():
@@ -671,10 +679,12 @@ func (s Subscription) runDue(c RunDue, now time.Time, p policy.Policy) ([]domain
 	return []domain.Event{RenewalLapsed{Period: r.Period, ExpiresAt: r.ExpiresAt, At: now}}, nil
 }
 
-// renewalToRefund is the first renewal charge not refunded.
+// renewalToRefund is the first renewal charge to refund without being
+// asked: any not refunded yet of a monthly plan that ended early, or one
+// settled after the key was disabled.
 func (s Subscription) renewalToRefund() (paidCharge, bool) {
 	for _, pc := range s.st.Renewal.Paid {
-		if !pc.Refunded {
+		if !pc.Refunded && (s.st.Renewal.EndedEarly || pc.KeyDisabled) {
 			return pc, true
 		}
 	}
@@ -910,7 +920,7 @@ func evolveRenewal(s Subscription, e domain.Event) (Subscription, bool) {
 		}
 	case ChargeSucceeded:
 		r.Paid = append(slices.Clip(r.Paid), paidCharge{Period: e.Period, ChargeID: e.ChargeID, Amount: e.Amount, At: e.At,
-			PrevExpiry: r.ExpiresAt, PrevTerm: r.Term, PrevAnchor: r.Anchor, PrevTerms: r.Terms})
+			PrevExpiry: r.ExpiresAt, PrevTerm: r.Term, PrevAnchor: r.Anchor, PrevTerms: r.Terms, KeyDisabled: s.st.Disabled})
 		if r.Term != e.Term {
 			r.Anchor, r.Terms = r.ExpiresAt, 1
 		} else {

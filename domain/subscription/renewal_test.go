@@ -1024,6 +1024,52 @@ func TestRule_ARS8_PendingChargeOrRefundStaysDue(t *testing.T) {
 	}
 }
 
+// rule ARS-8, ARS-7, AGT-1: a renewal charge pending when an agent disables
+// the key is still settled with the gateway (ARS-8), but a key that does
+// not work is not billed: the charge is refunded at once and the renewed
+// term taken back. One settled before the key was disabled stays.
+func TestRule_ARS8_ChargeSettledOnADisabledKeyIsRefunded(t *testing.T) {
+	start := at(2027, 1, 10)
+	t.Run("pending when disabled: refunded", func(t *testing.T) {
+		l := newSim(t, bought(t, catalog.Annual, start))
+		exp := l.s.ExpiresAt()
+		chargeAt := exp.Add(-7 * day)
+		l.advance(chargeAt.Add(-ns))
+		l.runDue(chargeAt)
+		l.do(chargeAt.Add(time.Minute), subscription.Disable{})
+		events := l.advance(chargeAt.Add(time.Hour))
+		succeeded, requested, refunded := only[subscription.ChargeSucceeded](events), only[subscription.RefundRequested](events),
+			only[subscription.Refunded](events)
+		if len(succeeded) != 1 || len(requested) != 1 || len(refunded) != 1 {
+			t.Fatalf("settled on a disabled key: %s", show(events))
+		}
+		if requested[0].ChargeID != succeeded[0].ChargeID || requested[0].Amount != succeeded[0].Amount {
+			t.Fatalf("refund %+v of charge %+v", requested[0], succeeded[0])
+		}
+		if !refunded[0].ExpiresAt.Equal(exp) || !l.s.ExpiresAt().Equal(exp) {
+			t.Fatalf("expiry after the refund %s, want the renewed term taken back to %s", l.s.ExpiresAt(), exp)
+		}
+		wantStatus(t, l.s, chargeAt.Add(time.Hour), subscription.StatusDisabled)
+		l.noneDue()
+		if got := l.advance(exp.AddDate(2, 0, 0)); len(got) > 0 {
+			t.Fatalf("after the refund: %s", show(got))
+		}
+	})
+	t.Run("settled before: kept", func(t *testing.T) {
+		l := newSim(t, bought(t, catalog.Annual, start))
+		exp := l.s.ExpiresAt()
+		chargeAt := exp.Add(-7 * day)
+		l.advance(chargeAt)
+		l.do(chargeAt.Add(time.Minute), subscription.Disable{})
+		if got := l.advance(exp.AddDate(2, 0, 0)); len(got) > 0 {
+			t.Fatalf("after disabling a renewed key: %s", show(got))
+		}
+		if !l.s.ExpiresAt().Equal(exp.AddDate(1, 0, 0)) {
+			t.Fatalf("expiry %s, want the renewed term kept", l.s.ExpiresAt())
+		}
+	})
+}
+
 // rule ARS-2, ARS-7: a refunded subscription enrolled again stays current
 // in grace after its expiry while its renewal may still be charged; it is
 // shown refunded once nothing will renew it.
