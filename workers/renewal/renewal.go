@@ -181,7 +181,7 @@ func (w *Worker) visitAll(ctx context.Context, ids []uuid.UUID, now time.Time, r
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			last, err := w.visit(ctx, id, loaded[i], methods[loaded[i].State.Account()], now)
+			last, err := w.visit(ctx, id, loaded[i], methods[loaded[i].State.Account()], now, eventstore.Metadata{})
 			mu.Lock()
 			defer mu.Unlock()
 			res.Visited++
@@ -219,28 +219,28 @@ func (w *Worker) loadMany(ctx context.Context, ids []uuid.UUID) ([]eventstore.Lo
 // Settle does what the subscription's lifecycle needs at the clock's
 // instant (a pending refund or charge made with the gateway and recorded,
 // a due step), as a run would; the API calls it after a command that asks
-// for a refund. It returns the checkpoint of its last append.
-func (w *Worker) Settle(ctx context.Context, id uuid.UUID) (eventstore.Checkpoint, error) {
-	return w.Visit(ctx, id, w.cfg.Clock.Now())
-}
-
-// Visit drives one subscription until nothing more is due at now: a
-// pending refund or charge is made with the gateway (again, with the same
-// key, after a crash) and its outcome recorded; otherwise the aggregate is
-// asked for the step due (RunDue). An unavailable gateway leaves the
-// request pending for the next visit.
-func (w *Worker) Visit(ctx context.Context, id uuid.UUID, now time.Time) (eventstore.Checkpoint, error) {
+// for a refund. The recorded outcomes of the gateway's calls carry cause's
+// actor, reason and log code (and its command id, if any, as their
+// causation): an agent's refund on behalf of a customer is the agent's
+// through to its outcome (AGT-1). It returns the checkpoint of its last
+// append.
+func (w *Worker) Settle(ctx context.Context, id uuid.UUID, cause eventstore.Metadata) (eventstore.Checkpoint, error) {
 	loaded, methods, err := w.loadMany(ctx, []uuid.UUID{id})
 	if err != nil {
 		return eventstore.Checkpoint{}, err
 	}
-	return w.visit(ctx, id, loaded[0], methods[loaded[0].State.Account()], now)
+	return w.visit(ctx, id, loaded[0], methods[loaded[0].State.Account()], w.cfg.Clock.Now(), cause)
 }
 
-// visit is Visit from the subscription's state as loaded and its account's
-// payment method.
+// visit drives one subscription, from its state as loaded and its
+// account's payment method, until nothing more is due at now: a pending
+// refund or charge is made with the gateway (again, with the same key,
+// after a crash) and its outcome recorded; otherwise the aggregate is
+// asked for the step due (RunDue). An unavailable gateway leaves the
+// request pending for the next visit. The gateway's outcomes carry cause
+// when it is set (Settle).
 func (w *Worker) visit(ctx context.Context, id uuid.UUID, loaded eventstore.Loaded[subscription.Subscription], method payment.PaymentMethod,
-	now time.Time) (eventstore.Checkpoint, error) {
+	now time.Time, cause eventstore.Metadata) (eventstore.Checkpoint, error) {
 	stream := eventstore.StreamID(subscription.StreamName(id))
 	var last eventstore.Checkpoint
 	// The stream is read once; each step decides on the state the last
@@ -254,7 +254,7 @@ func (w *Worker) visit(ctx context.Context, id uuid.UUID, loaded eventstore.Load
 		if w.nothingDue(s, cmd) {
 			return last, nil
 		}
-		out, err := w.subs.HandleFrom(ctx, stream, s, version, cmd, system(id, version, cmd))
+		out, err := w.subs.HandleFrom(ctx, stream, s, version, cmd, commandMeta(id, version, cmd, cause))
 		if err != nil {
 			return last, err
 		}
@@ -347,21 +347,26 @@ WHERE account_id = ANY($1) AND billing_method IS NOT NULL`, accounts)
 	return methods, nil
 }
 
-// system is the metadata of the worker's commands. The command id names the
-// step from the stream version it was decided on, so that two workers
-// deciding the same step append it once.
-func system(id uuid.UUID, version int64, cmd subscription.Command) eventstore.CommandMeta {
-	kind := "run-due"
+// commandMeta is the metadata of the worker's commands: the worker's own,
+// or, for the record of a gateway's outcome, cause's when it is set
+// (Settle). The command id names the step from the stream version it was
+// decided on, so that two workers deciding the same step append it once.
+func commandMeta(id uuid.UUID, version int64, cmd subscription.Command, cause eventstore.Metadata) eventstore.CommandMeta {
+	kind, outcome := "run-due", true
 	switch cmd.(type) {
 	case subscription.RecordChargeOutcome:
 		kind = "charge-outcome"
 	case subscription.RecordRefund:
 		kind = "refund-outcome"
+	default:
+		outcome = false
 	}
-	return eventstore.CommandMeta{
-		CommandID: "renewal/" + id.String() + "/" + strconv.FormatInt(version, 10) + "/" + kind,
-		Metadata:  eventstore.Metadata{ActorKind: eventstore.ActorSystem, ActorID: "renewal-worker"},
+	md := eventstore.Metadata{ActorKind: eventstore.ActorSystem, ActorID: "renewal-worker"}
+	if outcome && cause.ActorKind != "" {
+		md = cause
+		md.CausationID, md.CommandID = cause.CommandID, ""
 	}
+	return eventstore.CommandMeta{CommandID: "renewal/" + id.String() + "/" + strconv.FormatInt(version, 10) + "/" + kind, Metadata: md}
 }
 
 // NextDue returns the earliest instant after after at which the due-work
