@@ -150,45 +150,112 @@ const appendSQL = `SELECT first_version, last_version, first_position, last_posi
 FROM subs_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`
 
 func (s *Store) appendWith(ctx context.Context, q querier, stream StreamID, expected ExpectedVersion, events []EventData, opts AppendOptions) (AppendResult, error) {
-	if err := stream.Validate(); err != nil {
-		return AppendResult{}, err
-	}
-	events, err := s.personal.seal(ctx, stream, events)
-	if err != nil {
-		return AppendResult{}, err
-	}
-	opts.Reserve, opts.Release = s.personal.reservations(opts.Reserve), s.personal.reservations(opts.Release)
-	args, err := appendArgs(stream, expected, events, opts)
+	args, err := s.prepareAppend(ctx, stream, expected, events, opts)
 	if err != nil {
 		return AppendResult{}, err
 	}
 	var r AppendResult
-	err = q.QueryRow(ctx, appendSQL, args...).Scan(&r.FirstVersion, &r.LastVersion, &r.FirstPosition, &r.LastPosition, &r.TransactionID, &r.Replayed)
+	err = scanAppend(q.QueryRow(ctx, appendSQL, args...), &r)
 	if err == nil {
 		return r, nil
 	}
 	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) {
-		return AppendResult{}, fmt.Errorf("eventstore: append to %s: %w", stream, err)
-	}
-	switch {
-	case pgErr.Code == "SB409":
-		actual, _ := strconv.ParseInt(pgErr.Detail, 10, 64)
-		return AppendResult{}, &ConflictError{Stream: stream, Expected: expected, Actual: actual}
-	case pgErr.Code == "SB423":
-		var d struct{ Scope, Key, Owner string }
-		if jerr := json.Unmarshal([]byte(pgErr.Detail), &d); jerr != nil {
-			return AppendResult{}, fmt.Errorf("eventstore: append to %s: %w", stream, err)
-		}
-		return AppendResult{}, &ReservationConflictError{Scope: d.Scope, Key: d.Key, Owner: StreamID(d.Owner)}
-	case pgErr.Code == "23505" && pgErr.ConstraintName == "commands_pkey":
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "commands_pkey" {
 		// The same command id raced on another stream and won: its result
 		// stands (only reachable with a tx of our own, so q is the pool).
 		if first, ok, rerr := s.commandResult(ctx, opts.CommandID); rerr == nil && ok {
 			return first, nil
 		}
 	}
-	return AppendResult{}, fmt.Errorf("eventstore: append to %s: %w", stream, err)
+	return AppendResult{}, appendError(stream, expected, err)
+}
+
+// prepareAppend checks an append, seals its personal data and returns
+// subs_append's arguments.
+func (s *Store) prepareAppend(ctx context.Context, stream StreamID, expected ExpectedVersion, events []EventData, opts AppendOptions) ([]any, error) {
+	if err := stream.Validate(); err != nil {
+		return nil, err
+	}
+	events, err := s.personal.seal(ctx, stream, events)
+	if err != nil {
+		return nil, err
+	}
+	opts.Reserve, opts.Release = s.personal.reservations(opts.Reserve), s.personal.reservations(opts.Release)
+	return appendArgs(stream, expected, events, opts)
+}
+
+func scanAppend(row pgx.Row, r *AppendResult) error {
+	return row.Scan(&r.FirstVersion, &r.LastVersion, &r.FirstPosition, &r.LastPosition, &r.TransactionID, &r.Replayed)
+}
+
+// appendError is subs_append's error as Append returns it: a
+// *ConflictError, a *ReservationConflictError, or the error wrapped with
+// the stream.
+func appendError(stream StreamID, expected ExpectedVersion, err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "SB409":
+			actual, _ := strconv.ParseInt(pgErr.Detail, 10, 64)
+			return &ConflictError{Stream: stream, Expected: expected, Actual: actual}
+		case "SB423":
+			var d struct{ Scope, Key, Owner string }
+			if json.Unmarshal([]byte(pgErr.Detail), &d) == nil {
+				return &ReservationConflictError{Scope: d.Scope, Key: d.Key, Owner: StreamID(d.Owner)}
+			}
+		}
+	}
+	return fmt.Errorf("eventstore: append to %s: %w", stream, err)
+}
+
+// AppendRequest is one stream's append in an AppendBatch.
+type AppendRequest struct {
+	Stream   StreamID
+	Expected ExpectedVersion
+	Events   []EventData
+	Options  AppendOptions
+}
+
+// AppendBatch makes several appends, each as Append would, in one
+// transaction and one round trip: for a worker that decides a batch of
+// aggregates at once. It is all or nothing: when one append fails (its
+// stream moved on, a reservation is held, its command id was recorded by
+// another stream's append meanwhile), nothing is written and the error is
+// that append's, as Append returns it, naming its stream. The results are
+// in the requests' order.
+func (s *Store) AppendBatch(ctx context.Context, reqs []AppendRequest) ([]AppendResult, error) {
+	if len(reqs) == 0 {
+		return nil, nil
+	}
+	batch := &pgx.Batch{}
+	for _, r := range reqs {
+		args, err := s.prepareAppend(ctx, r.Stream, r.Expected, r.Events, r.Options)
+		if err != nil {
+			return nil, err
+		}
+		batch.Queue(appendSQL, args...)
+	}
+	// The statements of one batch run in one implicit transaction, which
+	// the server closes at the batch's end: the first that fails rolls
+	// back those before it and skips the rest.
+	br := s.pool.SendBatch(ctx, batch)
+	results := make([]AppendResult, len(reqs))
+	for i, r := range reqs {
+		if err := scanAppend(br.QueryRow(), &results[i]); err != nil {
+			_ = br.Close() // the error is the one above
+			return nil, appendError(r.Stream, r.Expected, err)
+		}
+	}
+	if err := br.Close(); err != nil {
+		return nil, fmt.Errorf("eventstore: append batch: %w", err)
+	}
+	for _, r := range results {
+		if r.LastPosition > 0 && !r.Replayed {
+			s.notifier.appended()
+			break
+		}
+	}
+	return results, nil
 }
 
 func (s *Store) commandResult(ctx context.Context, commandID string) (AppendResult, bool, error) {
