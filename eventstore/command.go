@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/subs-engine/subs/domain"
 	"github.com/subs-engine/subs/domain/clock"
@@ -129,24 +130,14 @@ func (h *CommandHandler[S, C]) handle(ctx context.Context, stream StreamID, from
 			return Outcome[S]{}, err
 		}
 		from = nil // a conflict: the stream moved on
-		events, err := h.decider.Decide(state, cmd, now, h.cfg.Policy)
+		events, req, refusal, err := h.decide(stream, Loaded[S]{State: state, Version: version}, cmd, meta, now)
+		if refusal != nil {
+			return h.refused(ctx, stream, meta, refusal)
+		}
 		if err != nil {
-			return h.refused(ctx, stream, meta, err)
+			return Outcome[S]{}, err
 		}
-		data := make([]EventData, len(events))
-		for i, e := range events {
-			if data[i], err = h.cfg.Types.Encode(e); err != nil {
-				return Outcome[S]{}, err
-			}
-		}
-		claims, releases := domain.ClaimsOf(events)
-		res, err := h.cfg.Store.Append(ctx, stream, ExpectedVersion(version), data, AppendOptions{
-			CommandID:  meta.CommandID,
-			Metadata:   meta.Metadata,
-			RecordedAt: now,
-			Reserve:    reservations(claims),
-			Release:    reservations(releases),
-		})
+		res, err := h.cfg.Store.Append(ctx, stream, req.Expected, req.Events, req.Options)
 		var conflict *ConflictError
 		if errors.As(err, &conflict) {
 			lastConflict = err
@@ -155,16 +146,97 @@ func (h *CommandHandler[S, C]) handle(ctx context.Context, stream StreamID, from
 		if err != nil {
 			return Outcome[S]{}, err
 		}
-		if res.Replayed { // the same command id won a race meanwhile
-			return h.replay(ctx, stream, res, nil)
-		}
-		state = h.decider.FoldFrom(state, events...)
-		if h.cache != nil && len(events) > 0 {
-			h.cache.put(stream, state, res.LastVersion)
-		}
-		return Outcome[S]{State: state, Events: events, Append: res}, nil
+		return h.appended(ctx, stream, state, events, res)
 	}
 	return Outcome[S]{}, lastConflict
+}
+
+// decide decides cmd on from at now and returns the events and their
+// append, or the decider's refusal, or an error encoding an event.
+func (h *CommandHandler[S, C]) decide(stream StreamID, from Loaded[S], cmd C, meta CommandMeta, now time.Time) (events []domain.Event, req AppendRequest,
+	refusal, err error) {
+	events, refusal = h.decider.Decide(from.State, cmd, now, h.cfg.Policy)
+	if refusal != nil {
+		return nil, req, refusal, nil
+	}
+	data := make([]EventData, len(events))
+	for i, e := range events {
+		if data[i], err = h.cfg.Types.Encode(e); err != nil {
+			return nil, req, nil, err
+		}
+	}
+	claims, releases := domain.ClaimsOf(events)
+	return events, AppendRequest{Stream: stream, Expected: ExpectedVersion(from.Version), Events: data, Options: AppendOptions{
+		CommandID:  meta.CommandID,
+		Metadata:   meta.Metadata,
+		RecordedAt: now,
+		Reserve:    reservations(claims),
+		Release:    reservations(releases),
+	}}, nil, nil
+}
+
+// appended is the outcome of events decided on state and appended as res.
+func (h *CommandHandler[S, C]) appended(ctx context.Context, stream StreamID, state S, events []domain.Event, res AppendResult) (Outcome[S], error) {
+	if res.Replayed { // the same command id won a race meanwhile
+		return h.replay(ctx, stream, res, nil)
+	}
+	state = h.decider.FoldFrom(state, events...)
+	if h.cache != nil && len(events) > 0 {
+		h.cache.put(stream, state, res.LastVersion)
+	}
+	return Outcome[S]{State: state, Events: events, Append: res}, nil
+}
+
+// BatchCommand is one command of HandleBatch, on a stream whose state the
+// caller holds (as HandleFrom's).
+type BatchCommand[S, C any] struct {
+	Stream StreamID
+	From   Loaded[S]
+	Cmd    C
+	Meta   CommandMeta
+}
+
+// BatchOutcome is what one command of HandleBatch did, or why it did not.
+type BatchOutcome[S any] struct {
+	Outcome[S]
+	Err error
+}
+
+// HandleBatch is HandleFrom for each of cmds, at one instant, their
+// appends made in one round trip (Store.AppendBatch): for a worker that
+// moves a batch of aggregates on at once. The outcomes are in cmds' order.
+// When the batch cannot be appended as a whole (a stream moved on, a
+// command id was recorded by another stream meanwhile), each command is
+// handled on its own, as HandleFrom handles it.
+func (h *CommandHandler[S, C]) HandleBatch(ctx context.Context, cmds []BatchCommand[S, C]) []BatchOutcome[S] {
+	now := h.cfg.Clock.Now()
+	out := make([]BatchOutcome[S], len(cmds))
+	decided := make([][]domain.Event, len(cmds))
+	var reqs []AppendRequest
+	var at []int // the command of each request
+	for i, c := range cmds {
+		events, req, refusal, err := h.decide(c.Stream, c.From, c.Cmd, c.Meta, now)
+		switch {
+		case refusal != nil:
+			out[i].Outcome, out[i].Err = h.refused(ctx, c.Stream, c.Meta, refusal)
+			continue
+		case err != nil:
+			out[i].Err = err
+			continue
+		}
+		decided[i] = events
+		reqs, at = append(reqs, req), append(at, i)
+	}
+	results, err := h.cfg.Store.AppendBatch(ctx, reqs)
+	for j, i := range at {
+		c := cmds[i]
+		if err != nil { // nothing of the batch was written
+			out[i].Outcome, out[i].Err = h.HandleFrom(ctx, c.Stream, c.From.State, c.From.Version, c.Cmd, c.Meta)
+			continue
+		}
+		out[i].Outcome, out[i].Err = h.appended(ctx, c.Stream, c.From.State, decided[i], results[j])
+	}
+	return out
 }
 
 // Load returns the aggregate's current state and stream version.

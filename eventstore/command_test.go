@@ -266,3 +266,60 @@ func TestCommandHandler_LoadMany_AnswersAsLoadForEachStream(t *testing.T) {
 		}
 	}
 }
+
+// HandleBatch answers each command as HandleFrom would: appended in one
+// batch when none conflicts; a refusal for that command alone; and, when a
+// stream moved on since its state was read, each command handled on its
+// own (the moved one decided again on the stream as it is).
+func TestCommandHandler_HandleBatch_AnswersAsHandleFromForEachCommand(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	c := clock.NewSimulated(t0)
+	ctx := context.Background()
+	h := newCachingTallyHandler(t, s, c, 10)
+	for _, stream := range []eventstore.StreamID{"tally-a", "tally-b", "tally-full"} {
+		if _, err := h.Handle(ctx, stream, addCommand{n: 90}, system); err != nil {
+			t.Fatal(err)
+		}
+	}
+	loaded, err := h.LoadMany(ctx, []eventstore.StreamID{"tally-a", "tally-b", "tally-full"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := func() []eventstore.BatchCommand[tally, addCommand] {
+		return []eventstore.BatchCommand[tally, addCommand]{
+			{Stream: "tally-a", From: loaded[0], Cmd: addCommand{n: 1}, Meta: system},
+			{Stream: "tally-b", From: loaded[1], Cmd: addCommand{n: 2}, Meta: system},
+			{Stream: "tally-full", From: loaded[2], Cmd: addCommand{n: 20}, Meta: system}, // over the limit
+		}
+	}
+	check := func(what string, out []eventstore.BatchOutcome[tally], totals []int, versions []int64) {
+		t.Helper()
+		for i, o := range out[:2] {
+			if o.Err != nil || o.State.total != totals[i] || o.Append.LastVersion != versions[i] {
+				t.Errorf("%s: command %d: total %d at version %d (%v), want %d at %d", what, i, o.State.total, o.Append.LastVersion, o.Err,
+					totals[i], versions[i])
+			}
+		}
+		if !errors.Is(out[2].Err, errLimit) {
+			t.Errorf("%s: over the limit: %v, want the decider's refusal", what, out[2].Err)
+		}
+	}
+
+	out := h.HandleBatch(ctx, batch())
+	check("one batch", out, []int{91, 92}, []int64{2, 2})
+	if out[0].Append.TransactionID != out[1].Append.TransactionID {
+		t.Errorf("appended in transactions %d and %d, want one", out[0].Append.TransactionID, out[1].Append.TransactionID)
+	}
+
+	// tally-a moved on since loaded: the batch is handled command by command.
+	out = h.HandleBatch(ctx, batch())
+	check("after a conflict", out, []int{92, 94}, []int64{3, 3})
+	for _, stream := range []eventstore.StreamID{"tally-a", "tally-b", "tally-full"} {
+		state, version, err := newTallyHandler(t, s, c).Load(ctx, stream)
+		want := map[eventstore.StreamID]int{"tally-a": 92, "tally-b": 94, "tally-full": 90}[stream]
+		if err != nil || state.total != want {
+			t.Errorf("%s in the log: total %d at version %d (%v), want %d", stream, state.total, version, err, want)
+		}
+	}
+}
