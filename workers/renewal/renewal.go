@@ -162,58 +162,70 @@ RETURNING subscription_id`, now, w.cfg.BatchSize)
 	return pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
 }
 
-// visitAll visits the claimed subscriptions, Concurrency at once, after
-// reading their states and their accounts' payment methods for all of
-// them at once (two round trips per batch instead of two per visit).
+// visitAll visits the claimed subscriptions together (drive), after
+// reading their states and their accounts' payment methods for all of them
+// at once (two round trips per batch instead of two per visit).
 func (w *Worker) visitAll(ctx context.Context, ids []uuid.UUID, now time.Time, res *Result) {
-	loaded, methods, err := w.loadMany(ctx, ids)
+	visits, err := w.load(ctx, ids)
 	if err != nil {
 		res.Visited += len(ids)
 		res.Failed += len(ids)
 		w.cfg.Logger.Warn("renewal batch not loaded; the next run retries", "subscriptions", len(ids), "err", err)
 		return
 	}
-	var mu sync.Mutex
-	sem := make(chan struct{}, w.cfg.Concurrency)
-	var wg sync.WaitGroup
-	for i, id := range ids {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			last, err := w.visit(ctx, id, loaded[i], methods[loaded[i].State.Account()], now, eventstore.Metadata{})
-			mu.Lock()
-			defer mu.Unlock()
-			res.Visited++
-			if err != nil {
-				res.Failed++
-				w.cfg.Logger.Warn("renewal visit failed; the next run retries", "subscription", id, "err", err)
-			}
-			if !res.Last.Reached(last) {
-				res.Last = last
-			}
-		}()
+	w.drive(ctx, visits, now, eventstore.Metadata{})
+	for _, v := range visits {
+		res.Visited++
+		if v.err != nil {
+			res.Failed++
+			w.cfg.Logger.Warn("renewal visit failed; the next run retries", "subscription", v.id, "err", v.err)
+		}
+		if !res.Last.Reached(v.last) {
+			res.Last = v.last
+		}
 	}
-	wg.Wait()
 }
 
-// loadMany reads the subscriptions' states and their accounts' payment
+// visit is one subscription driven through what is due at an instant.
+type visit struct {
+	id     uuid.UUID
+	stream eventstore.StreamID
+	// state at version: the stream is read once, and each step decides on
+	// the state the last one left; it is read again only after a conflict
+	// or a step another worker took.
+	state   subscription.Subscription
+	version int64
+	method  payment.PaymentMethod
+	cmd     subscription.Command // the next step's; nil when the visit is over
+	last    eventstore.Checkpoint
+	err     error
+	done    bool
+}
+
+// load reads the subscriptions' states and their accounts' payment
 // methods.
-func (w *Worker) loadMany(ctx context.Context, ids []uuid.UUID) ([]eventstore.Loaded[subscription.Subscription], map[uuid.UUID]payment.PaymentMethod, error) {
+func (w *Worker) load(ctx context.Context, ids []uuid.UUID) ([]*visit, error) {
 	streams := make([]eventstore.StreamID, len(ids))
 	for i, id := range ids {
 		streams[i] = eventstore.StreamID(subscription.StreamName(id))
 	}
 	loaded, err := w.subs.LoadMany(ctx, streams)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	accounts := make([]uuid.UUID, 0, len(loaded))
 	for _, l := range loaded {
 		accounts = append(accounts, l.State.Account())
 	}
 	methods, err := w.billingMethods(ctx, accounts)
-	return loaded, methods, err
+	if err != nil {
+		return nil, err
+	}
+	visits := make([]*visit, len(ids))
+	for i, id := range ids {
+		visits[i] = &visit{id: id, stream: streams[i], state: loaded[i].State, version: loaded[i].Version, method: methods[loaded[i].State.Account()]}
+	}
+	return visits, nil
 }
 
 // Settle does what the subscription's lifecycle needs at the clock's
@@ -225,52 +237,107 @@ func (w *Worker) loadMany(ctx context.Context, ids []uuid.UUID) ([]eventstore.Lo
 // through to its outcome (AGT-1). It returns the checkpoint of its last
 // append.
 func (w *Worker) Settle(ctx context.Context, id uuid.UUID, cause eventstore.Metadata) (eventstore.Checkpoint, error) {
-	loaded, methods, err := w.loadMany(ctx, []uuid.UUID{id})
+	visits, err := w.load(ctx, []uuid.UUID{id})
 	if err != nil {
 		return eventstore.Checkpoint{}, err
 	}
-	return w.visit(ctx, id, loaded[0], methods[loaded[0].State.Account()], w.cfg.Clock.Now(), cause)
+	w.drive(ctx, visits, w.cfg.Clock.Now(), cause)
+	return visits[0].last, visits[0].err
 }
 
-// visit drives one subscription, from its state as loaded and its
-// account's payment method, until nothing more is due at now: a pending
-// refund or charge is made with the gateway (again, with the same key,
-// after a crash) and its outcome recorded; otherwise the aggregate is
-// asked for the step due (RunDue). An unavailable gateway leaves the
-// request pending for the next visit. The gateway's outcomes carry cause
-// when it is set (Settle).
-func (w *Worker) visit(ctx context.Context, id uuid.UUID, loaded eventstore.Loaded[subscription.Subscription], method payment.PaymentMethod,
-	now time.Time, cause eventstore.Metadata) (eventstore.Checkpoint, error) {
-	stream := eventstore.StreamID(subscription.StreamName(id))
-	var last eventstore.Checkpoint
-	// The stream is read once; each step decides on the state the last
-	// one left (HandleFrom), and reads it again only after a conflict.
-	s, version := loaded.State, loaded.Version
+// drive moves each visit's subscription on until nothing more is due at
+// now, all of them a step at a time: each step's gateway calls are made
+// Concurrency at once, and its records appended in one round trip
+// (HandleBatch). A pending refund or charge is made with the gateway
+// (again, with the same key, after a crash) and its outcome recorded;
+// otherwise the aggregate is asked for the step due (RunDue). An
+// unavailable gateway leaves the request pending for the next visit. The
+// gateway's outcomes carry cause when it is set (Settle).
+func (w *Worker) drive(ctx context.Context, visits []*visit, now time.Time, cause eventstore.Metadata) {
 	for range maxSteps {
-		cmd, err := w.nextCommand(ctx, s, method, now)
-		if err != nil || cmd == nil {
-			return last, err
-		}
-		if w.nothingDue(s, cmd) {
-			return last, nil
-		}
-		out, err := w.subs.HandleFrom(ctx, stream, s, version, cmd, commandMeta(id, version, cmd, cause))
-		if err != nil {
-			return last, err
-		}
-		if len(out.Events) == 0 && !out.Append.Replayed {
-			return last, nil
-		}
-		last = out.Append.Checkpoint()
-		if out.Append.Replayed { // another worker took this step: its version is not known here
-			if s, version, err = w.subs.Load(ctx, stream); err != nil {
-				return last, err
+		w.nextCommands(ctx, visits, now)
+		var batch []eventstore.BatchCommand[subscription.Subscription, subscription.Command]
+		var moving []*visit
+		for _, v := range visits {
+			if v.done {
+				continue
 			}
+			batch = append(batch, eventstore.BatchCommand[subscription.Subscription, subscription.Command]{Stream: v.stream,
+				From: eventstore.Loaded[subscription.Subscription]{State: v.state, Version: v.version}, Cmd: v.cmd,
+				Meta: commandMeta(v.id, v.version, v.cmd, cause)})
+			moving = append(moving, v)
+		}
+		if len(moving) == 0 {
+			return
+		}
+		var replayed []*visit
+		for i, out := range w.subs.HandleBatch(ctx, batch) {
+			v := moving[i]
+			switch {
+			case out.Err != nil:
+				v.err, v.done = out.Err, true
+			case len(out.Events) == 0 && !out.Append.Replayed:
+				v.done = true
+			case out.Append.Replayed: // another worker took this step: its version is not known here
+				v.last = out.Append.Checkpoint()
+				replayed = append(replayed, v)
+			default:
+				v.last, v.state, v.version = out.Append.Checkpoint(), out.State, out.Append.LastVersion
+			}
+		}
+		w.reload(ctx, replayed)
+	}
+	for _, v := range visits {
+		if !v.done {
+			v.err, v.done = fmt.Errorf("renewal: subscription %s did not settle in %d steps", v.id, maxSteps), true
+		}
+	}
+}
+
+// nextCommands sets the next step of each visit not done, Concurrency at
+// once (a step may be a gateway call), and ends the visits with nothing
+// more due.
+func (w *Worker) nextCommands(ctx context.Context, visits []*visit, now time.Time) {
+	sem := make(chan struct{}, w.cfg.Concurrency)
+	var wg sync.WaitGroup
+	for _, v := range visits {
+		if v.done {
 			continue
 		}
-		s, version = out.State, out.Append.LastVersion
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			cmd, err := w.nextCommand(ctx, v.state, v.method, now)
+			switch {
+			case err != nil:
+				v.err, v.done = err, true
+			case cmd == nil || w.nothingDue(v.state, cmd):
+				v.done = true
+			default:
+				v.cmd = cmd
+			}
+		})
 	}
-	return last, fmt.Errorf("renewal: subscription %s did not settle in %d steps", id, maxSteps)
+	wg.Wait()
+}
+
+// reload reads the states of visits again, after steps another worker took.
+func (w *Worker) reload(ctx context.Context, visits []*visit) {
+	if len(visits) == 0 {
+		return
+	}
+	streams := make([]eventstore.StreamID, len(visits))
+	for i, v := range visits {
+		streams[i] = v.stream
+	}
+	loaded, err := w.subs.LoadMany(ctx, streams)
+	for i, v := range visits {
+		if err != nil {
+			v.err, v.done = err, true
+			continue
+		}
+		v.state, v.version = loaded[i].State, loaded[i].Version
+	}
 }
 
 // nothingDue reports whether cmd is a RunDue that decides nothing on s at
