@@ -1,9 +1,10 @@
 // Package outbox sends the customer e-mails the events call for (EML-1):
 // it claims rows of the email_outbox read model, renders and sends each
 // message, and records the send as an event on the account, the order or
-// the subscription the e-mail is about. A crash between
-// the send and the record resends that one message with the same
-// Message-ID (EML-2); a recorded send is never repeated.
+// the subscription the e-mail is about. The sends of a run are recorded
+// together once all of them went out: a crash in between resends the run's
+// messages not recorded, with the same Message-IDs (EML-2); a recorded send
+// is never repeated.
 package outbox
 
 import (
@@ -146,10 +147,11 @@ type pending struct {
 }
 
 // RunOnce claims the messages due now, sends them (Concurrency at once),
-// marks the sent ones in one statement, and returns how many went out. A
-// message that fails stays in the outbox for a later run. Two messages
-// recorded on one stream may be sent at once: the second record conflicts,
-// and the command handler decides it again on the stream as it now is.
+// records the sends (one round trip per kind of aggregate), marks the sent
+// ones in one statement, and returns how many went out. A message that
+// fails stays in the outbox for a later run. Two messages recorded on one
+// stream may be sent at once: the second record conflicts, and the command
+// handler decides it again on the stream as it now is.
 func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 	batch, err := w.claim(ctx)
 	if err != nil || len(batch) == 0 {
@@ -159,28 +161,28 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	sent := make([]bool, len(batch))
+	errs := make([]error, len(batch))
+	var recs records
 	sem := make(chan struct{}, w.cfg.Concurrency)
 	var wg sync.WaitGroup
 	for i, p := range batch {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if err := w.send(ctx, p, streams); err != nil {
-				w.cfg.Logger.Warn("e-mail not sent; will retry", "kind", p.kind, "cause", p.cause, "err", err)
-				w.failed(ctx, p, err)
-				return
-			}
-			sent[i] = true
+			errs[i] = w.send(ctx, p, streams, &recs, i)
 		})
 	}
 	wg.Wait()
+	recs.append(ctx, w, errs)
 	var causes []uuid.UUID
 	var kinds []string
 	for i, p := range batch {
-		if sent[i] {
-			causes, kinds = append(causes, p.cause), append(kinds, p.kind)
+		if errs[i] != nil {
+			w.cfg.Logger.Warn("e-mail not sent; will retry", "kind", p.kind, "cause", p.cause, "err", errs[i])
+			w.failed(ctx, p, errs[i])
+			continue
 		}
+		causes, kinds = append(causes, p.cause), append(kinds, p.kind)
 	}
 	if len(causes) == 0 {
 		return 0, nil
@@ -222,12 +224,13 @@ RETURNING cause, kind, account_id, data`, now.Add(w.cfg.Lease), now, w.cfg.Batch
 
 // delivery is a message about to go out: its recipient and template data,
 // whether its send is recorded already, and how to record it (on the
-// account, or on the order of an order e-mail).
+// account, the order or the subscription it is about), as message msg of
+// the run.
 type delivery struct {
 	to     netmail.Address
 	data   map[string]any
 	sent   bool
-	record func(ctx context.Context, cmd eventstore.CommandMeta, messageID string) error
+	record func(r *records, msg int, meta eventstore.CommandMeta, messageID string)
 }
 
 // loaded holds the accounts and subscriptions a claimed batch's messages
@@ -285,7 +288,9 @@ func loadInto[K comparable, S, C any](ctx context.Context, h *eventstore.Command
 	return nil
 }
 
-func (w *Worker) send(ctx context.Context, p pending, streams loaded) error {
+// send sends p, message i of the run, and queues the record of its send in
+// recs.
+func (w *Worker) send(ctx context.Context, p pending, streams loaded, recs *records, i int) error {
 	d, err := w.prepare(ctx, p, streams)
 	if err != nil {
 		return err
@@ -300,13 +305,10 @@ func (w *Worker) send(ctx context.Context, p pending, streams loaded) error {
 		if err := w.cfg.Sender.Send(ctx, msg); err != nil {
 			return err
 		}
-		err = d.record(ctx, eventstore.CommandMeta{
+		d.record(recs, i, eventstore.CommandMeta{
 			CommandID: "email/" + p.kind + "/" + p.cause.String(),
 			Metadata:  eventstore.Metadata{ActorKind: eventstore.ActorSystem, ActorID: "outbox", CausationID: p.cause.String()},
 		}, mail.MessageID(p.cause, p.kind, ""))
-		if err != nil {
-			return fmt.Errorf("record the send: %w", err)
-		}
 	}
 	return nil
 }
@@ -329,9 +331,9 @@ func (w *Worker) prepare(ctx context.Context, p pending, streams loaded) (delive
 	d := delivery{
 		to:   netmail.Address{Name: acct.Name().String(), Address: acct.Email().String()},
 		sent: acct.EmailSent(p.kind, p.cause),
-		record: func(ctx context.Context, meta eventstore.CommandMeta, messageID string) error {
-			_, err := w.cfg.Accounts.HandleFrom(ctx, stream, acct, version, account.RecordEmailSent{Kind: p.kind, Cause: p.cause, MessageID: messageID}, meta)
-			return err
+		record: func(r *records, msg int, meta eventstore.CommandMeta, messageID string) {
+			add(r, &r.accounts, msg, stream, eventstore.Loaded[account.Account]{State: acct, Version: version},
+				account.Command(account.RecordEmailSent{Kind: p.kind, Cause: p.cause, MessageID: messageID}), meta)
 		},
 	}
 	if !d.sent {
@@ -362,9 +364,9 @@ func (w *Worker) prepareOrder(ctx context.Context, p pending) (delivery, error) 
 	d := delivery{
 		to:   netmail.Address{Address: o.Placement().BuyerEmail},
 		sent: o.EmailSent(p.kind, p.cause),
-		record: func(ctx context.Context, meta eventstore.CommandMeta, messageID string) error {
-			_, err := w.cfg.Orders.HandleFrom(ctx, stream, o, version, order.RecordEmailSent{Kind: p.kind, Cause: p.cause, MessageID: messageID}, meta)
-			return err
+		record: func(r *records, msg int, meta eventstore.CommandMeta, messageID string) {
+			add(r, &r.orders, msg, stream, eventstore.Loaded[order.Order]{State: o, Version: version},
+				order.Command(order.RecordEmailSent{Kind: p.kind, Cause: p.cause, MessageID: messageID}), meta)
 		},
 	}
 	name := ""
@@ -433,9 +435,9 @@ func (w *Worker) prepareSubscription(p pending, streams loaded) (delivery, error
 	d := delivery{
 		to:   netmail.Address{Name: acct.Name().String(), Address: acct.Email().String()},
 		sent: sub.EmailSent(p.kind, p.cause),
-		record: func(ctx context.Context, meta eventstore.CommandMeta, messageID string) error {
-			_, err := w.cfg.Subscriptions.HandleFrom(ctx, stream, sub, version, subscription.RecordEmailSent{Kind: p.kind, Cause: p.cause, MessageID: messageID}, meta)
-			return err
+		record: func(r *records, msg int, meta eventstore.CommandMeta, messageID string) {
+			add(r, &r.subscriptions, msg, stream, eventstore.Loaded[subscription.Subscription]{State: sub, Version: version},
+				subscription.Command(subscription.RecordEmailSent{Kind: p.kind, Cause: p.cause, MessageID: messageID}), meta)
 		},
 	}
 	if d.sent {

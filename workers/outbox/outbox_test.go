@@ -161,8 +161,8 @@ func (c *crashAfterSend) Send(ctx context.Context, m mail.Message) error {
 	return err
 }
 
-// rule EML-2: a crash between send and record resends at most that one
-// message, with the same Message-ID.
+// rule EML-2: a crash between send and record resends at most the run's
+// messages not recorded (here one), each with the same Message-ID.
 func TestRule_EML2_CrashBetweenSendAndRecord_ResendsSameMessageID(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
