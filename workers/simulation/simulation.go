@@ -326,8 +326,12 @@ func (s *sim) settle(ctx context.Context) error {
 
 var system = eventstore.Metadata{ActorKind: eventstore.ActorSystem, ActorID: "simulation"}
 
+// buildChunk is how many customers build creates at once: their commands
+// of each kind are appended in one round trip (HandleBatch).
+const buildChunk = 250
+
 // build creates every customer's account, billing information and
-// subscription, several at a time.
+// subscription, a chunk of customers at a time, two chunks at once.
 func (s *sim) build(ctx context.Context) error {
 	s.ids = make([]uuid.UUID, len(s.customers))
 	s.acctIDs = make([]uuid.UUID, len(s.customers))
@@ -338,21 +342,21 @@ func (s *sim) build(ctx context.Context) error {
 	work := make(chan int)
 	errs := make(chan error, 1)
 	var wg sync.WaitGroup
-	for range 8 {
+	for range 2 {
 		wg.Go(func() {
-			for i := range work {
-				if err := s.buildCustomer(ctx, i); err != nil {
+			for first := range work {
+				if err := s.buildChunk(ctx, first, min(first+buildChunk, len(s.customers))); err != nil {
 					select {
-					case errs <- fmt.Errorf("simulation: customer %d: %w", i, err):
+					case errs <- err:
 					default:
 					}
 				}
 			}
 		})
 	}
-	for i := range s.customers {
+	for first := 0; first < len(s.customers); first += buildChunk {
 		select {
-		case work <- i:
+		case work <- first:
 		case err := <-errs:
 			close(work)
 			wg.Wait()
@@ -370,34 +374,85 @@ func (s *sim) build(ctx context.Context) error {
 	return s.settle(ctx)
 }
 
-func (s *sim) buildCustomer(ctx context.Context, i int) error {
+// buildChunk creates customers first to end (excluded): their accounts,
+// their cards (tokenized at the gateway, several at once), their
+// subscriptions, each kind of command in one round trip.
+func (s *sim) buildChunk(ctx context.Context, first, end int) error {
+	n := end - first
+	accounts := make([]eventstore.BatchCommand[account.Account, account.Command], n)
+	subs := make([]eventstore.BatchCommand[subscription.Subscription, subscription.Command], n)
+	for i := range n {
+		c := first + i
+		register, create, err := s.newCustomer(c)
+		if err != nil {
+			return fmt.Errorf("simulation: customer %d: %w", c, err)
+		}
+		accounts[i] = eventstore.BatchCommand[account.Account, account.Command]{Stream: eventstore.StreamID(account.StreamName(s.acctIDs[c])),
+			Cmd: register, Meta: eventstore.CommandMeta{Metadata: system}}
+		subs[i] = eventstore.BatchCommand[subscription.Subscription, subscription.Command]{Stream: eventstore.StreamID(subscription.StreamName(s.ids[c])),
+			Cmd: create, Meta: eventstore.CommandMeta{Metadata: system}}
+	}
+	if err := handleAll(ctx, s.accounts, accounts, first); err != nil {
+		return err
+	}
+	methods := make([]payment.PaymentMethod, n)
+	if err := s.tokenizeAll(ctx, first, methods); err != nil {
+		return err
+	}
+	for i := range n {
+		c := first + i
+		country, err := account.ParseCountry(s.customers[c].storefront)
+		if err != nil {
+			return err
+		}
+		accounts[i].Cmd = account.UpdateBilling{Country: country, Method: methods[i]}
+		accounts[i].Meta = eventstore.CommandMeta{Metadata: eventstore.Metadata{ActorKind: eventstore.ActorCustomer, ActorID: s.acctIDs[c].String()}}
+	}
+	if err := handleAll(ctx, s.accounts, accounts, first); err != nil {
+		return err
+	}
+	if err := handleAll(ctx, s.subs, subs, first); err != nil {
+		return err
+	}
+	for i := range subs {
+		subs[i].Cmd = subscription.Register{AccountID: s.acctIDs[first+i]}
+	}
+	return handleAll(ctx, s.subs, subs, first)
+}
+
+// handleAll handles cmds, the commands of customers first onwards, in one
+// batch, and moves each command's From on to its outcome for the next.
+func handleAll[S, C any](ctx context.Context, h *eventstore.CommandHandler[S, C], cmds []eventstore.BatchCommand[S, C], first int) error {
+	for i, out := range h.HandleBatch(ctx, cmds) {
+		if out.Err != nil {
+			return fmt.Errorf("simulation: customer %d: %w", first+i, out.Err)
+		}
+		cmds[i].From = eventstore.Loaded[S]{State: out.State, Version: out.Append.LastVersion}
+	}
+	return nil
+}
+
+// newCustomer is customer i's sign-up and the creation of its
+// subscription.
+func (s *sim) newCustomer(i int) (account.Register, subscription.Create, error) {
 	c := s.customers[i]
 	store, err := s.cfg.Catalog.Storefront(c.storefront)
 	if err != nil {
-		return err
+		return account.Register{}, subscription.Create{}, err
 	}
-	acct := s.acctIDs[i]
 	email, err := account.ParseEmail(fmt.Sprintf("customer%d@simulation.example", i))
 	if err != nil {
-		return err
+		return account.Register{}, subscription.Create{}, err
 	}
 	name, _ := account.ParseName(fmt.Sprintf("Customer %d", i))
 	country, err := account.ParseCountry(c.storefront)
 	if err != nil {
-		return err
+		return account.Register{}, subscription.Create{}, err
 	}
-	meta := eventstore.CommandMeta{Metadata: system}
-	astream := eventstore.StreamID(account.StreamName(acct))
-	if _, err := s.accounts.Handle(ctx, astream, account.Register{AccountID: acct, Email: email, Name: name, Country: country,
-		PasswordHash: "simulated: no password"}, meta); err != nil {
-		return err
-	}
-	if _, err := s.updateCard(ctx, i, c.card, c.cardExpiry); err != nil {
-		return err
-	}
+	register := account.Register{AccountID: s.acctIDs[i], Email: email, Name: name, Country: country, PasswordHash: "simulated: no password"}
 	product, err := s.cfg.Catalog.Product(c.product)
 	if err != nil {
-		return err
+		return account.Register{}, subscription.Create{}, err
 	}
 	priced := c.term
 	if c.term == catalog.Trial {
@@ -405,39 +460,54 @@ func (s *sim) buildCustomer(ctx context.Context, i int) error {
 	}
 	price, err := s.cfg.Catalog.Price(c.product, priced, store.Currency())
 	if err != nil {
-		return err
+		return account.Register{}, subscription.Create{}, err
 	}
 	key, err := subscription.NewProductKey(crand.Reader)
 	if err != nil {
-		return err
+		return account.Register{}, subscription.Create{}, err
 	}
 	serial, err := subscription.NewSerialNumber(crand.Reader)
 	if err != nil {
-		return err
+		return account.Register{}, subscription.Create{}, err
 	}
 	created, err := subscription.NewCreated(s.ids[i], product, c.term, catalog.Platform{}, key, serial, c.start, s.cfg.Policy,
 		subscription.Origin{Storefront: store, AutoRenew: true, Price: price})
+	return register, subscription.Create{Created: created}, err
+}
+
+// tokenizeAll tokenizes the cards of customers first onwards at the
+// gateway, several at once, into methods.
+func (s *sim) tokenizeAll(ctx context.Context, first int, methods []payment.PaymentMethod) error {
+	errs := make([]error, len(methods))
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i := range methods {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			c := s.customers[first+i]
+			methods[i], errs[i] = s.tokenize(ctx, first+i, c.card, c.cardExpiry)
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// tokenize tokenizes customer i's card at the gateway.
+func (s *sim) tokenize(ctx context.Context, i int, number string, expiry time.Time) (payment.PaymentMethod, error) {
+	last := expiry.Add(-time.Nanosecond) // the card's last valid month
+	card, err := payment.NewCard(number, "123", fmt.Sprintf("Customer %d", i), int(last.Month()), last.Year(), s.clock.Now())
 	if err != nil {
-		return err
+		return payment.PaymentMethod{}, err
 	}
-	stream := eventstore.StreamID(subscription.StreamName(s.ids[i]))
-	if _, err := s.subs.Handle(ctx, stream, subscription.Create{Created: created}, meta); err != nil {
-		return err
-	}
-	_, err = s.subs.Handle(ctx, stream, subscription.Register{AccountID: acct}, meta)
-	return err
+	return s.gateway.TokenizeCard(ctx, card)
 }
 
 // updateCard tokenizes a card and makes it the account's billing method;
 // it returns the checkpoint of the update.
 func (s *sim) updateCard(ctx context.Context, i int, number string, expiry time.Time) (eventstore.Checkpoint, error) {
 	var none eventstore.Checkpoint
-	last := expiry.Add(-time.Nanosecond) // the card's last valid month
-	card, err := payment.NewCard(number, "123", fmt.Sprintf("Customer %d", i), int(last.Month()), last.Year(), s.clock.Now())
-	if err != nil {
-		return none, err
-	}
-	m, err := s.gateway.TokenizeCard(ctx, card)
+	m, err := s.tokenize(ctx, i, number, expiry)
 	if err != nil {
 		return none, err
 	}
