@@ -62,7 +62,7 @@ func (c HandlerConfig) Validate() error {
 type CommandHandler[S, C any] struct {
 	decider domain.Decider[S, C]
 	cfg     HandlerConfig
-	cache   *stateCache[S] // nil without CacheSize
+	cache   *StateCache[S] // nil without CacheSize
 }
 
 // NewCommandHandler returns a handler of d's commands.
@@ -73,7 +73,7 @@ func NewCommandHandler[S, C any](d domain.Decider[S, C], cfg HandlerConfig) (*Co
 	}
 	h := &CommandHandler[S, C]{decider: d, cfg: cfg}
 	if cfg.CacheSize > 0 {
-		h.cache = newStateCache[S](cfg.CacheSize)
+		h.cache = NewStateCache[S](cfg.CacheSize)
 	}
 	return h, nil
 }
@@ -182,7 +182,7 @@ func (h *CommandHandler[S, C]) appended(ctx context.Context, stream StreamID, st
 	}
 	state = h.decider.FoldFrom(state, events...)
 	if h.cache != nil && len(events) > 0 {
-		h.cache.put(stream, state, res.LastVersion)
+		h.cache.Put(stream, state, res.LastVersion)
 	}
 	return Outcome[S]{State: state, Events: events, Append: res}, nil
 }
@@ -273,7 +273,7 @@ func (h *CommandHandler[S, C]) LoadMany(ctx context.Context, streams []StreamID)
 	for i, stream := range streams {
 		loaded[i].State = h.decider.Initial
 		if h.cache != nil {
-			if s, v, ok := h.cache.get(stream); ok {
+			if s, v, ok := h.cache.Get(stream); ok {
 				loaded[i] = Loaded[S]{State: s, Version: v}
 			}
 		}
@@ -301,7 +301,7 @@ func (h *CommandHandler[S, C]) LoadMany(ctx context.Context, streams []StreamID)
 			continue
 		}
 		if h.cache != nil && loaded[i].Version > from[i].FromVersion-1 {
-			h.cache.put(stream, loaded[i].State, loaded[i].Version)
+			h.cache.Put(stream, loaded[i].State, loaded[i].Version)
 		}
 	}
 	return loaded, nil

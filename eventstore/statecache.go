@@ -5,12 +5,13 @@ import (
 	"sync"
 )
 
-// stateCache keeps the folded states of the streams a handler loaded last,
-// each at its version, up to a size; the least recently used goes first.
-// It is safe for concurrent use. A state held here is shared by every load
-// that starts from it, which is sound because Evolve never changes the
-// state it starts from (each aggregate's purity test).
-type stateCache[S any] struct {
+// StateCache keeps the folded states of the streams a command handler, or a
+// read model that folds an aggregate's events, handled last, each at its
+// version, up to a size; the least recently used goes first. It is safe for
+// concurrent use. A state held here is shared by every load that starts
+// from it, which is sound because Evolve never changes the state it starts
+// from (each aggregate's purity test).
+type StateCache[S any] struct {
 	mu      sync.Mutex
 	size    int
 	order   *list.List // of *cachedState[S], most recently used first
@@ -23,12 +24,14 @@ type cachedState[S any] struct {
 	version int64
 }
 
-func newStateCache[S any](size int) *stateCache[S] {
-	return &stateCache[S]{size: size, order: list.New(), streams: make(map[StreamID]*list.Element, size)}
+// NewStateCache returns a cache of size states at most (at least one).
+func NewStateCache[S any](size int) *StateCache[S] {
+	size = max(size, 1)
+	return &StateCache[S]{size: size, order: list.New(), streams: make(map[StreamID]*list.Element, size)}
 }
 
-// get returns the stream's cached state and its version.
-func (c *stateCache[S]) get(stream StreamID) (S, int64, bool) {
+// Get returns the stream's cached state and its version.
+func (c *StateCache[S]) Get(stream StreamID) (S, int64, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	el, ok := c.streams[stream]
@@ -41,9 +44,9 @@ func (c *stateCache[S]) get(stream StreamID) (S, int64, bool) {
 	return e.state, e.version, true
 }
 
-// put keeps the stream's state at version, unless a later version is kept
+// Put keeps the stream's state at version, unless a later version is kept
 // already (two loads racing).
-func (c *stateCache[S]) put(stream StreamID, state S, version int64) {
+func (c *StateCache[S]) Put(stream StreamID, state S, version int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.streams[stream]; ok {

@@ -173,15 +173,29 @@ func (t *pipelinedTx) flush(ctx context.Context) error {
 }
 
 // subscriptionStates folds a batch's subscription events into the states a
-// table keeps per subscription (its state column), and queues the
-// statements that write them back, each changed row once, with the
-// statements the projection queues itself, in the order they must run.
+// table keeps per subscription (its state column, with the stream version
+// of the last event folded into it), and queues the statements that write
+// them back, each changed row once, with the statements the projection
+// queues itself, in the order they must run.
 type subscriptionStates struct {
 	states  map[string]subscription.Subscription
 	stored  map[string]bool   // has a row as the batch begins
 	changed []string          // not yet written, in the order first changed
 	last    map[string]folded // the last event folded into each changed row
 	queue   pgx.Batch
+	cache   *SubscriptionStates
+}
+
+// SubscriptionStates keeps in memory, by stream version, the subscription
+// states a read model wrote last (Products, DueWork): a batch reads a
+// row's state from the table, and decodes it, only when the row is at
+// another version than the one kept (a batch rolled back, another process
+// moved it on, a restart). Each read model needs its own.
+type SubscriptionStates = eventstore.StateCache[subscription.Subscription]
+
+// NewSubscriptionStates returns a cache of size states at most.
+func NewSubscriptionStates(size int) *SubscriptionStates {
+	return eventstore.NewStateCache[subscription.Subscription](size)
 }
 
 type folded struct {
@@ -190,10 +204,14 @@ type folded struct {
 }
 
 // loadSubscriptionStates reads, in one query, the states table keeps for
-// the subscriptions whose streams recs belong to.
-func loadSubscriptionStates(ctx context.Context, tx pgx.Tx, table string, recs []eventstore.RecordedEvent) (*subscriptionStates, error) {
-	s := &subscriptionStates{states: map[string]subscription.Subscription{}, stored: map[string]bool{}, last: map[string]folded{}}
+// the subscriptions whose streams recs belong to: from cache (nil for
+// none) those kept at the row's version, from the table the others.
+func loadSubscriptionStates(ctx context.Context, tx pgx.Tx, table string, cache *SubscriptionStates,
+	recs []eventstore.RecordedEvent) (*subscriptionStates, error) {
+	s := &subscriptionStates{states: map[string]subscription.Subscription{}, stored: map[string]bool{}, last: map[string]folded{}, cache: cache}
 	var ids []uuid.UUID
+	var versions []*int64 // the version kept of each, if any
+	kept := map[string]subscription.Subscription{}
 	for _, rec := range recs {
 		id, ok := strings.CutPrefix(string(rec.StreamID), subscription.StreamPrefix)
 		if !ok {
@@ -208,19 +226,35 @@ func loadSubscriptionStates(ctx context.Context, tx pgx.Tx, table string, recs [
 		}
 		s.states[id] = subscription.Subscription{}
 		ids = append(ids, u)
+		var version *int64
+		if cache != nil {
+			if st, v, ok := cache.Get(rec.StreamID); ok {
+				version, kept[id] = &v, st
+			}
+		}
+		versions = append(versions, version)
 	}
 	if len(ids) == 0 {
 		return s, nil
 	}
-	rows, err := tx.Query(ctx, `SELECT subscription_id, state FROM `+table+` WHERE subscription_id = ANY($1)`, ids)
+	// LATERAL, so that a cached generic plan looks each row up by its key.
+	rows, err := tx.Query(ctx, `SELECT c.id, CASE WHEN t.version IS NOT DISTINCT FROM c.v THEN NULL ELSE t.state END
+FROM unnest($1::uuid[], $2::bigint[]) AS c(id, v)
+CROSS JOIN LATERAL (SELECT version, state FROM `+table+` WHERE subscription_id = c.id) AS t`, ids, versions)
 	if err != nil {
 		return nil, fmt.Errorf("%s: states: %w", table, err)
 	}
 	var id uuid.UUID
-	var st subscription.Subscription
+	var st *subscription.Subscription
 	if _, err := pgx.ForEachRow(rows, []any{&id, &st}, func() error {
-		s.states[id.String()], s.stored[id.String()] = st, true
-		st = subscription.Subscription{}
+		key := id.String()
+		switch {
+		case st != nil:
+			s.states[key] = *st
+		default: // the row is at the version kept
+			s.states[key] = kept[key]
+		}
+		s.stored[key], st = true, nil
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("%s: states: %w", table, err)
@@ -233,9 +267,18 @@ func loadSubscriptionStates(ctx context.Context, tx pgx.Tx, table string, recs [
 func (s *subscriptionStates) has(id string) bool { return s.stored[id] }
 
 // created sets the state of a row the batch creates (its insert queued
-// with the state given): no write back is due for it yet.
-func (s *subscriptionStates) created(id string, st subscription.Subscription) {
+// with the state given, at rec's version): no write back is due for it
+// yet.
+func (s *subscriptionStates) created(id string, rec eventstore.RecordedEvent, st subscription.Subscription) {
 	s.states[id], s.stored[id] = st, true
+	s.keep(rec, st)
+}
+
+// keep keeps st, the state written at rec's version, in the cache.
+func (s *subscriptionStates) keep(rec eventstore.RecordedEvent, st subscription.Subscription) {
+	if s.cache != nil {
+		s.cache.Put(rec.StreamID, st, rec.Version)
+	}
 }
 
 // fold evolves the subscription's state with e and marks it changed.
@@ -252,7 +295,9 @@ func (s *subscriptionStates) fold(id string, rec eventstore.RecordedEvent, e dom
 // events so far left them.
 func (s *subscriptionStates) flush(write func(q *pgx.Batch, id string, st subscription.Subscription, last folded)) {
 	for _, id := range s.changed {
-		write(&s.queue, id, s.states[id], s.last[id])
+		last := s.last[id]
+		write(&s.queue, id, s.states[id], last)
+		s.keep(last.rec, s.states[id])
 		delete(s.last, id)
 	}
 	s.changed = s.changed[:0]

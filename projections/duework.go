@@ -25,6 +25,9 @@ type DueWork struct {
 	// Policy gives the lifecycle's leads and offsets; its unset fields
 	// take their defaults.
 	Policy policy.Policy
+	// States, when set, keeps the states the rows hold, so that a batch
+	// decodes a row's state only when it is not the one kept.
+	States *SubscriptionStates
 }
 
 // Name implements Projection.
@@ -52,7 +55,7 @@ func (d DueWork) ApplyBatch(ctx context.Context, tx pgx.Tx, recs []eventstore.Re
 	if err != nil {
 		return err
 	}
-	states, err := loadSubscriptionStates(ctx, tx, "due_work", recs)
+	states, err := loadSubscriptionStates(ctx, tx, "due_work", d.States, recs)
 	if err != nil {
 		return err
 	}

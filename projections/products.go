@@ -25,7 +25,11 @@ import (
 // the row and the clock (subscription.StatusAt). The SQL names its tables
 // without a schema, so a rebuild can build them elsewhere on the
 // search_path.
-type Products struct{}
+type Products struct {
+	// States, when set, keeps the states the rows hold, so that a batch
+	// decodes a row's state only when it is not the one kept.
+	States *SubscriptionStates
+}
 
 // Name implements Projection.
 func (Products) Name() string { return "products" }
@@ -41,8 +45,8 @@ func (pr Products) Apply(ctx context.Context, tx pgx.Tx, rec eventstore.Recorded
 // ApplyBatch implements BatchApplier: each row's state is read once and
 // its columns written once, after the statements of the events that touch
 // other columns or the devices, all in one round trip.
-func (Products) ApplyBatch(ctx context.Context, tx pgx.Tx, recs []eventstore.RecordedEvent, events []domain.Event) error {
-	states, err := loadSubscriptionStates(ctx, tx, "products_view", recs)
+func (pr Products) ApplyBatch(ctx context.Context, tx pgx.Tx, recs []eventstore.RecordedEvent, events []domain.Event) error {
+	states, err := loadSubscriptionStates(ctx, tx, "products_view", pr.States, recs)
 	if err != nil {
 		return err
 	}
@@ -62,7 +66,7 @@ func (Products) ApplyBatch(ctx context.Context, tx pgx.Tx, recs []eventstore.Rec
 			if err := queueProductRow(q, rec, e); err != nil {
 				return err
 			}
-			states.created(id, subscription.Decider.Fold(e))
+			states.created(id, rec, subscription.Decider.Fold(e))
 			continue
 		case subscription.Registered:
 			q.Queue(`UPDATE products_view SET registered_at = $2 WHERE subscription_id = $1`, id, e.At)
@@ -101,11 +105,11 @@ func queueProductRow(q *pgx.Batch, rec eventstore.RecordedEvent, e subscription.
 	}
 	q.Queue(`INSERT INTO products_view (subscription_id, product, product_name, platform, term, trial, seats,
     starts_at, expires_at, product_key, serial, auto_renew, storefront, asian_store, order_id, registrable, legacy,
-    recovery_tool, created_at, updated_at, state)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $19, $20)`,
+    recovery_tool, created_at, updated_at, state, version)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $19, $20, $21)`,
 		e.SubscriptionID, e.Product, e.ProductName, e.Platform, e.Term, e.Term == catalog.Trial.String(), e.Seats,
 		e.StartsAt, e.ExpiresAt, e.Key.String(), e.Serial.String(), e.AutoRenew, e.Storefront, e.AsianStore, orderID,
-		e.Registrable, e.Legacy, e.RecoveryTool, rec.RecordedAt, state)
+		e.Registrable, e.Legacy, e.RecoveryTool, rec.RecordedAt, state, rec.Version)
 	return nil
 }
 
@@ -119,9 +123,10 @@ func queueProductUpdate(q *pgx.Batch, id string, s subscription.Subscription, la
 	f, c := s.StatusFacts(), s.Facts() // a conversion changes the product and key (CNV-3)
 	q.Queue(`UPDATE products_view SET state = $2, account_id = $3, term = $4, trial = $5, expires_at = $6,
     auto_renew = $7, disabled = $8, renewing = $9, refunded = $10, add_ons = $11, updated_at = $12, product = $13,
-    product_name = $14, seats = $15, product_key = $16, registrable = $17, legacy = $18, recovery_tool = $19
+    product_name = $14, seats = $15, product_key = $16, registrable = $17, legacy = $18, recovery_tool = $19, version = $20
 WHERE subscription_id = $1`, id, s, account, s.Term(), f.Trial, f.ExpiresAt, s.AutoRenew(), f.Disabled, f.Renewing, f.Refunded,
-		s.AddOns(), last.rec.RecordedAt, c.Product, c.ProductName, c.Seats, c.Key.String(), c.Registrable, c.Legacy, c.RecoveryTool)
+		s.AddOns(), last.rec.RecordedAt, c.Product, c.ProductName, c.Seats, c.Key.String(), c.Registrable, c.Legacy, c.RecoveryTool,
+		last.rec.Version)
 }
 
 // queueRecountSeats queues the update of seats_used from the device rows,

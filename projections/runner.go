@@ -19,7 +19,22 @@ import (
 
 // All returns every read model the engine keeps.
 func All() []Projection {
-	return []Projection{Accounts{}, EmailOutbox{}, Orders{}, Products{}, DueWork{}, Charges{}}
+	return AllKeeping(DefaultStatesKept)
+}
+
+// DefaultStatesKept is how many subscription states All's projections that
+// fold them keep in memory each (Products.States, DueWork.States).
+const DefaultStatesKept = 10_000
+
+// AllKeeping is All with projections that keep up to states subscription
+// states each in memory (none when zero): a process that moves many
+// subscriptions on at once keeps as many as it moves.
+func AllKeeping(states int) []Projection {
+	products, due := Products{}, DueWork{}
+	if states > 0 {
+		products.States, due.States = NewSubscriptionStates(states), NewSubscriptionStates(states)
+	}
+	return []Projection{Accounts{}, EmailOutbox{}, Orders{}, products, due, Charges{}}
 }
 
 // Projection is one read model.

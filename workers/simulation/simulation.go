@@ -225,7 +225,7 @@ func (s *sim) open(ctx context.Context) error {
 	var err error
 	// The read models are brought up to date when the simulation needs them
 	// (Runner.CatchUp), not followed live: a run's events are one batch.
-	if s.runner, err = projections.NewRunner(projections.RunnerConfig{Store: s.store, Types: s.types, Projections: projections.All(),
+	if s.runner, err = projections.NewRunner(projections.RunnerConfig{Store: s.store, Types: s.types, Projections: projections.AllKeeping(max(s.cfg.Customers, 1)),
 		Logger: s.cfg.Logger}); err != nil {
 		return err
 	}
