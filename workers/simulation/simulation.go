@@ -259,7 +259,11 @@ func (s *sim) open(ctx context.Context) error {
 	if _, err := crand.Read(secret); err != nil {
 		return err
 	}
-	s.outbox, err = outbox.New(outbox.Config{Store: s.store, Accounts: s.accounts, Orders: orders, Subscriptions: s.subs, Sender: s.cfg.Mail, Templates: templates,
+	// The outbox claims as many messages at once as the renewal worker
+	// claims subscriptions: a claimed batch's sends are recorded in one
+	// round trip.
+	s.outbox, err = outbox.New(outbox.Config{Store: s.store, Accounts: s.accounts, Orders: orders, Subscriptions: s.subs, Sender: s.cfg.Mail,
+		Templates: templates, BatchSize: renewal.DefaultBatchSize,
 		Clock: s.clock, Policy: s.cfg.Policy, SecretKey: secret, PublicURL: "https://account.example.com", Logger: s.cfg.Logger})
 	return err
 }
