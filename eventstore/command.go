@@ -204,18 +204,27 @@ type BatchOutcome[S any] struct {
 
 // HandleBatch is HandleFrom for each of cmds, at one instant, their
 // appends made in one round trip (Store.AppendBatch): for a worker that
-// moves a batch of aggregates on at once. The outcomes are in cmds' order.
-// When the batch cannot be appended as a whole (a stream moved on, a
-// command id was recorded by another stream meanwhile), each command is
-// handled on its own, as HandleFrom handles it.
+// moves a batch of aggregates on at once. The outcomes are in cmds'
+// order; a stream named twice has its second command decided on the state
+// the first leaves. When the batch cannot be appended as a whole (a stream
+// moved on, a command id was recorded by another stream meanwhile), each
+// command is handled on its own, as HandleFrom handles it.
 func (h *CommandHandler[S, C]) HandleBatch(ctx context.Context, cmds []BatchCommand[S, C]) []BatchOutcome[S] {
 	now := h.cfg.Clock.Now()
 	out := make([]BatchOutcome[S], len(cmds))
 	decided := make([][]domain.Event, len(cmds))
+	from := make([]Loaded[S], len(cmds))
+	// A stream named again is decided on the state its earlier command
+	// leaves: the appends run in order, in one transaction.
+	after := map[StreamID]Loaded[S]{}
 	var reqs []AppendRequest
 	var at []int // the command of each request
 	for i, c := range cmds {
-		events, req, refusal, err := h.decide(c.Stream, c.From, c.Cmd, c.Meta, now)
+		from[i] = c.From
+		if l, ok := after[c.Stream]; ok {
+			from[i] = l
+		}
+		events, req, refusal, err := h.decide(c.Stream, from[i], c.Cmd, c.Meta, now)
 		switch {
 		case refusal != nil:
 			out[i].Outcome, out[i].Err = h.refused(ctx, c.Stream, c.Meta, refusal)
@@ -226,6 +235,7 @@ func (h *CommandHandler[S, C]) HandleBatch(ctx context.Context, cmds []BatchComm
 		}
 		decided[i] = events
 		reqs, at = append(reqs, req), append(at, i)
+		after[c.Stream] = Loaded[S]{State: h.decider.FoldFrom(from[i].State, events...), Version: from[i].Version + int64(len(events))}
 	}
 	results, err := h.cfg.Store.AppendBatch(ctx, reqs)
 	for j, i := range at {
@@ -234,7 +244,7 @@ func (h *CommandHandler[S, C]) HandleBatch(ctx context.Context, cmds []BatchComm
 			out[i].Outcome, out[i].Err = h.HandleFrom(ctx, c.Stream, c.From.State, c.From.Version, c.Cmd, c.Meta)
 			continue
 		}
-		out[i].Outcome, out[i].Err = h.appended(ctx, c.Stream, c.From.State, decided[i], results[j])
+		out[i].Outcome, out[i].Err = h.appended(ctx, c.Stream, from[i].State, decided[i], results[j])
 	}
 	return out
 }

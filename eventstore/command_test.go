@@ -312,6 +312,17 @@ func TestCommandHandler_HandleBatch_AnswersAsHandleFromForEachCommand(t *testing
 		t.Errorf("appended in transactions %d and %d, want one", out[0].Append.TransactionID, out[1].Append.TransactionID)
 	}
 
+	// A stream named twice: the second command adds to the first's total,
+	// in the same batch.
+	twice := h.HandleBatch(ctx, []eventstore.BatchCommand[tally, addCommand]{
+		{Stream: "tally-twice", Cmd: addCommand{n: 5}, Meta: system},
+		{Stream: "tally-twice", Cmd: addCommand{n: 6}, Meta: system},
+	})
+	if twice[0].Err != nil || twice[1].Err != nil || twice[1].State.total != 11 || twice[1].Append.LastVersion != 2 ||
+		twice[0].Append.TransactionID != twice[1].Append.TransactionID {
+		t.Errorf("one stream twice: %+v", twice)
+	}
+
 	// tally-a moved on since loaded: the batch is handled command by command.
 	out = h.HandleBatch(ctx, batch())
 	check("after a conflict", out, []int{92, 94}, []int64{3, 3})
