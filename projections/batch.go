@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"database/sql/driver"
 	"fmt"
 	"strings"
 	"sync"
@@ -245,16 +246,20 @@ CROSS JOIN LATERAL (SELECT version, state FROM `+table+` WHERE subscription_id =
 		return nil, fmt.Errorf("%s: states: %w", table, err)
 	}
 	var id uuid.UUID
-	var st *subscription.Subscription
-	if _, err := pgx.ForEachRow(rows, []any{&id, &st}, func() error {
+	var raw []byte
+	if _, err := pgx.ForEachRow(rows, []any{&id, &raw}, func() error {
 		key := id.String()
-		switch {
-		case st != nil:
-			s.states[key] = *st
-		default: // the row is at the version kept
-			s.states[key] = kept[key]
+		if raw == nil { // the row is at the version kept
+			s.states[key], s.stored[key] = kept[key], true
+			return nil
 		}
-		s.stored[key], st = true, nil
+		// Decoded by the state itself: json.Unmarshal would check the
+		// whole text once more first.
+		var st subscription.Subscription
+		if err := st.UnmarshalJSON(raw); err != nil {
+			return fmt.Errorf("subscription %s: %w", key, err)
+		}
+		s.states[key], s.stored[key] = st, true
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("%s: states: %w", table, err)
@@ -273,6 +278,12 @@ func (s *subscriptionStates) created(id string, rec eventstore.RecordedEvent, st
 	s.states[id], s.stored[id] = st, true
 	s.keep(rec, st)
 }
+
+// stateJSON is a state as a statement's argument: its own encoding, which
+// json.Marshal would check and compact once more.
+type stateJSON struct{ s subscription.Subscription }
+
+func (v stateJSON) Value() (driver.Value, error) { return v.s.MarshalJSON() }
 
 // keep keeps st, the state written at rec's version, in the cache.
 func (s *subscriptionStates) keep(rec eventstore.RecordedEvent, st subscription.Subscription) {

@@ -71,7 +71,7 @@ func (d DueWork) ApplyBatch(ctx context.Context, tx pgx.Tx, recs []eventstore.Re
 		q.Queue(`INSERT INTO due_work (subscription_id, account_id, due_at, awaiting_retry, version, state)
 VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (subscription_id) DO UPDATE SET account_id = $2, due_at = $3, awaiting_retry = $4, version = $5, state = $6`,
-			id, accountID, dueAt, s.AwaitingRetry(), last.rec.Version, s)
+			id, accountID, dueAt, s.AwaitingRetry(), last.rec.Version, stateJSON{s})
 	}
 	for i, rec := range recs {
 		if _, ok := events[i].(account.BillingUpdated); ok {

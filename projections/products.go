@@ -124,7 +124,7 @@ func queueProductUpdate(q *pgx.Batch, id string, s subscription.Subscription, la
 	q.Queue(`UPDATE products_view SET state = $2, account_id = $3, term = $4, trial = $5, expires_at = $6,
     auto_renew = $7, disabled = $8, renewing = $9, refunded = $10, add_ons = $11, updated_at = $12, product = $13,
     product_name = $14, seats = $15, product_key = $16, registrable = $17, legacy = $18, recovery_tool = $19, version = $20
-WHERE subscription_id = $1`, id, s, account, s.Term(), f.Trial, f.ExpiresAt, s.AutoRenew(), f.Disabled, f.Renewing, f.Refunded,
+WHERE subscription_id = $1`, id, stateJSON{s}, account, s.Term(), f.Trial, f.ExpiresAt, s.AutoRenew(), f.Disabled, f.Renewing, f.Refunded,
 		s.AddOns(), last.rec.RecordedAt, c.Product, c.ProductName, c.Seats, c.Key.String(), c.Registrable, c.Legacy, c.RecoveryTool,
 		last.rec.Version)
 }
