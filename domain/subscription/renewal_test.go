@@ -109,9 +109,11 @@ func TestRule_ARS2_NoticeThenChargeOnTheTermsDates(t *testing.T) {
 	}
 }
 
-// rule ARS-2: a late notice pushes the charge to 7 (annual) or 3 (monthly)
-// days after it, into grace if need be; the subscription stays current in
-// grace until the charge succeeds, for at most 7 days after expiry.
+// rule ARS-2, TRI-3: a late notice pushes the charge to 7 (annual) or 3
+// (monthly; a trial's ending) days after it, into grace if need be; the
+// subscription stays current in grace until the charge succeeds, for at
+// most 7 days after expiry. A late trial-ending e-mail (the workers were
+// down) so still gives the customer its 3 days to opt out.
 func TestRule_ARS2_LateNoticePushesTheChargeIntoGrace(t *testing.T) {
 	cases := []struct {
 		name       string
@@ -127,6 +129,11 @@ func TestRule_ARS2_LateNoticePushesTheChargeIntoGrace(t *testing.T) {
 		{"monthly, one instant late", catalog.Monthly, -3*day + ns, ns},
 		{"monthly, notice on the expiry day", catalog.Monthly, 0, 3 * day},
 		{"monthly, charge one instant before the grace ends", catalog.Monthly, 4*day - ns, 7*day - ns},
+		{"trial, on time", catalog.Trial, -3 * day, 0},
+		{"trial, one instant late", catalog.Trial, -3*day + ns, ns},
+		{"trial, a day before the end", catalog.Trial, -day, 2 * day},
+		{"trial, notice at the end", catalog.Trial, 0, 3 * day},
+		{"trial, charge one instant before the grace ends", catalog.Trial, 4*day - ns, 7*day - ns},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -135,12 +142,23 @@ func TestRule_ARS2_LateNoticePushesTheChargeIntoGrace(t *testing.T) {
 			exp := l.s.ExpiresAt()
 			noticeAt, chargeAt := exp.Add(c.noticeAt), exp.Add(c.wantCharge)
 			events := l.runDue(noticeAt)
-			if n := only[subscription.RenewalNoticeIssued](events); len(n) != 1 || !n[0].ChargeAt.Equal(chargeAt) || !n[0].At.Equal(noticeAt) {
+			var stated [][2]time.Time // each notice's charge date and instant
+			for _, n := range only[subscription.RenewalNoticeIssued](events) {
+				stated = append(stated, [2]time.Time{n.ChargeAt, n.At})
+			}
+			for _, n := range only[subscription.TrialEndingNoticeIssued](events) {
+				stated = append(stated, [2]time.Time{n.ChargeAt, n.At})
+			}
+			if len(stated) != 1 || !stated[0][0].Equal(chargeAt) || !stated[0][1].Equal(noticeAt) {
 				t.Fatalf("late notice at %s: %s, want one stating the charge at %s", noticeAt, show(events), chargeAt)
+			}
+			current := subscription.StatusActive
+			if c.term == catalog.Trial {
+				current = subscription.StatusTrial
 			}
 			wantEvents(t, "one instant before the pushed charge", l.runDue(chargeAt.Add(-ns)))
 			if chargeAt.After(exp) {
-				wantStatus(t, l.s, exp.Add(-ns), subscription.StatusActive)
+				wantStatus(t, l.s, exp.Add(-ns), current)
 				wantStatus(t, l.s, exp, subscription.StatusGrace)
 				wantStatus(t, l.s, chargeAt, subscription.StatusGrace)
 				wantStatus(t, l.s, exp.Add(pol.Grace-ns), subscription.StatusGrace)
@@ -771,50 +789,19 @@ func TestRule_TRI3_TrialEndingNoticeThreeDaysBefore(t *testing.T) {
 	wantEvents(t, "one instant after", l.runDue(notice.Add(ns)))
 }
 
-// rule TRI-3: a late trial-ending e-mail (the workers were down) still
-// gives the customer its 3 days to opt out: the charge waits for them, into
-// grace if need be, as a late renewal notice's does (ARS-2).
-func TestRule_TRI3_LateNoticePushesTheChargeIntoGrace(t *testing.T) {
-	cases := []struct {
-		name       string
-		noticeAt   time.Duration // relative to the trial's end
-		wantCharge time.Duration // relative to the trial's end
-	}{
-		{"on time", -3 * day, 0},
-		{"one instant late", -3*day + ns, ns},
-		{"a day before the end", -day, 2 * day},
-		{"at the end", 0, 3 * day},
-		{"charge one instant before the grace ends", 4*day - ns, 7*day - ns},
+// rule TRI-2, TRI-3: a customer who opts out after a late trial-ending
+// e-mail, within the 3 days it gives (TestRule_ARS2_LateNotice…), is
+// never charged.
+func TestRule_TRI3_OptOutAfterALateNotice_NothingCharged(t *testing.T) {
+	l := newSim(t, bought(t, catalog.Trial, at(2027, 1, 10)))
+	end := l.s.ExpiresAt()
+	l.runDue(end)
+	l.do(end.Add(2*day), subscription.SetAutoRenewal{AccountID: ann, On: false})
+	l.advance(end.Add(pol.Grace + 40*day))
+	if got := logged[subscription.ChargeRequested](l); len(got) > 0 {
+		t.Fatalf("charged after opting out: %+v", got)
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			created := bought(t, catalog.Trial, at(2027, 1, 10))
-			l := newSim(t, created)
-			end := l.s.ExpiresAt()
-			noticeAt, chargeAt := end.Add(c.noticeAt), end.Add(c.wantCharge)
-			wantEvents(t, "late notice", l.runDue(noticeAt),
-				subscription.TrialEndingNoticeIssued{Period: 1, ExpiresAt: end, ChargeAt: chargeAt, Amount: annualFee, At: noticeAt})
-			wantEvents(t, "one instant before the pushed charge", l.runDue(chargeAt.Add(-ns)))
-			if chargeAt.After(end) {
-				wantStatus(t, l.s, end.Add(-ns), subscription.StatusTrial)
-				wantStatus(t, l.s, chargeAt, subscription.StatusGrace)
-			}
-			wantEvents(t, "at the pushed charge date", l.runDue(chargeAt), chargeRequested(created, 1, 1, "tok_order", annualFee, end, chargeAt))
-			l.advance(chargeAt)
-			wantStatus(t, l.s, end.Add(pol.Grace), subscription.StatusActive)
-		})
-	}
-	t.Run("opted out after a late notice: nothing is charged", func(t *testing.T) {
-		l := newSim(t, bought(t, catalog.Trial, at(2027, 1, 10)))
-		end := l.s.ExpiresAt()
-		l.runDue(end)
-		l.do(end.Add(2*day), subscription.SetAutoRenewal{AccountID: ann, On: false})
-		l.advance(end.Add(pol.Grace + 40*day))
-		if got := logged[subscription.ChargeRequested](l); len(got) > 0 {
-			t.Fatalf("charged after opting out: %+v", got)
-		}
-		wantStatus(t, l.s, end.Add(2*day), subscription.StatusExpired)
-	})
+	wantStatus(t, l.s, end.Add(2*day), subscription.StatusExpired)
 }
 
 // rule TRI-4: at the trial's end the subscription is extended a full year
