@@ -423,6 +423,7 @@ const (
 // changed since (ARS-8).
 func (s Subscription) next(p policy.Policy) (step, time.Time) {
 	r := s.st.Renewal
+	refundAt, refundDue := s.renewalRefundDue()
 	switch {
 	case !s.st.Exists:
 		return stepNone, time.Time{}
@@ -430,12 +431,8 @@ func (s Subscription) next(p policy.Policy) (step, time.Time) {
 		return stepPendingRefund, r.PendingRefund.At
 	case r.Cycle.Pending != nil:
 		return stepPendingCharge, r.Cycle.Pending.At
-	case s.hasRenewalToRefund():
-		pc, _ := s.renewalToRefund()
-		if r.EndedEarly {
-			return stepRefundRenewal, r.ExpiresAt
-		}
-		return stepRefundRenewal, pc.At
+	case refundDue:
+		return stepRefundRenewal, refundAt
 	case s.st.Disabled:
 		return stepNone, time.Time{}
 	case s.Renewing():
@@ -691,9 +688,18 @@ func (s Subscription) renewalToRefund() (paidCharge, bool) {
 	return paidCharge{}, false
 }
 
-func (s Subscription) hasRenewalToRefund() bool {
-	_, ok := s.renewalToRefund()
-	return ok
+// renewalRefundDue returns when the renewal to refund without being asked
+// is due: since its end for a monthly plan that ended early, since the
+// charge for one settled on a disabled key.
+func (s Subscription) renewalRefundDue() (time.Time, bool) {
+	pc, ok := s.renewalToRefund()
+	switch {
+	case !ok:
+		return time.Time{}, false
+	case s.st.Renewal.EndedEarly:
+		return s.st.Renewal.ExpiresAt, true
+	}
+	return pc.At, true
 }
 
 // billingChanged reports whether a declined period now has another payment
