@@ -216,13 +216,13 @@ func (h *CommandHandler[S, C]) HandleBatch(ctx context.Context, cmds []BatchComm
 	from := make([]Loaded[S], len(cmds))
 	// A stream named again is decided on the state its earlier command
 	// leaves: the appends run in order, in one transaction.
-	after := map[StreamID]Loaded[S]{}
+	last := map[StreamID]int{} // the command last decided on each stream
 	var reqs []AppendRequest
 	var at []int // the command of each request
 	for i, c := range cmds {
 		from[i] = c.From
-		if l, ok := after[c.Stream]; ok {
-			from[i] = l
+		if j, ok := last[c.Stream]; ok { // folded only here: most streams come once
+			from[i] = Loaded[S]{State: h.decider.FoldFrom(from[j].State, decided[j]...), Version: from[j].Version + int64(len(decided[j]))}
 		}
 		events, req, refusal, err := h.decide(c.Stream, from[i], c.Cmd, c.Meta, now)
 		switch {
@@ -235,7 +235,7 @@ func (h *CommandHandler[S, C]) HandleBatch(ctx context.Context, cmds []BatchComm
 		}
 		decided[i] = events
 		reqs, at = append(reqs, req), append(at, i)
-		after[c.Stream] = Loaded[S]{State: h.decider.FoldFrom(from[i].State, events...), Version: from[i].Version + int64(len(events))}
+		last[c.Stream] = i
 	}
 	results, err := h.cfg.Store.AppendBatch(ctx, reqs)
 	for j, i := range at {
