@@ -149,9 +149,9 @@ type pending struct {
 // RunOnce claims the messages due now, sends them (Concurrency at once),
 // records the sends (one round trip per kind of aggregate), marks the sent
 // ones in one statement, and returns how many went out. A message that
-// fails stays in the outbox for a later run. Two messages recorded on one
-// stream may be sent at once: the second record conflicts, and the command
-// handler decides it again on the stream as it now is.
+// fails stays in the outbox for a later run. Two messages about one
+// stream are recorded one after the other in the same round trip
+// (HandleBatch decides the second on the state the first leaves).
 func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 	batch, err := w.claim(ctx)
 	if err != nil || len(batch) == 0 {
