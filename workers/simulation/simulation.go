@@ -146,7 +146,8 @@ type sim struct {
 	clock     *clock.Simulated
 	store     *eventstore.Store
 	types     *eventstore.EventTypes
-	runner    *projections.Runner
+	runner    *projections.Runner // the read models the workers read
+	trail     *trailing           // the others
 	gateway   *gateway.Sandbox
 	renewals  *renewal.Worker
 	outbox    *outbox.Worker
@@ -172,6 +173,8 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if err := s.open(ctx); err != nil {
 		return Report{}, err
 	}
+	s.trail.start(ctx)
+	defer s.trail.close()
 
 	began := time.Now()
 	customers, actions, err := population(cfg, cfg.Catalog)
@@ -204,6 +207,9 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		if _, err := sched.AdvanceTo(ctx, dayEnd); err != nil {
 			return Report{}, err
 		}
+		if err := s.trail.failed(); err != nil {
+			return Report{}, err
+		}
 		if cfg.Progress != nil {
 			cfg.Progress(day, cfg.Days)
 		}
@@ -215,6 +221,9 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if err := s.settle(ctx); err != nil {
 		return Report{}, err
 	}
+	if err := s.trail.finish(ctx); err != nil {
+		return Report{}, err
+	}
 	r, err := s.report(ctx, end)
 	r.Elapsed = time.Since(began)
 	return r, err
@@ -223,24 +232,38 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 // open builds the engine's parts on the simulation's database and clock.
 func (s *sim) open(ctx context.Context) error {
 	var err error
-	// The read models are brought up to date when the simulation needs them
-	// (Runner.CatchUp), not followed live: a run's events are one batch.
-	if s.runner, err = projections.NewRunner(projections.RunnerConfig{Store: s.store, Types: s.types, Projections: projections.AllKeeping(max(s.cfg.Customers, 1)),
-		Logger: s.cfg.Logger}); err != nil {
+	// The read models the workers read are brought up to date when they
+	// need them (Runner.CatchUp), not followed live: a run's events are one
+	// batch. The others trail behind on the side.
+	var read, others []projections.Projection
+	for _, p := range projections.AllKeeping(max(s.cfg.Customers, 1)) {
+		if readByWorkers(p) {
+			read = append(read, p)
+		} else {
+			others = append(others, p)
+		}
+	}
+	if s.runner, err = projections.NewRunner(projections.RunnerConfig{Store: s.store, Types: s.types, Projections: read, Logger: s.cfg.Logger}); err != nil {
 		return err
 	}
+	trailer, err := projections.NewRunner(projections.RunnerConfig{Store: s.store, Types: s.types, Projections: others, Logger: s.cfg.Logger})
+	if err != nil {
+		return err
+	}
+	s.trail = newTrailing(s.store, trailer)
 	if s.gateway, err = gateway.NewSandbox(ctx, s.cfg.Pool, gateway.SandboxConfig{Clock: s.clock}); err != nil {
 		return err
 	}
 	hc := eventstore.HandlerConfig{Store: s.store, Types: s.types, Clock: s.clock, Policy: s.cfg.Policy}
-	if s.accounts, err = eventstore.NewCommandHandler(account.Decider, hc); err != nil {
+	// One handler of account commands and one of subscription commands,
+	// each keeping every customer's state, for the renewals, the e-mails
+	// (whose every send reads its account) and the customers' actions.
+	kept := hc
+	kept.CacheSize = max(s.cfg.Customers, 1)
+	if s.accounts, err = eventstore.NewCommandHandler(account.Decider, kept); err != nil {
 		return err
 	}
-	// One handler of subscription commands, keeping every customer's
-	// state, for the renewals, the e-mails and the customers' actions.
-	subsConfig := hc
-	subsConfig.CacheSize = max(s.cfg.Customers, 1)
-	if s.subs, err = eventstore.NewCommandHandler(subscription.Decider, subsConfig); err != nil {
+	if s.subs, err = eventstore.NewCommandHandler(subscription.Decider, kept); err != nil {
 		return err
 	}
 	orders, err := eventstore.NewCommandHandler(order.Decider, hc)
@@ -295,7 +318,7 @@ func (s *sim) runRenewals(ctx context.Context, now time.Time) error {
 		return nil
 	}
 	s.dirty = true
-	return s.runner.CatchUp(ctx, res.Last)
+	return s.catchUp(ctx, res.Last)
 }
 
 // drainOutbox sends every e-mail the read model has pending, once the read
@@ -319,13 +342,21 @@ func (s *sim) drainOutbox(ctx context.Context) error {
 	}
 }
 
-// settle brings the projections up to date with the whole log.
+// catchUp brings the read models the workers read up to date with cp, and
+// asks the others to follow.
+func (s *sim) catchUp(ctx context.Context, cp eventstore.Checkpoint) error {
+	s.trail.poke()
+	return s.runner.CatchUp(ctx, cp)
+}
+
+// settle brings the read models the workers read up to date with the whole
+// log.
 func (s *sim) settle(ctx context.Context) error {
 	head, err := s.store.Head(ctx)
 	if err != nil {
 		return err
 	}
-	return s.runner.CatchUp(ctx, head)
+	return s.catchUp(ctx, head)
 }
 
 var system = eventstore.Metadata{ActorKind: eventstore.ActorSystem, ActorID: "simulation"}
@@ -541,7 +572,7 @@ func (s *sim) act(ctx context.Context, a action) error {
 			return err
 		}
 		s.dirty = true
-		return s.runner.CatchUp(ctx, cp)
+		return s.catchUp(ctx, cp)
 	case actOptOut, actRenewalOff:
 		cmd = subscription.SetAutoRenewal{AccountID: acct, On: false}
 	case actCancel:
@@ -565,5 +596,5 @@ func (s *sim) act(ctx context.Context, a action) error {
 			return err
 		}
 	}
-	return s.runner.CatchUp(ctx, last)
+	return s.catchUp(ctx, last)
 }
