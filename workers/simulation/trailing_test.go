@@ -42,7 +42,7 @@ func appendEvents(t *testing.T, store *eventstore.Store, stream string, n int) {
 	t.Helper()
 	data := make([]eventstore.EventData, n)
 	for i := range data {
-		data[i] = eventstore.EventData{Type: "test.happened", Data: []byte(`{}`)}
+		data[i] = eventstore.EventData{Type: happened{}.EventType(), Data: []byte(`{}`)}
 	}
 	if _, err := store.Append(context.Background(), eventstore.StreamID(stream), eventstore.NoStream, data,
 		eventstore.AppendOptions{RecordedAt: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC),
@@ -61,6 +61,8 @@ func waitFor(t *testing.T, done func() bool) {
 	}
 }
 
+// newTrailingOn starts a trailing runner of p on a database of its own,
+// closed when the test ends.
 func newTrailingOn(t *testing.T, p projections.Projection) (*eventstore.Store, *trailing) {
 	t.Helper()
 	pool, err := pgxpool.New(context.Background(), pgtest.NewDatabase(t))
@@ -75,7 +77,10 @@ func newTrailingOn(t *testing.T, p projections.Projection) (*eventstore.Store, *
 	if err != nil {
 		t.Fatal(err)
 	}
-	return store, newTrailing(store, runner)
+	trail := newTrailing(store, runner)
+	trail.start(context.Background())
+	t.Cleanup(trail.close)
+	return store, trail
 }
 
 // The read models that trail behind have every event once finish returns,
@@ -84,8 +89,6 @@ func TestTrailing_FinishHasEveryEvent(t *testing.T) {
 	t.Parallel()
 	p := &counting{}
 	store, trail := newTrailingOn(t, p)
-	trail.start(context.Background())
-	defer trail.close()
 	for i := range 20 {
 		appendEvents(t, store, "test-"+string(rune('a'+i)), 3)
 		trail.poke()
@@ -106,8 +109,6 @@ func TestTrailing_AFailedCatchUpIsReported(t *testing.T) {
 	t.Parallel()
 	p := &counting{failOn: 2}
 	store, trail := newTrailingOn(t, p)
-	trail.start(context.Background())
-	defer trail.close()
 	appendEvents(t, store, "test-a", 3)
 	trail.poke()
 	waitFor(t, func() bool { return trail.failed() != nil })
