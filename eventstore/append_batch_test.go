@@ -3,6 +3,7 @@ package eventstore_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 
 	"github.com/subs-engine/subs/eventstore"
@@ -105,5 +106,42 @@ func TestAppendBatch_OneFails_NothingIsWritten(t *testing.T) {
 				t.Errorf("the failed batch recorded a command id (recorded=%v, err=%v)", ok, err)
 			}
 		})
+	}
+}
+
+// Two batches naming the same streams in opposite orders, again and again
+// at once, both land every time: the streams are locked in one order
+// whatever the batch's, so neither waits for the other forever (a deadlock
+// would fail one with "deadlock detected").
+func TestAppendBatch_SameStreamsInOppositeOrders_NoDeadlock(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	streams := []eventstore.StreamID{"subscription-1", "subscription-2", "subscription-3", "subscription-4"}
+	const rounds = 100
+	var wg sync.WaitGroup
+	for _, reversed := range []bool{false, true} {
+		wg.Go(func() {
+			for range rounds {
+				reqs := make([]eventstore.AppendRequest, len(streams))
+				for i, stream := range streams {
+					if reversed {
+						stream = streams[len(streams)-1-i]
+					}
+					reqs[i] = eventstore.AppendRequest{Stream: stream, Expected: eventstore.Any, Events: events(1), Options: opts()}
+				}
+				if _, err := s.AppendBatch(ctx, reqs); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, stream := range streams {
+		assertContiguous(t, mustReadStream(t, s, stream), 2*rounds)
+	}
+	if report, err := s.Verify(ctx, nil); err != nil || report.Broken != nil {
+		t.Fatalf("verify: %+v, %v", report, err)
 	}
 }

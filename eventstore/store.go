@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -123,11 +122,20 @@ var eventTypePattern = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$
 // stream; either way nothing is written. An append of no event writes nothing
 // (but still checks expected and the command id).
 func (s *Store) Append(ctx context.Context, stream StreamID, expected ExpectedVersion, events []EventData, opts AppendOptions) (AppendResult, error) {
-	r, err := s.appendWith(ctx, s.pool, stream, expected, events, opts)
-	if err == nil && r.LastPosition > 0 && !r.Replayed {
-		s.notifier.appended()
+	req := []AppendRequest{{Stream: stream, Expected: expected, Events: events, Options: opts}}
+	results, err := s.appendAll(ctx, s.pool, req)
+	if err == nil {
+		return results[0], nil
 	}
-	return r, err
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "commands_pkey" {
+		// The same command id raced on another stream and won: its result
+		// stands.
+		if first, ok, rerr := s.commandResult(ctx, opts.CommandID); rerr == nil && ok {
+			return first, nil
+		}
+	}
+	return AppendResult{}, err
 }
 
 // AppendTx is Append inside the caller's transaction, for a command that must
@@ -135,78 +143,16 @@ func (s *Store) Append(ctx context.Context, stream StreamID, expected ExpectedVe
 // see the events only once tx commits; call Notify after the commit to wake
 // live subscribers at once rather than at their next poll.
 func (s *Store) AppendTx(ctx context.Context, tx pgx.Tx, stream StreamID, expected ExpectedVersion, events []EventData, opts AppendOptions) (AppendResult, error) {
-	return s.appendWith(ctx, tx, stream, expected, events, opts)
+	results, err := s.appendAll(ctx, tx, []AppendRequest{{Stream: stream, Expected: expected, Events: events, Options: opts}})
+	if err != nil {
+		return AppendResult{}, err
+	}
+	return results[0], nil
 }
 
 // Notify wakes live subscribers, in this process and others, to read the
 // log. Append does it by itself; see AppendTx.
 func (s *Store) Notify() { s.notifier.appended() }
-
-type querier interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
-
-const appendSQL = `SELECT first_version, last_version, first_position, last_position, coalesce(transaction_id, '0'::xid8), replayed
-FROM subs_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`
-
-func (s *Store) appendWith(ctx context.Context, q querier, stream StreamID, expected ExpectedVersion, events []EventData, opts AppendOptions) (AppendResult, error) {
-	args, err := s.prepareAppend(ctx, stream, expected, events, opts)
-	if err != nil {
-		return AppendResult{}, err
-	}
-	var r AppendResult
-	err = scanAppend(q.QueryRow(ctx, appendSQL, args...), &r)
-	if err == nil {
-		return r, nil
-	}
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "commands_pkey" {
-		// The same command id raced on another stream and won: its result
-		// stands (only reachable with a tx of our own, so q is the pool).
-		if first, ok, rerr := s.commandResult(ctx, opts.CommandID); rerr == nil && ok {
-			return first, nil
-		}
-	}
-	return AppendResult{}, appendError(stream, expected, err)
-}
-
-// prepareAppend checks an append, seals its personal data and returns
-// subs_append's arguments.
-func (s *Store) prepareAppend(ctx context.Context, stream StreamID, expected ExpectedVersion, events []EventData, opts AppendOptions) ([]any, error) {
-	if err := stream.Validate(); err != nil {
-		return nil, err
-	}
-	events, err := s.personal.seal(ctx, stream, events)
-	if err != nil {
-		return nil, err
-	}
-	opts.Reserve, opts.Release = s.personal.reservations(opts.Reserve), s.personal.reservations(opts.Release)
-	return appendArgs(stream, expected, events, opts)
-}
-
-func scanAppend(row pgx.Row, r *AppendResult) error {
-	return row.Scan(&r.FirstVersion, &r.LastVersion, &r.FirstPosition, &r.LastPosition, &r.TransactionID, &r.Replayed)
-}
-
-// appendError is subs_append's error as Append returns it: a
-// *ConflictError, a *ReservationConflictError, or the error wrapped with
-// the stream.
-func appendError(stream StreamID, expected ExpectedVersion, err error) error {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		switch pgErr.Code {
-		case "SB409":
-			actual, _ := strconv.ParseInt(pgErr.Detail, 10, 64)
-			return &ConflictError{Stream: stream, Expected: expected, Actual: actual}
-		case "SB423":
-			var d struct{ Scope, Key, Owner string }
-			if json.Unmarshal([]byte(pgErr.Detail), &d) == nil {
-				return &ReservationConflictError{Scope: d.Scope, Key: d.Key, Owner: StreamID(d.Owner)}
-			}
-		}
-	}
-	return fmt.Errorf("eventstore: append to %s: %w", stream, err)
-}
 
 // AppendRequest is one stream's append in an AppendBatch.
 type AppendRequest struct {
@@ -217,45 +163,97 @@ type AppendRequest struct {
 }
 
 // AppendBatch makes several appends, each as Append would, in one
-// transaction and one round trip: for a worker that decides a batch of
-// aggregates at once. It is all or nothing: when one append fails (its
-// stream moved on, a reservation is held, its command id was recorded by
-// another stream's append meanwhile), nothing is written and the error is
-// that append's, as Append returns it, naming its stream. The results are
-// in the requests' order.
+// transaction and one statement: for a worker that decides a batch of
+// aggregates at once. A stream may be named more than once: its appends
+// follow one another in the requests' order. It is all or nothing: when
+// one append fails (its stream moved on, a reservation is held, its command
+// id was recorded by another stream's append meanwhile), nothing is written
+// and the error is that append's, as Append returns it, naming its stream.
+// The results are in the requests' order.
 func (s *Store) AppendBatch(ctx context.Context, reqs []AppendRequest) ([]AppendResult, error) {
 	if len(reqs) == 0 {
 		return nil, nil
 	}
-	batch := &pgx.Batch{}
-	for _, r := range reqs {
-		args, err := s.prepareAppend(ctx, r.Stream, r.Expected, r.Events, r.Options)
+	return s.appendAll(ctx, s.pool, reqs)
+}
+
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// appendSQL makes a batch of appends (migrations/0015_append_batch.sql).
+const appendSQL = `SELECT first_version, last_version, first_position, last_position, coalesce(transaction_id, '0'::xid8), replayed
+FROM subs_append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`
+
+// appendAll makes reqs in one call of subs_append_batch on q, and wakes the
+// live subscribers when q is the pool and something was appended.
+func (s *Store) appendAll(ctx context.Context, q querier, reqs []AppendRequest) ([]AppendResult, error) {
+	var b appendBatch
+	for i, r := range reqs {
+		if err := r.Stream.Validate(); err != nil {
+			return nil, err
+		}
+		events, err := s.personal.seal(ctx, r.Stream, r.Events)
 		if err != nil {
 			return nil, err
 		}
-		batch.Queue(appendSQL, args...)
-	}
-	// The statements of one batch run in one implicit transaction, which
-	// the server closes at the batch's end: the first that fails rolls
-	// back those before it and skips the rest.
-	br := s.pool.SendBatch(ctx, batch)
-	results := make([]AppendResult, len(reqs))
-	for i, r := range reqs {
-		if err := scanAppend(br.QueryRow(), &results[i]); err != nil {
-			_ = br.Close() // the error is the one above
-			return nil, appendError(r.Stream, r.Expected, err)
+		r.Options.Reserve, r.Options.Release = s.personal.reservations(r.Options.Reserve), s.personal.reservations(r.Options.Release)
+		if err := b.add(int32(i+1), r.Stream, r.Expected, events, r.Options); err != nil {
+			return nil, err
 		}
 	}
-	if err := br.Close(); err != nil {
-		return nil, fmt.Errorf("eventstore: append batch: %w", err)
+	rows, err := q.Query(ctx, appendSQL, b.args()...)
+	if err != nil {
+		return nil, appendError(reqs, err)
 	}
-	for _, r := range results {
-		if r.LastPosition > 0 && !r.Replayed {
-			s.notifier.appended()
-			break
+	results, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (AppendResult, error) {
+		var r AppendResult
+		err := row.Scan(&r.FirstVersion, &r.LastVersion, &r.FirstPosition, &r.LastPosition, &r.TransactionID, &r.Replayed)
+		return r, err
+	})
+	if err != nil {
+		return nil, appendError(reqs, err)
+	}
+	if len(results) != len(reqs) {
+		return nil, fmt.Errorf("eventstore: append batch: %d results for %d appends", len(results), len(reqs))
+	}
+	if _, own := q.(*pgxpool.Pool); own {
+		for _, r := range results {
+			if r.LastPosition > 0 && !r.Replayed {
+				s.notifier.appended()
+				break
+			}
 		}
 	}
 	return results, nil
+}
+
+// appendError is subs_append_batch's error as Append returns it: a
+// *ConflictError or a *ReservationConflictError naming the append's stream,
+// or the error wrapped with the stream (with the batch's size when there
+// are several).
+func appendError(reqs []AppendRequest, err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		var d struct {
+			Append            int
+			Actual            int64
+			Scope, Key, Owner string
+		}
+		if json.Unmarshal([]byte(pgErr.Detail), &d) == nil && d.Append >= 1 && d.Append <= len(reqs) {
+			r := reqs[d.Append-1]
+			switch pgErr.Code {
+			case "SB409":
+				return &ConflictError{Stream: r.Stream, Expected: r.Expected, Actual: d.Actual}
+			case "SB423":
+				return &ReservationConflictError{Scope: d.Scope, Key: d.Key, Owner: StreamID(d.Owner)}
+			}
+		}
+	}
+	if len(reqs) == 1 {
+		return fmt.Errorf("eventstore: append to %s: %w", reqs[0].Stream, err)
+	}
+	return fmt.Errorf("eventstore: append batch of %d (%s first): %w", len(reqs), reqs[0].Stream, err)
 }
 
 func (s *Store) commandResult(ctx context.Context, commandID string) (AppendResult, bool, error) {
@@ -278,77 +276,105 @@ func (s *Store) CommandResult(ctx context.Context, commandID string) (AppendResu
 	return s.commandResult(ctx, commandID)
 }
 
-// appendArgs checks an append and returns subs_append's arguments; the
-// stream id is checked already.
-func appendArgs(stream StreamID, expected ExpectedVersion, events []EventData, opts AppendOptions) ([]any, error) {
+// appendBatch is subs_append_batch's arguments, built one append at a time.
+type appendBatch struct {
+	streams      []string
+	expected     []int64
+	commandIDs   []*string
+	recordedAt   []time.Time
+	micros       []int64
+	eventAppends []int32
+	ids          []uuid.UUID
+	types        []string
+	versions     []int32
+	data         []json.RawMessage
+	meta         []json.RawMessage
+	reserve      reservationArgs
+	release      reservationArgs
+}
+
+// reservationArgs are reservations of a batch, each with its append's index.
+type reservationArgs struct {
+	appends      []int32
+	scopes, keys []string
+}
+
+func (r *reservationArgs) add(i int32, rs []Reservation) {
+	for _, x := range rs {
+		r.appends = append(r.appends, i)
+		r.scopes = append(r.scopes, x.Scope)
+		r.keys = append(r.keys, x.Key)
+	}
+}
+
+func (b *appendBatch) args() []any {
+	return []any{b.streams, b.expected, b.commandIDs, b.recordedAt, b.micros, b.eventAppends, b.ids, b.types, b.versions, b.data, b.meta,
+		b.reserve.appends, b.reserve.scopes, b.reserve.keys, b.release.appends, b.release.scopes, b.release.keys}
+}
+
+// add checks append number i (from 1) and adds it; the stream id is checked
+// already.
+func (b *appendBatch) add(i int32, stream StreamID, expected ExpectedVersion, events []EventData, opts AppendOptions) error {
 	if expected < Any {
-		return nil, fmt.Errorf("eventstore: append to %s: expected version %d is invalid", stream, int64(expected))
+		return fmt.Errorf("eventstore: append to %s: expected version %d is invalid", stream, int64(expected))
 	}
 	if opts.RecordedAt.IsZero() {
-		return nil, fmt.Errorf("eventstore: append to %s: RecordedAt is required (the engine clock's time)", stream)
+		return fmt.Errorf("eventstore: append to %s: RecordedAt is required (the engine clock's time)", stream)
 	}
 	at := opts.RecordedAt.UTC().Truncate(time.Microsecond)
 	base := opts.Metadata
 	if base.CommandID == "" {
 		base.CommandID = opts.CommandID
 	}
-	n := len(events)
-	ids := make([]uuid.UUID, n)
-	types := make([]string, n)
-	versions := make([]int32, n)
-	data := make([]json.RawMessage, n)
-	meta := make([]json.RawMessage, n)
-	for i, e := range events {
+	var first json.RawMessage // the first event's metadata
+	for j, e := range events {
 		if !eventTypePattern.MatchString(e.Type) {
-			return nil, fmt.Errorf("eventstore: append to %s: event %d: type %q is not a dotted lower-case name", stream, i, e.Type)
+			return fmt.Errorf("eventstore: append to %s: event %d: type %q is not a dotted lower-case name", stream, j, e.Type)
 		}
 		if !json.Valid(e.Data) {
-			return nil, fmt.Errorf("eventstore: append to %s: event %d (%s): data is not valid JSON", stream, i, e.Type)
+			return fmt.Errorf("eventstore: append to %s: event %d (%s): data is not valid JSON", stream, j, e.Type)
 		}
-		ids[i] = e.ID
-		if ids[i] == uuid.Nil {
-			id, err := uuid.NewV7()
-			if err != nil {
-				return nil, fmt.Errorf("eventstore: event id: %w", err)
+		id := e.ID
+		if id == uuid.Nil {
+			var err error
+			if id, err = uuid.NewV7(); err != nil {
+				return fmt.Errorf("eventstore: event id: %w", err)
 			}
-			ids[i] = id
 		}
-		types[i] = e.Type
-		versions[i] = int32(max(e.SchemaVersion, 1))
-		data[i] = e.Data
-		if e.Metadata == (Metadata{}) && i > 0 && events[0].Metadata == (Metadata{}) {
-			meta[i] = meta[0] // the common case: one command, one metadata
-			continue
+		meta := first
+		if e.Metadata != (Metadata{}) || j == 0 || events[0].Metadata != (Metadata{}) {
+			md := mergeMetadata(base, e.Metadata)
+			if err := md.validate(); err != nil {
+				return fmt.Errorf("eventstore: append to %s: event %d (%s): %w", stream, j, e.Type, err)
+			}
+			m, err := json.Marshal(md)
+			if err != nil {
+				return err
+			}
+			meta = m
 		}
-		md := mergeMetadata(base, e.Metadata)
-		if err := md.validate(); err != nil {
-			return nil, fmt.Errorf("eventstore: append to %s: event %d (%s): %w", stream, i, e.Type, err)
+		if j == 0 {
+			first = meta // the common case: one command, one metadata
 		}
-		m, err := json.Marshal(md)
-		if err != nil {
-			return nil, err
-		}
-		meta[i] = m
+		b.eventAppends = append(b.eventAppends, i)
+		b.ids = append(b.ids, id)
+		b.types = append(b.types, e.Type)
+		b.versions = append(b.versions, int32(max(e.SchemaVersion, 1)))
+		b.data = append(b.data, e.Data)
+		b.meta = append(b.meta, meta)
 	}
 	var commandID *string
 	if opts.CommandID != "" {
 		commandID = &opts.CommandID
 	}
-	reserveScopes, reserveKeys := splitReservations(opts.Reserve)
-	releaseScopes, releaseKeys := splitReservations(opts.Release)
-	return []any{string(stream), int64(expected), commandID, ids, types, versions, data, meta,
-		at, at.UnixMicro(), reserveScopes, reserveKeys, releaseScopes, releaseKeys}, nil
-}
-
-func splitReservations(rs []Reservation) (scopes, keys []string) {
-	if len(rs) == 0 {
-		return nil, nil
-	}
-	for _, r := range rs {
-		scopes = append(scopes, r.Scope)
-		keys = append(keys, r.Key)
-	}
-	return scopes, keys
+	b.streams = append(b.streams, string(stream))
+	b.expected = append(b.expected, int64(expected))
+	b.commandIDs = append(b.commandIDs, commandID)
+	b.recordedAt = append(b.recordedAt, at)
+	b.micros = append(b.micros, at.UnixMicro())
+	b.reserve.add(i, opts.Reserve)
+	b.release.add(i, opts.Release)
+	return nil
 }
 
 func mergeMetadata(base, own Metadata) Metadata {
