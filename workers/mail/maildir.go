@@ -82,34 +82,15 @@ func (d *Maildir) Send(ctx context.Context, m Message) error {
 		return err
 	}
 	name := FileName(m.MessageID(d.domain))
-	if d.delivered(name) {
+	if d.read(name) {
 		return nil
 	}
-
-	tmp, err := os.CreateTemp(filepath.Join(d.dir, "tmp"), name+".*")
-	if err != nil {
-		return fmt.Errorf("mail: maildir send: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // after the link, or on failure: tmp/ never keeps a file
-	if _, err := tmp.Write(raw); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("mail: maildir send: %w", err)
-	}
-	// Sync before linking: the file must be complete on disk before new/
-	// names it, or a crash could leave a truncated message that a resend
-	// would then refuse to replace.
-	if err := d.sync(tmp); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("mail: maildir send: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("mail: maildir send: %w", err)
-	}
 	newDir := filepath.Join(d.dir, "new")
-	if err := os.Link(tmp.Name(), filepath.Join(newDir, name)); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return nil // already sent, by an earlier or a concurrent Send
-		}
+	err = d.deliver(raw, filepath.Join(newDir, name))
+	if errors.Is(err, fs.ErrExist) {
+		return nil // already sent, by an earlier or a concurrent Send
+	}
+	if err != nil {
 		return fmt.Errorf("mail: maildir send: %w", err)
 	}
 	// The caller records the send once Send returns; sync new/ so the
@@ -123,6 +104,47 @@ func (d *Maildir) Send(ctx context.Context, m Message) error {
 	return nil
 }
 
+// deliver writes raw into a file under tmp/, syncs it and links it as
+// path, which must not exist (an error wrapping fs.ErrExist if it does).
+// Where the system can (Linux), the file under tmp/ has no name
+// (O_TMPFILE): nothing to pick a name for, nor to remove after the link.
+func (d *Maildir) deliver(raw []byte, path string) error {
+	tmpDir := filepath.Join(d.dir, "tmp")
+	if f, ok := openUnnamed(tmpDir); ok {
+		defer f.Close()
+		if err := d.write(f, raw); err != nil {
+			return err
+		}
+		// Without /proc, the link fails: name a file then.
+		if err := linkUnnamed(f, path); err == nil || errors.Is(err, fs.ErrExist) {
+			return err
+		}
+	}
+	f, err := os.CreateTemp(tmpDir, filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // after the link, or on failure: tmp/ never keeps a file
+	if err := d.write(f, raw); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Link(f.Name(), path)
+}
+
+// write writes raw into f and syncs it: the file must be complete on disk
+// before new/ names it, or a crash could leave a truncated message that a
+// resend would then refuse to replace.
+func (d *Maildir) write(f *os.File, raw []byte) error {
+	if _, err := f.Write(raw); err != nil {
+		return err
+	}
+	return d.sync(f)
+}
+
 func (d *Maildir) sync(f *os.File) error {
 	if d.unsynced {
 		return nil
@@ -130,12 +152,10 @@ func (d *Maildir) sync(f *os.File) error {
 	return f.Sync()
 }
 
-// delivered reports whether the file is already in new/, or in cur/ where a
-// mail client moves what it has seen (adding ":2,<flags>" to the name).
-func (d *Maildir) delivered(name string) bool {
-	if _, err := os.Stat(filepath.Join(d.dir, "new", name)); err == nil {
-		return true
-	}
+// read reports whether the file is in cur/, where a mail client moves what
+// it has seen (adding ":2,<flags>" to the name). One still in new/ is found
+// by the link, which refuses its name.
+func (d *Maildir) read(name string) bool {
 	if _, err := os.Stat(filepath.Join(d.dir, "cur", name)); err == nil {
 		return true
 	}
