@@ -300,42 +300,46 @@ func (s *Sandbox) Charge(ctx context.Context, req payment.ChargeRequest) (paymen
 	return out, nil
 }
 
-// charge runs Charge's transaction. recorded reports whether this call made
-// the charge rather than found it.
+// charge makes the charge, or finds the one made with its key. recorded
+// reports whether this call made it. Two round trips and no transaction:
+// one statement reads the key's charge and the token, the insert is atomic
+// by itself, and a concurrent request with the same key that inserts first
+// is found by reading the key again.
 func (s *Sandbox) charge(ctx context.Context, req payment.ChargeRequest, hash []byte) (out payment.ChargeOutcome, recorded bool, err error) {
-	tx, err := s.pool.Begin(ctx)
+	var (
+		stored            storedCharge
+		kind, behave      *string
+		expMonth, expYear *int
+	)
+	err = s.pool.QueryRow(ctx, `
+		SELECT c.charge_id, c.request_hash, c.amount_minor, c.currency, c.status, c.decline_code,
+		       t.kind, t.behaviour, t.exp_month, t.exp_year
+		FROM (SELECT) AS one
+		LEFT JOIN gateway_sandbox.charges c ON c.idempotency_key = $1
+		LEFT JOIN gateway_sandbox.tokens t ON t.token = $2`, req.IdempotencyKey, req.Token).
+		Scan(&stored.id, &stored.hash, &stored.minor, &stored.currency, &stored.status, &stored.code, &kind, &behave, &expMonth, &expYear)
 	if err != nil {
 		return out, false, unavailable("charge", err)
 	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-
-	if out, found, err := chargeByKey(ctx, tx, req.IdempotencyKey, hash); err != nil || found {
+	if stored.id != nil {
+		out, err := stored.outcome(req.IdempotencyKey, hash)
 		return out, false, err
 	}
-	var (
-		kind, behave      string
-		expMonth, expYear int
-	)
-	err = tx.QueryRow(ctx, `SELECT kind, behaviour, exp_month, exp_year FROM gateway_sandbox.tokens WHERE token = $1`, req.Token).
-		Scan(&kind, &behave, &expMonth, &expYear)
-	if errors.Is(err, pgx.ErrNoRows) {
+	if kind == nil {
 		return out, false, fmt.Errorf("gateway: charge: %w", payment.ErrUnknownToken)
-	}
-	if err != nil {
-		return out, false, unavailable("charge", err)
 	}
 	now := s.cfg.Clock.Now()
 	status, code := payment.Succeeded, ""
 	switch {
-	case kind == payment.KindCard.String() && !now.Before(payment.ExpiryEnd(expMonth, expYear)):
+	case *kind == payment.KindCard.String() && !now.Before(payment.ExpiryEnd(*expMonth, *expYear)):
 		status, code = payment.Declined, payment.CodeExpiredCard
-	case behaviour(behave) == behaveDeclineCard:
+	case behaviour(*behave) == behaveDeclineCard:
 		status, code = payment.Declined, payment.CodeCardDeclined
-	case behaviour(behave) == behaveInsufficientFunds:
+	case behaviour(*behave) == behaveInsufficientFunds:
 		status, code = payment.Declined, payment.CodeInsufficientFunds
 	}
 	id := newID("ch_")
-	tag, err := tx.Exec(ctx, `
+	tag, err := s.pool.Exec(ctx, `
 		INSERT INTO gateway_sandbox.charges
 			(charge_id, idempotency_key, request_hash, token, amount_minor, currency, description, status, decline_code, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
@@ -346,50 +350,58 @@ func (s *Sandbox) charge(ctx context.Context, req payment.ChargeRequest, hash []
 		return out, false, unavailable("charge", err)
 	}
 	if tag.RowsAffected() == 0 {
-		// A concurrent request with the same key committed first; under READ
-		// COMMITTED this new statement sees its row.
-		out, found, err := chargeByKey(ctx, tx, req.IdempotencyKey, hash)
+		// A concurrent request with the same key committed first; this new
+		// statement sees its row.
+		out, found, err := s.chargeByKey(ctx, req.IdempotencyKey, hash)
 		if err == nil && !found {
 			err = unavailable("charge", errors.New("the idempotency key conflicted but its charge is not visible"))
 		}
 		return out, false, err
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return out, false, unavailable("charge", err)
-	}
 	return payment.ChargeOutcome{ChargeID: id, Status: status, DeclineCode: code, Amount: req.Amount, IdempotencyKey: req.IdempotencyKey}, true, nil
 }
 
-// chargeByKey returns the charge recorded under key, refusing it with
-// ErrIdempotencyMismatch when it was made for another request.
-func chargeByKey(ctx context.Context, tx pgx.Tx, key string, hash []byte) (payment.ChargeOutcome, bool, error) {
-	var (
-		id, currency, status, code string
-		minor                      int64
-		storedHash                 []byte
-	)
-	err := tx.QueryRow(ctx, `
+// storedCharge is a charge's row as read; id is nil when there is none.
+type storedCharge struct {
+	id, currency, status, code *string
+	minor                      *int64
+	hash                       []byte
+}
+
+// outcome is the stored charge as the answer to a request with key and
+// hash, refused with ErrIdempotencyMismatch when it was made for another
+// request.
+func (c storedCharge) outcome(key string, hash []byte) (payment.ChargeOutcome, error) {
+	if string(c.hash) != string(hash) {
+		return payment.ChargeOutcome{}, fmt.Errorf("gateway: charge %s was made with this key for another request: %w", *c.id, payment.ErrIdempotencyMismatch)
+	}
+	amount, err := storedMoney(*c.minor, *c.currency)
+	if err != nil {
+		return payment.ChargeOutcome{}, err
+	}
+	st, err := payment.ParseChargeStatus(*c.status)
+	if err != nil {
+		return payment.ChargeOutcome{}, fmt.Errorf("gateway: stored charge %s: %w", *c.id, err)
+	}
+	return payment.ChargeOutcome{ChargeID: *c.id, Status: st, DeclineCode: *c.code, Amount: amount, IdempotencyKey: key}, nil
+}
+
+// chargeByKey returns the charge recorded under key, as storedCharge's
+// outcome answers it, and false if there is none.
+func (s *Sandbox) chargeByKey(ctx context.Context, key string, hash []byte) (payment.ChargeOutcome, bool, error) {
+	var c storedCharge
+	err := s.pool.QueryRow(ctx, `
 		SELECT charge_id, request_hash, amount_minor, currency, status, decline_code
 		FROM gateway_sandbox.charges WHERE idempotency_key = $1`, key).
-		Scan(&id, &storedHash, &minor, &currency, &status, &code)
+		Scan(&c.id, &c.hash, &c.minor, &c.currency, &c.status, &c.code)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return payment.ChargeOutcome{}, false, nil
 	}
 	if err != nil {
 		return payment.ChargeOutcome{}, false, unavailable("charge", err)
 	}
-	if string(storedHash) != string(hash) {
-		return payment.ChargeOutcome{}, false, fmt.Errorf("gateway: charge %s was made with this key for another request: %w", id, payment.ErrIdempotencyMismatch)
-	}
-	amount, err := storedMoney(minor, currency)
-	if err != nil {
-		return payment.ChargeOutcome{}, false, err
-	}
-	st, err := payment.ParseChargeStatus(status)
-	if err != nil {
-		return payment.ChargeOutcome{}, false, fmt.Errorf("gateway: stored charge %s: %w", id, err)
-	}
-	return payment.ChargeOutcome{ChargeID: id, Status: st, DeclineCode: code, Amount: amount, IdempotencyKey: key}, true, nil
+	out, err := c.outcome(key, hash)
+	return out, err == nil, err
 }
 
 // Refund gives back req.Amount of a succeeded charge, at most once per
