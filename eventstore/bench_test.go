@@ -26,28 +26,44 @@ const benchWindow = 3 * time.Second
 //	BENCH <name> <value> <unit> raw=<raw value> ratio=<value/raw>
 //
 // Run them with `make bench` (-benchtime=1x: each runs its own window).
-func BenchmarkAppendSingle1(b *testing.B)  { benchAppend(b, "append_single_1", 1, 1) }
-func BenchmarkAppendSingle16(b *testing.B) { benchAppend(b, "append_single_16", 16, 1) }
-func BenchmarkAppendBatch100(b *testing.B) { benchAppend(b, "append_batch_100", 1, 100) }
+func BenchmarkAppendSingle1(b *testing.B)  { benchAppend(b, "append_single_1", 1, 1, 1) }
+func BenchmarkAppendSingle16(b *testing.B) { benchAppend(b, "append_single_16", 16, 1, 1) }
+func BenchmarkAppendBatch100(b *testing.B) { benchAppend(b, "append_batch_100", 1, 1, 100) }
 
-func benchAppend(b *testing.B, name string, writers, batch int) {
+// BenchmarkAppendStreams200 is a worker's step: one AppendBatch of 200
+// appends of one event each, to 200 streams.
+func BenchmarkAppendStreams200(b *testing.B) { benchAppend(b, "append_streams_200", 1, 200, 1) }
+
+// benchAppend measures writers appending perStream events to each of
+// streams new streams at a time (one Append for one stream, one AppendBatch
+// for several), against rawInsert writing the same rows.
+func benchAppend(b *testing.B, name string, writers, streams, perStream int) {
 	s := newStore(b)
 	pool := s.Pool()
 	if _, err := pool.Exec(context.Background(), `CREATE TABLE raw_events (LIKE events INCLUDING DEFAULTS INCLUDING IDENTITY)`); err != nil {
 		b.Fatal(err)
 	}
 	payload := json.RawMessage(`{"subscription_id":"0190b3c2-7d2e-7a7b-9a51-3c1f0e5d2a10","period":3,"amount":{"amount":4999,"currency":"USD"}}`)
+	rows := streams * perStream
 	b.ResetTimer()
 	for range b.N {
-		store := rate(b, writers, batch, func(w, i int) error {
-			evs := make([]eventstore.EventData, batch)
-			for j := range evs {
-				evs[j] = eventstore.EventData{Type: "subscription.renewed", Data: payload}
+		store := rate(b, writers, rows, func(w, i int) error {
+			reqs := make([]eventstore.AppendRequest, streams)
+			for k := range reqs {
+				evs := make([]eventstore.EventData, perStream)
+				for j := range evs {
+					evs[j] = eventstore.EventData{Type: "subscription.renewed", Data: payload}
+				}
+				reqs[k] = eventstore.AppendRequest{Stream: eventstore.StreamID(benchStream(w, i, k)), Expected: eventstore.NoStream, Events: evs, Options: opts()}
 			}
-			_, err := s.Append(context.Background(), eventstore.StreamID(fmt.Sprintf("subscription-%d-%d", w, i)), eventstore.NoStream, evs, opts())
+			if streams == 1 {
+				_, err := s.Append(context.Background(), reqs[0].Stream, reqs[0].Expected, reqs[0].Events, reqs[0].Options)
+				return err
+			}
+			_, err := s.AppendBatch(context.Background(), reqs)
 			return err
 		})
-		raw := rate(b, writers, batch, func(w, i int) error { return rawInsert(pool, w, i, batch, payload) })
+		raw := rate(b, writers, rows, func(w, i int) error { return rawInsert(pool, w, i, streams, perStream, payload) })
 		b.ReportMetric(store, "events/s")
 		b.ReportMetric(raw, "raw_events/s")
 		b.ReportMetric(store/raw, "ratio")
@@ -55,25 +71,31 @@ func benchAppend(b *testing.B, name string, writers, batch int) {
 	}
 }
 
+// benchStream names stream k of writer w's append number i.
+func benchStream(w, i, k int) string { return fmt.Sprintf("subscription-%d-%d-%d", w, i, k) }
+
 // rawInsert writes the same rows the store writes, each with its own
 // values, in one statement and one round trip.
-func rawInsert(pool *pgxpool.Pool, w, i, batch int, payload json.RawMessage) error {
+func rawInsert(pool *pgxpool.Pool, w, i, streams, perStream int, payload json.RawMessage) error {
 	meta, _ := json.Marshal(eventstore.Metadata{ActorKind: eventstore.ActorSystem})
-	ids := make([]uuid.UUID, batch)
-	versions := make([]int64, batch)
-	types := make([]string, batch)
-	data := make([]json.RawMessage, batch)
-	metas := make([]json.RawMessage, batch)
-	hashes := make([][]byte, batch)
-	for j := range batch {
-		ids[j], versions[j], types[j], data[j], metas[j] = uuid.Must(uuid.NewV7()), int64(j+1), "subscription.renewed", payload, meta
+	n := streams * perStream
+	names := make([]string, n)
+	ids := make([]uuid.UUID, n)
+	versions := make([]int64, n)
+	types := make([]string, n)
+	data := make([]json.RawMessage, n)
+	metas := make([]json.RawMessage, n)
+	hashes := make([][]byte, n)
+	for j := range n {
+		names[j], versions[j] = benchStream(w, i, j/perStream), int64(j%perStream+1)
+		ids[j], types[j], data[j], metas[j] = uuid.Must(uuid.NewV7()), "subscription.renewed", payload, meta
 		hashes[j] = make([]byte, 32)
 		rand.Read(hashes[j])
 	}
 	_, err := pool.Exec(context.Background(), `INSERT INTO raw_events
 (stream_id, stream_version, event_id, event_type, schema_version, data, metadata, recorded_at, hash)
-SELECT $1, v, id, typ, 1, d, m, $2, h FROM unnest($3::bigint[], $4::uuid[], $5::text[], $6::jsonb[], $7::jsonb[], $8::bytea[]) AS u(v, id, typ, d, m, h)`,
-		fmt.Sprintf("subscription-%d-%d", w, i), t0, versions, ids, types, data, metas, hashes)
+SELECT s, v, id, typ, 1, d, m, $1, h FROM unnest($2::text[], $3::bigint[], $4::uuid[], $5::text[], $6::jsonb[], $7::jsonb[], $8::bytea[]) AS u(s, v, id, typ, d, m, h)`,
+		t0, names, versions, ids, types, data, metas, hashes)
 	return err
 }
 

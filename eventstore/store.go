@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -181,12 +182,19 @@ type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-// appendSQL makes a batch of appends (migrations/0015_append_batch.sql).
-const appendSQL = `SELECT first_version, last_version, first_position, last_position, coalesce(transaction_id, '0'::xid8), replayed
+const (
+	// appendSQL makes one append (migrations/0002_append.sql, 0013).
+	appendSQL = `SELECT first_version, last_version, first_position, last_position, coalesce(transaction_id, '0'::xid8), replayed
+FROM subs_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`
+	// appendBatchSQL makes several (migrations/0015_append_batch.sql).
+	appendBatchSQL = `SELECT first_version, last_version, first_position, last_position, coalesce(transaction_id, '0'::xid8), replayed
 FROM subs_append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`
+)
 
-// appendAll makes reqs in one call of subs_append_batch on q, and wakes the
-// live subscribers when q is the pool and something was appended.
+// appendAll makes reqs in one statement on q, and wakes the live
+// subscribers when q is the pool and something was appended. One append
+// goes through subs_append, whose fixed cost is lower; several through
+// subs_append_batch, whose every step is one statement for all of them.
 func (s *Store) appendAll(ctx context.Context, q querier, reqs []AppendRequest) ([]AppendResult, error) {
 	var b appendBatch
 	for i, r := range reqs {
@@ -202,7 +210,11 @@ func (s *Store) appendAll(ctx context.Context, q querier, reqs []AppendRequest) 
 			return nil, err
 		}
 	}
-	rows, err := q.Query(ctx, appendSQL, b.args()...)
+	sql, args := appendBatchSQL, b.args()
+	if len(reqs) == 1 {
+		sql, args = appendSQL, b.singleArgs()
+	}
+	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, appendError(reqs, err)
 	}
@@ -228,26 +240,34 @@ func (s *Store) appendAll(ctx context.Context, q querier, reqs []AppendRequest) 
 	return results, nil
 }
 
-// appendError is subs_append_batch's error as Append returns it: a
-// *ConflictError or a *ReservationConflictError naming the append's stream,
-// or the error wrapped with the stream (with the batch's size when there
-// are several).
+// appendError is subs_append's or subs_append_batch's error as Append
+// returns it: a *ConflictError or a *ReservationConflictError naming the
+// append's stream, or the error wrapped with the stream (with the batch's
+// size when there are several).
 func appendError(reqs []AppendRequest, err error) error {
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
+	if errors.As(err, &pgErr) && (pgErr.Code == "SB409" || pgErr.Code == "SB423") {
+		// subs_append_batch names the append in its detail; subs_append
+		// makes one, and its conflict's detail is the actual version alone.
 		var d struct {
 			Append            int
 			Actual            int64
 			Scope, Key, Owner string
 		}
-		if json.Unmarshal([]byte(pgErr.Detail), &d) == nil && d.Append >= 1 && d.Append <= len(reqs) {
+		if actual, perr := strconv.ParseInt(pgErr.Detail, 10, 64); perr == nil {
+			d.Actual = actual
+		} else {
+			_ = json.Unmarshal([]byte(pgErr.Detail), &d)
+		}
+		if len(reqs) == 1 {
+			d.Append = 1
+		}
+		if d.Append >= 1 && d.Append <= len(reqs) {
 			r := reqs[d.Append-1]
-			switch pgErr.Code {
-			case "SB409":
+			if pgErr.Code == "SB409" {
 				return &ConflictError{Stream: r.Stream, Expected: r.Expected, Actual: d.Actual}
-			case "SB423":
-				return &ReservationConflictError{Scope: d.Scope, Key: d.Key, Owner: StreamID(d.Owner)}
 			}
+			return &ReservationConflictError{Scope: d.Scope, Key: d.Key, Owner: StreamID(d.Owner)}
 		}
 	}
 	if len(reqs) == 1 {
@@ -305,6 +325,12 @@ func (r *reservationArgs) add(i int32, rs []Reservation) {
 		r.scopes = append(r.scopes, x.Scope)
 		r.keys = append(r.keys, x.Key)
 	}
+}
+
+// singleArgs are subs_append's arguments for a batch of one append.
+func (b *appendBatch) singleArgs() []any {
+	return []any{b.streams[0], b.expected[0], b.commandIDs[0], b.ids, b.types, b.versions, b.data, b.meta,
+		b.recordedAt[0], b.micros[0], b.reserve.scopes, b.reserve.keys, b.release.scopes, b.release.keys}
 }
 
 func (b *appendBatch) args() []any {
