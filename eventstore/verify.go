@@ -106,7 +106,8 @@ FROM events ORDER BY stream_id, stream_version`)
 // canonical appends the bytes an event's hash covers: the previous hash of
 // its stream, then its stored columns separated by newlines (none of them
 // can hold a raw newline: JSON text escapes it, the others are validated).
-// It must match subs_append_batch in migrations/0015_append_batch.sql.
+// It must match subs_append (migrations/0002_append.sql) and subs_append_batch
+// (0015_append_batch.sql).
 func canonical(buf, prevHash []byte, stream string, version int64, id uuid.UUID, typ string, schemaVersion int32, at time.Time, data, meta []byte) []byte {
 	buf = append(buf, prevHash...)
 	buf = append(buf, stream...)

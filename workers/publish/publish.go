@@ -156,7 +156,7 @@ func New(cfg Config, logger *slog.Logger) (*Publisher, error) {
 }
 
 // lockClass is the first key of the publisher's advisory lock (two int4
-// keys: a key space apart from the single-bigint locks of subs_append_batch).
+// keys: a key space apart from the single-bigint locks of the appends).
 const lockClass = 0x73756273 // "subs"
 
 // Active reports whether this publisher holds the lock and publishes.
