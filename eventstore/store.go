@@ -210,11 +210,13 @@ func (s *Store) appendAll(ctx context.Context, q querier, reqs []AppendRequest) 
 			return nil, err
 		}
 	}
-	sql, args := appendBatchSQL, b.args()
+	var rows pgx.Rows
+	var err error
 	if len(reqs) == 1 {
-		sql, args = appendSQL, b.singleArgs()
+		rows, err = q.Query(ctx, appendSQL, b.singleArgs()...)
+	} else {
+		rows, err = q.Query(ctx, appendBatchSQL, b.args()...)
 	}
-	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, appendError(reqs, err)
 	}
