@@ -13,9 +13,6 @@ import (
 const eventColumns = `global_position, transaction_id, stream_id, stream_version, event_id, event_type,
 schema_version, data, metadata, recorded_at, hash`
 
-const qualifiedEventColumns = `e.global_position, e.transaction_id, e.stream_id, e.stream_version, e.event_id, e.event_type,
-e.schema_version, e.data, e.metadata, e.recorded_at, e.hash`
-
 func scanEvent(row pgx.Row) (RecordedEvent, error) {
 	var e RecordedEvent
 	var meta []byte
@@ -75,12 +72,10 @@ func (s *Store) ReadStreams(ctx context.Context, streams []StreamFrom) ([]Record
 		seen[sf.Stream] = true
 		ids, from = append(ids, string(sf.Stream)), append(from, max(sf.FromVersion, 1))
 	}
-	// LATERAL with its own ORDER BY is not flattened into a join: each
-	// stream is an index scan, whatever plan a prepared statement settles
-	// on (a generic plan of a plain join hashes the whole log).
-	return s.query(ctx, `SELECT `+qualifiedEventColumns+` FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS f(stream_id, from_version, n)
-CROSS JOIN LATERAL (SELECT * FROM events WHERE stream_id = f.stream_id AND stream_version >= f.from_version ORDER BY stream_version) AS e
-ORDER BY f.n`, ids, from)
+	// A function (migration 0016), so that its statement keeps one
+	// generic plan instead of being planned at every call.
+	return s.query(ctx, `SELECT `+eventColumns+` FROM subs_read_streams($1::text[], $2::bigint[]) WITH ORDINALITY ORDER BY ordinality`,
+		ids, from)
 }
 
 // ReadAll returns up to limit events of the global log after from, in commit
@@ -93,11 +88,10 @@ func (s *Store) ReadAll(ctx context.Context, from Checkpoint, limit int) ([]Reco
 	if limit <= 0 {
 		return nil, fmt.Errorf("eventstore: read all: limit %d must be positive", limit)
 	}
-	return s.query(ctx, `SELECT `+eventColumns+` FROM events
-WHERE (transaction_id, global_position) > ($1::xid8, $2)
-  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY transaction_id, global_position
-LIMIT $3`, from.TransactionID, from.Position, limit)
+	// A function (migration 0016), so that its statement keeps one
+	// generic plan instead of being planned at every call.
+	return s.query(ctx, `SELECT `+eventColumns+` FROM subs_read_all($1::xid8, $2, $3) WITH ORDINALITY ORDER BY ordinality`,
+		from.TransactionID, from.Position, limit)
 }
 
 // Head returns the checkpoint of the last event committed so far in ReadAll's
