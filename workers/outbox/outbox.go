@@ -153,13 +153,35 @@ type pending struct {
 // stream are recorded one after the other in the same round trip
 // (HandleBatch decides the second on the state the first leaves).
 func (w *Worker) RunOnce(ctx context.Context) (int, error) {
+	_, sent, err := w.runOnce(ctx)
+	return sent, err
+}
+
+// Drain runs RunOnce until every message due now has been tried: it stops
+// after a run that claimed less than a full batch (none was left to
+// claim) or sent none (the rest fail for now; their leases hold them for
+// a later run). It returns how many went out. A process that waits for its
+// outbox to empty (workers/simulation) saves the last, empty claim.
+func (w *Worker) Drain(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		claimed, sent, err := w.runOnce(ctx)
+		total += sent
+		if err != nil || claimed < w.cfg.BatchSize || sent == 0 {
+			return total, err
+		}
+	}
+}
+
+// runOnce is RunOnce, which also returns how many messages it claimed.
+func (w *Worker) runOnce(ctx context.Context) (claimed, sent int, err error) {
 	batch, err := w.claim(ctx)
 	if err != nil || len(batch) == 0 {
-		return 0, err
+		return 0, 0, err
 	}
 	streams, err := w.load(ctx, batch)
 	if err != nil {
-		return 0, err
+		return len(batch), 0, err
 	}
 	errs := make([]error, len(batch))
 	var recs records
@@ -185,7 +207,7 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 		causes, kinds = append(causes, p.cause), append(kinds, p.kind)
 	}
 	if len(causes) == 0 {
-		return 0, nil
+		return len(batch), 0, nil
 	}
 	// A message whose send is recorded but not marked here (a crash in
 	// between) is claimed again, found recorded, and marked then. Rows
@@ -197,9 +219,9 @@ FROM (SELECT cause, kind FROM email_outbox WHERE (cause, kind) IN (SELECT * FROM
       FOR UPDATE SKIP LOCKED) AS s
 WHERE o.cause = s.cause AND o.kind = s.kind`, causes, kinds, w.cfg.Clock.Now())
 	if err != nil {
-		return 0, fmt.Errorf("outbox: mark %d messages sent: %w", len(causes), err)
+		return len(batch), 0, fmt.Errorf("outbox: mark %d messages sent: %w", len(causes), err)
 	}
-	return len(causes), nil
+	return len(batch), len(causes), nil
 }
 
 // claim leases due messages to this run in one short transaction: the sends

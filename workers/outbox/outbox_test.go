@@ -63,12 +63,19 @@ func newFixture(t *testing.T) *fixture {
 
 func (f *fixture) worker(t *testing.T, sender mail.Sender) *outbox.Worker {
 	t.Helper()
+	return f.workerBatching(t, sender, 0)
+}
+
+// workerBatching is worker with a claim of batchSize messages (0: the
+// default).
+func (f *fixture) workerBatching(t *testing.T, sender mail.Sender, batchSize int) *outbox.Worker {
+	t.Helper()
 	templates, err := mail.NewTemplates()
 	if err != nil {
 		t.Fatal(err)
 	}
 	w, err := outbox.New(outbox.Config{Store: f.store, Accounts: f.accounts, Sender: sender, Templates: templates,
-		Clock: f.clock, Policy: policy.Default(), SecretKey: secret, PublicURL: "https://account.example.com"})
+		Clock: f.clock, Policy: policy.Default(), SecretKey: secret, PublicURL: "https://account.example.com", BatchSize: batchSize})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,6 +212,48 @@ func TestOutbox_SendFailure_RetriedAfterLease(t *testing.T) {
 	}
 	if n, err := f.worker(t, f.maildir).RunOnce(context.Background()); n != 1 || err != nil {
 		t.Fatalf("retry sent %d (%v), want 1", n, err)
+	}
+}
+
+// Drain sends every pending message, a batch after another, and stops
+// when none is left to claim or none of a batch went out (rule EML-1: each
+// is sent and recorded once).
+func TestOutbox_Drain_SendsEveryBatchThenStops(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	stream, _ := f.requestReset(t)
+	meta := eventstore.CommandMeta{Metadata: eventstore.Metadata{ActorKind: eventstore.ActorCustomer, ActorID: "ann"}}
+	var last eventstore.Checkpoint
+	for range 4 {
+		resetID := uuid.New()
+		out, err := f.accounts.Handle(ctx, stream, account.RequestPasswordReset{ResetID: resetID,
+			TokenHash: account.HashResetToken(account.ResetToken(secret, resetID))}, meta)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = out.Append.Checkpoint()
+	}
+	wait, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := f.runner.WaitFor(wait, last); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := f.workerBatching(t, failingSender{}, 2).Drain(ctx); n != 0 || err != nil {
+		t.Fatalf("a drain whose sends all fail sent %d (%v), want 0 and a return", n, err)
+	}
+	if err := f.clock.Advance(2 * time.Minute); err != nil { // the failed runs' leases run out
+		t.Fatal(err)
+	}
+	w := f.workerBatching(t, f.maildir, 2)
+	if n, err := w.Drain(ctx); n != 5 || err != nil {
+		t.Fatalf("drain sent %d (%v), want the 5 resets in 3 batches of 2", n, err)
+	}
+	if got := len(f.delivered(t)); got != 5 {
+		t.Fatalf("%d messages delivered, want 5", got)
+	}
+	if n, err := w.RunOnce(ctx); n != 0 || err != nil {
+		t.Fatalf("a run after the drain sent %d (%v), want none left", n, err)
 	}
 }
 

@@ -330,16 +330,11 @@ func (s *sim) drainOutbox(ctx context.Context) error {
 	if err := s.settle(ctx); err != nil {
 		return err
 	}
-	for {
-		n, err := s.outbox.RunOnce(ctx)
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			s.dirty = false
-			return nil
-		}
+	if _, err := s.outbox.Drain(ctx); err != nil {
+		return err
 	}
+	s.dirty = false
+	return nil
 }
 
 // catchUp brings the read models the workers read up to date with cp, and
