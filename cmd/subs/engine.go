@@ -123,7 +123,7 @@ func (m *Main) newSchedule(e *engine, server *api.Server) (*schedule.Scheduler, 
 			if e.outbox == nil {
 				return nil
 			}
-			_, err := e.outbox.RunOnce(ctx)
+			_, err := e.outbox.Drain(ctx)
 			return err
 		}})
 		cfg.DueAt = func(ctx context.Context, after time.Time) (time.Time, bool, error) {
