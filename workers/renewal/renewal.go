@@ -124,11 +124,13 @@ type Result struct {
 	Last eventstore.Checkpoint
 }
 
-// Run visits every subscription due at now, claiming batches until none is
-// left that this run has not visited. Each row is visited at most once per
-// instant: a visit that cannot finish (the gateway is unavailable) is
-// retried by the next run. A failed visit is logged and counted, not
-// returned; Run returns an error only when it cannot claim.
+// Run visits every subscription due at now, claiming batches until one
+// comes back short of a full batch: none was left then that this run had
+// not visited (a row another worker holds is that worker's to visit; one
+// that falls due meanwhile, the next run's). Each row is visited at most
+// once per instant: a visit that cannot finish (the gateway is
+// unavailable) is retried by the next run. A failed visit is logged and
+// counted, not returned; Run returns an error only when it cannot claim.
 func (w *Worker) Run(ctx context.Context, now time.Time) (Result, error) {
 	var res Result
 	for {
@@ -136,10 +138,12 @@ func (w *Worker) Run(ctx context.Context, now time.Time) (Result, error) {
 		if err != nil {
 			return res, err
 		}
-		if len(ids) == 0 {
+		if len(ids) > 0 {
+			w.visitAll(ctx, ids, now, &res)
+		}
+		if len(ids) < w.cfg.BatchSize {
 			return res, ctx.Err()
 		}
-		w.visitAll(ctx, ids, now, &res)
 	}
 }
 

@@ -79,8 +79,15 @@ func (w *world) pool(t *testing.T) *pgxpool.Pool {
 // worker is a renewal worker on a pool of its own and gateway gw.
 func (w *world) worker(t *testing.T, gw payment.Gateway) *renewal.Worker {
 	t.Helper()
+	return w.workerBatching(t, gw, 0)
+}
+
+// workerBatching is worker claiming batchSize rows at once (0: the
+// default).
+func (w *world) workerBatching(t *testing.T, gw payment.Gateway, batchSize int) *renewal.Worker {
+	t.Helper()
 	r, err := renewal.New(renewal.Config{Store: eventstore.New(w.pool(t), eventstore.Config{}), Types: w.types, Gateway: gw,
-		Clock: w.clock, Concurrency: 4})
+		Clock: w.clock, Concurrency: 4, BatchSize: batchSize})
 	if err != nil {
 		t.Fatal(err)
 	}
