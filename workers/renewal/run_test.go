@@ -19,13 +19,12 @@ func TestRun_VisitsEveryDueSubscriptionBatchAfterBatch(t *testing.T) {
 		name string
 		due  int
 	}{{"two full batches of two", 4}, {"two full batches and one short", 5}} {
-		due := tc.due
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			w := newWorld(t)
 			token := w.card(t, "4242424242424242")
 			var ids []uuid.UUID
-			for range due {
+			for range tc.due {
 				ids = append(ids, w.subscribe(t, "NS-STD", catalog.Annual, token))
 			}
 			w.settle(t)
@@ -33,8 +32,8 @@ func TestRun_VisitsEveryDueSubscriptionBatchAfterBatch(t *testing.T) {
 				t.Fatal(err)
 			}
 			res, err := w.workerBatching(t, w.gateway, 2).Run(context.Background(), w.clock.Now())
-			if err != nil || res.Visited != due || res.Failed != 0 {
-				t.Fatalf("run: %+v, %v; want %d visited, none failed", res, err, due)
+			if err != nil || res.Visited != tc.due || res.Failed != 0 {
+				t.Fatalf("run: %+v, %v; want %d visited, none failed", res, err, tc.due)
 			}
 			for _, id := range ids {
 				if types := w.eventTypes(t, id); !slices.Contains(types, "subscription.renewal_notice_issued") {
