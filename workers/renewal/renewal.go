@@ -147,10 +147,11 @@ func (w *Worker) Run(ctx context.Context, now time.Time) (Result, error) {
 	}
 }
 
-// claim marks up to BatchSize rows due at now, not yet visited at now, as
-// visited at now, and returns their subscriptions, earliest due first. The
-// claim commits at once: it holds no lock while the visits run, so it never
-// holds the log's readers back.
+// claim marks the earliest due of the rows due at now and not yet visited
+// at now, up to BatchSize, as visited at now, and returns their
+// subscriptions in no particular order (a batch's visits move on together).
+// The claim commits at once: it holds no lock while the visits run, so it
+// never holds the log's readers back.
 func (w *Worker) claim(ctx context.Context, now time.Time) ([]uuid.UUID, error) {
 	// A function (migration 0016), so that its statement keeps one
 	// generic plan instead of being planned at every call.
