@@ -174,7 +174,8 @@ type (
 	// RunDue does the one renewal step due at now, if any: a notice, a
 	// reminder, a charge request or retry, a lapse (DESIGN §6). Method is
 	// the account's billing method at now (zero when it has none); the
-	// charge falls back to the order's payment token. Workers send it; the
+	// charge falls back to the order's payment token, as a trial's does
+	// when the method is not a card (TRI-1). Workers send it; the
 	// aggregate decides, so a stale schedule costs a no-op, never a wrong
 	// step.
 	RunDue struct{ Method payment.PaymentMethod }
@@ -636,6 +637,7 @@ func decideRenewal(s Subscription, cmd Command, now time.Time, p policy.Policy) 
 
 func (s Subscription) runDue(c RunDue, now time.Time, p policy.Policy) ([]domain.Event, error) {
 	r := s.st.Renewal
+	c.Method = s.billable(c.Method)
 	st, at := s.next(p)
 	if st == stepCharge && s.billingChanged(c.Method) {
 		at = now // a new payment method brings the retry forward (ARS-6)
@@ -700,6 +702,17 @@ func (s Subscription) renewalRefundDue() (time.Time, bool) {
 		return s.st.Renewal.ExpiresAt, true
 	}
 	return pc.At, true
+}
+
+// billable is the account's billing method m as this period may be
+// charged to it: a trial's charge goes to a card only (TRI-1, TRI-4), so a
+// method of another kind (a direct debit) leaves it on the card the trial
+// was ordered with, as no method at all does.
+func (s Subscription) billable(m payment.PaymentMethod) payment.PaymentMethod {
+	if s.st.Renewal.Term == catalog.Trial.String() && m.Kind() != payment.KindCard {
+		return payment.PaymentMethod{}
+	}
+	return m
 }
 
 // billingChanged reports whether a declined period now has another payment

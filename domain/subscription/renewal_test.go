@@ -828,6 +828,29 @@ func TestRule_TRI4_TrialEndExtendsAYearOrExpires(t *testing.T) {
 			t.Fatalf("second year: %+v", got)
 		}
 	})
+	// rule TRI-1: the trial is billed to a card; the account's billing
+	// method is used when it is one, the order's card otherwise.
+	for _, c := range []struct {
+		name, token string
+		method      func(t *testing.T) payment.PaymentMethod
+	}{
+		{"a card on the account", "tok_card", func(t *testing.T) payment.PaymentMethod { return mustCard(t, "tok_card", 12, 2030) }},
+		{"a direct debit on the account", "tok_order", func(t *testing.T) payment.PaymentMethod {
+			m, err := payment.NewDirectDebitMethod("tok_dd", "DE", "3000", "Ann Example")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return m
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			created := bought(t, catalog.Trial, start)
+			l := newSim(t, created)
+			l.method = c.method(t)
+			l.advance(end.Add(-ns))
+			wantEvents(t, "at the end", l.runDue(end), chargeRequested(created, 1, 1, c.token, annualFee, end, end))
+		})
+	}
 	t.Run("declined until the retries end", func(t *testing.T) {
 		l := newSim(t, bought(t, catalog.Trial, start))
 		l.gateway = decline
