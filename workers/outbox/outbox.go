@@ -489,7 +489,7 @@ func (w *Worker) renewalData(kind string, facts subscription.Created, name strin
 	case projections.EmailRenewalReminder:
 		var e subscription.RenewalReminderIssued
 		err = json.Unmarshal(event, &e)
-		data["ExpiresOn"], data["DaysLeft"] = e.ExpiresAt.Format(emailDate), plural(e.DaysBefore, "day")
+		data["ExpiresOn"], data["DaysLeft"] = e.ExpiresAt.Format(emailDate), daysLeft(e.At, e.ExpiresAt)
 	case projections.EmailTrialEnding:
 		var e subscription.TrialEndingNoticeIssued
 		err = json.Unmarshal(event, &e)
@@ -550,6 +550,18 @@ func (w *Worker) templateData(acct account.Account, p pending) (map[string]any, 
 		return nil, fmt.Errorf("outbox: no data for e-mail kind %q", p.kind)
 	}
 	return data, nil
+}
+
+// daysLeft says how long is left from at until expiry in whole days, the
+// way a reminder does: a reminder issued late (renewal turned off 20 days
+// before expiry, past the 30-day reminder's instant) states the days that
+// are left, not its schedule's lead (ARS-3).
+func daysLeft(at, expiry time.Time) string {
+	days := int(expiry.Sub(at) / (24 * time.Hour))
+	if days < 1 {
+		return "less than a day"
+	}
+	return plural(days, "day")
 }
 
 // humanDuration says a policy duration the way an e-mail would.

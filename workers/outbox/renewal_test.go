@@ -312,6 +312,33 @@ func TestRule_EML2_RenewalEmailCrashBetweenSendAndRecordResendsTheSameMessageID(
 	}
 }
 
+// rule ARS-3 (and EML-1): a reminder states the days actually left. Renewal
+// turned off 20 days before expiry, after the 30-day reminder's instant,
+// gets its reminder at once, saying 20 days, not 30.
+func TestRule_ARS3_LateReminderStatesTheDaysLeft(t *testing.T) {
+	t.Parallel()
+	r := newRenewals(t)
+	id := r.create("annual", true)
+	expires := r.clock.Now().AddDate(1, 0, 0)
+	r.advanceTo(expires.AddDate(0, 0, -20))
+	r.cmd(id, subscription.SetAutoRenewal{AccountID: r.account, On: false})
+	if events := r.cmd(id, subscription.RunDue{}); len(events) != 1 || events[0].Type != "subscription.renewal_reminder_issued" {
+		t.Fatalf("renewal off 20 days before expiry appended %+v, want the reminder", events)
+	}
+	r.caughtUp()
+	if n, err := r.worker(r.maildir).RunOnce(context.Background()); err != nil || n != 1 {
+		t.Fatalf("the outbox sent %d (%v), want the reminder", n, err)
+	}
+	msgs := r.delivered(t)
+	if len(msgs) != 1 {
+		t.Fatalf("maildir holds %d messages, want 1", len(msgs))
+	}
+	body := strings.ReplaceAll(mailtest.PlainText(t, msgs[0]), "\r\n", "\n")
+	if !strings.Contains(body, "in 20 days, and automatic renewal is off") {
+		t.Fatalf("the reminder does not say 20 days:\n%s", body)
+	}
+}
+
 // rule EML-1 with AUD-5: an erased account gets no renewal e-mail.
 func TestRule_EML1_ErasedAccountGetsNoRenewalEmail(t *testing.T) {
 	t.Parallel()
