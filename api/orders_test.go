@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -188,6 +189,55 @@ func TestRule_ORD2_PasswordDecidesWhetherTheOrderIsSavedAndWrongOrUnknownLookAli
 	}
 }
 
+// rule EML-1 with ORD-2: an order not saved in an account (a wrong
+// password, or an address with no account yet) gets the "order needs
+// action" e-mail at its buyer's address, besides its confirmation, once;
+// it says where to answer and does not give the order number (an answer of
+// ORD-3). A saved order gets none.
+func TestRule_EML1_OrderNeedsActionEmailForAnOrderNotSaved(t *testing.T) {
+	t.Parallel()
+	e := newEngineEnv(t)
+	e.signUp("ann@example.com", "right-pass")
+	lines := `[` + line("NS-STD", "annual", "windows", 1) + `]`
+	e.want(e.call("POST", "/v1/orders", "", orderBody("US", lines, goodCard, `,"email":"ann@example.com","password":"right-pass"`)), http.StatusCreated)
+	wrong := e.want(e.call("POST", "/v1/orders", "", orderBody("US", lines, goodCard, `,"email":"ann@example.com","password":"wrong-pass"`)), http.StatusCreated).json(t)
+	e.want(e.call("POST", "/v1/orders", "", orderBody("US", lines, goodCard, `,"email":"nobody@example.com","password":"any-pass"`)), http.StatusCreated)
+
+	const subject = "Subject: An order placed with your e-mail address needs your answer"
+	needsAction := map[string]int{}
+	var body string
+	for _, m := range e.sendMail() {
+		if !strings.Contains(m, subject) {
+			continue
+		}
+		for _, to := range []string{"ann@example.com", "nobody@example.com"} {
+			if strings.Contains(m, "To: <"+to+">") {
+				needsAction[to]++
+				if to == "ann@example.com" {
+					body = mailtest.PlainText(t, m)
+				}
+			}
+		}
+	}
+	if want := map[string]int{"ann@example.com": 1, "nobody@example.com": 1}; !maps.Equal(needsAction, want) {
+		t.Fatalf("order-needs-action e-mails by recipient %v, want %v (none for the saved order)", needsAction, want)
+	}
+	for _, fact := range []string{"USD 39.99", "https://account.example.com/account/orders", "If you do not recognize it"} {
+		if !strings.Contains(body, fact) {
+			t.Errorf("the e-mail lacks %q:\n%s", fact, body)
+		}
+	}
+	if number, ok := wrong["number"].(string); ok && strings.Contains(body, number) {
+		t.Errorf("the e-mail gives the order number %s, an answer of ORD-3:\n%s", number, body)
+	}
+	if n := e.countEvents("order.email_sent"); n != 5 {
+		t.Errorf("%d order.email_sent events, want 5: three confirmations and two needs-action e-mails (EML-1)", n)
+	}
+	if again := e.sendMail(); len(again) != 5 {
+		t.Errorf("%d e-mails after a second outbox run, want the same 5 (EML-2)", len(again))
+	}
+}
+
 // keysOf lists an object's keys, sorted, as one string.
 func keysOf(m map[string]any) string {
 	var ks []string
@@ -369,15 +419,22 @@ func TestOrderConfirmation_GoesToABuyerWithoutAccount(t *testing.T) {
 	e := newEngineEnv(t)
 	o := e.want(e.call("POST", "/v1/orders", "", orderBody("US", `[`+line("NS-STD", "annual", "windows", 1)+`]`, goodCard,
 		`,"email":"carl@example.com","password":"any-pass"`)), http.StatusCreated).json(t)
-	mails := e.sendMail()
-	if len(mails) != 1 || !strings.Contains(mails[0], "carl@example.com") {
-		t.Fatalf("mails %v, want one to carl@example.com", mails)
+	var confirmation string
+	for _, m := range e.sendMail() {
+		if strings.Contains(m, "Subject: Your order") && strings.Contains(m, "carl@example.com") {
+			confirmation = m
+		}
 	}
-	if body := mailtest.PlainText(t, mails[0]); !strings.Contains(body, items(t, o)[0]["serial"].(string)) {
+	if confirmation == "" {
+		t.Fatal("no order confirmation to carl@example.com")
+	}
+	if body := mailtest.PlainText(t, confirmation); !strings.Contains(body, items(t, o)[0]["serial"].(string)) {
 		t.Errorf("confirmation lacks the serial:\n%s", body)
 	}
-	if n := e.countEvents("order.email_sent"); n != 1 {
-		t.Errorf("%d order.email_sent events, want 1 (EML-1)", n)
+	// The confirmation, and the e-mail saying the order awaits an account
+	// (ORD-2).
+	if n := e.countEvents("order.email_sent"); n != 2 {
+		t.Errorf("%d order.email_sent events, want 2 (EML-1)", n)
 	}
 }
 

@@ -17,6 +17,9 @@ import (
 const (
 	EmailPasswordReset     = "password_reset"
 	EmailOrderConfirmation = "order_confirmation"
+	// An order placed with an account's e-mail address but not saved in
+	// it awaits the account's answer ("action required", ORD-2, ORD-3).
+	EmailOrderNeedsAction = "order_needs_action"
 	// The renewal lifecycle's e-mails, recorded on the subscription.
 	EmailRenewalNotice      = "renewal_notice"      // pre-billing notice (ARS-2)
 	EmailRenewalReminder    = "renewal_reminder"    // renew by hand (ARS-3)
@@ -66,10 +69,11 @@ type PasswordResetData struct {
 	ExpiresAt string `json:"expires_at"`
 }
 
-// OrderConfirmationData is what the order confirmation e-mail needs: the
-// order, whose stream gives its recipient, lines, keys and serial numbers
-// (PRD-4). The row names no account: the buyer may have none (ORD-2).
-type OrderConfirmationData struct {
+// OrderEmailData is what an order's e-mails need: the order, whose stream
+// gives their recipient and what they state (the confirmation's lines, keys
+// and serial numbers: PRD-4). The row names no account: the buyer may have
+// none (ORD-2).
+type OrderEmailData struct {
 	OrderID string `json:"order_id"`
 }
 
@@ -129,14 +133,13 @@ ON CONFLICT (subscription_id) DO UPDATE SET account_id = excluded.account_id`, s
 		return err
 	case subscription.EmailSent:
 		return markSent(ctx, tx, e.Cause, e.Kind, rec)
-	case order.Fulfilled:
-		data, err := json.Marshal(OrderConfirmationData{OrderID: string(rec.StreamID)[len("order-"):]})
-		if err != nil {
-			return err
+	case order.Placed:
+		if e.SavedTo != uuid.Nil || e.Free {
+			return nil
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO email_outbox (cause, kind, account_id, data, created_at) VALUES ($1, $2, NULL, $3, $4)`,
-			rec.ID, EmailOrderConfirmation, data, rec.RecordedAt)
-		return err
+		return enqueueOrder(ctx, tx, rec, EmailOrderNeedsAction)
+	case order.Fulfilled:
+		return enqueueOrder(ctx, tx, rec, EmailOrderConfirmation)
 	case order.EmailSent:
 		return markSent(ctx, tx, e.Cause, e.Kind, rec)
 	}
@@ -167,6 +170,18 @@ func enqueueSubscription(ctx context.Context, tx pgx.Tx, rec eventstore.Recorded
 	_, err = tx.Exec(ctx, `INSERT INTO email_outbox (cause, kind, account_id, data, created_at)
 SELECT $1, $2, account_id, $4, $5 FROM email_subscription_accounts WHERE subscription_id = $3`,
 		rec.ID, kind, subscriptionID(rec), data, rec.RecordedAt)
+	return err
+}
+
+// enqueueOrder adds the e-mail of kind about the order of rec's stream,
+// addressed by the order itself (OrderEmailData).
+func enqueueOrder(ctx context.Context, tx pgx.Tx, rec eventstore.RecordedEvent, kind string) error {
+	data, err := json.Marshal(OrderEmailData{OrderID: string(rec.StreamID)[len("order-"):]})
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO email_outbox (cause, kind, account_id, data, created_at) VALUES ($1, $2, NULL, $3, $4)`,
+		rec.ID, kind, data, rec.RecordedAt)
 	return err
 }
 

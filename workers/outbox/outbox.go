@@ -338,7 +338,7 @@ func (w *Worker) send(ctx context.Context, p pending, streams loaded, recs *reco
 // prepare resolves where p goes and what it says, from the streams loaded
 // for its batch.
 func (w *Worker) prepare(ctx context.Context, p pending, streams loaded) (delivery, error) {
-	if p.kind == projections.EmailOrderConfirmation {
+	if p.kind == projections.EmailOrderConfirmation || p.kind == projections.EmailOrderNeedsAction {
 		return w.prepareOrder(ctx, p)
 	}
 	if slices.Contains(projections.SubscriptionEmailKinds, p.kind) {
@@ -371,7 +371,7 @@ func (w *Worker) prepareOrder(ctx context.Context, p pending) (delivery, error) 
 	if w.cfg.Orders == nil {
 		return delivery{}, errors.New("outbox: Config.Orders is required for order e-mails")
 	}
-	var od projections.OrderConfirmationData
+	var od projections.OrderEmailData
 	if err := json.Unmarshal(p.data, &od); err != nil {
 		return delivery{}, err
 	}
@@ -400,10 +400,29 @@ func (w *Worker) prepareOrder(ctx context.Context, p pending) (delivery, error) 
 		d.to = netmail.Address{Name: acct.Name().String(), Address: acct.Email().String()}
 		name = acct.Name().String()
 	}
-	if !d.sent {
-		d.data = orderConfirmationData(o, name)
+	if d.sent {
+		return d, nil
 	}
+	if p.kind == projections.EmailOrderNeedsAction {
+		d.data, err = w.orderNeedsActionData(o, name)
+		return d, err
+	}
+	d.data = orderConfirmationData(o, name)
 	return d, nil
+}
+
+// orderNeedsActionData is what the e-mail about an order awaiting its
+// buyer's account states (ORD-2): when and where it was placed and its
+// total, and where to answer. Not its number: the number is one of the
+// answers that save the order (ORD-3), which only its confirmation gives.
+func (w *Worker) orderNeedsActionData(o order.Order, name string) (map[string]any, error) {
+	orders, err := url.JoinPath(w.cfg.PublicURL, "account", "orders")
+	if err != nil {
+		return nil, err
+	}
+	p := o.Placement()
+	return map[string]any{"Name": name, "Date": p.PlacedAt.Format(emailDate), "Storefront": p.Storefront,
+		"Total": p.Total.String(), "OrdersURL": orders}, nil
 }
 
 // orderConfirmationData is what the order confirmation states (PRD-4): the
@@ -425,7 +444,7 @@ func orderConfirmationData(o order.Order, name string) map[string]any {
 		items = append(items, item{Product: p.Lines[it.Line].ProductName, Key: it.Key.String(), Serial: it.Serial.String()})
 	}
 	return map[string]any{
-		"Name": name, "Number": p.Number.String(), "Date": p.PlacedAt.Format("January 2, 2006"),
+		"Name": name, "Number": p.Number.String(), "Date": p.PlacedAt.Format(emailDate),
 		"Storefront": p.Storefront, "Lines": lines, "Total": p.Total.String(), "Items": items,
 	}
 }
