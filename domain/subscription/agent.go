@@ -81,9 +81,17 @@ func decideAdjustDays(s Subscription, c AdjustDays, now time.Time) ([]domain.Eve
 
 // evolveDaysAdjusted moves the expiration date and the renewal anchor by
 // the same days, so that later renewals count on from the new date (ARS-1);
-// the expiry is no longer a refund's.
+// the expiry is no longer a refund's. A period whose charge has not been
+// tried yet starts its notices and reminders over: a notice sent already
+// announced the old date, and its charge date was counted from it (ARS-2);
+// the next notice announces the new one, and the charge follows that
+// notice's policy (removing days no longer lets the old charge date fall
+// past the grace, lapsing the period with automatic renewal on).
 func evolveDaysAdjusted(s Subscription, e DaysAdjusted) Subscription {
 	r := &s.st.Renewal
 	r.ExpiresAt, r.Anchor, r.Refunded = e.ExpiresAt, AddDays(r.Anchor, e.Days), false
+	if r.Cycle.Attempts == 0 && r.Cycle.Pending == nil && !r.Cycle.Lapsed {
+		r.Cycle.NoticedAt, r.Cycle.ChargeAt, r.Cycle.ReminderDays = time.Time{}, time.Time{}, 0
+	}
 	return s
 }

@@ -209,6 +209,58 @@ func TestRule_ARS2_NoticeTooLateForTheGraceLapses(t *testing.T) {
 	}
 }
 
+// rule ARS-2 (with AGT-2): days an agent adds or removes after the notice
+// and before the charge bring a new notice announcing the new date, and the
+// charge follows it; removing days no longer lapses the period with
+// automatic renewal on (its old charge date fell past the new grace).
+func TestRule_ARS2_DaysAdjustedAfterTheNoticeAnnounceTheNewDate(t *testing.T) {
+	for _, c := range []struct {
+		name               string
+		days               int
+		noticeAt, chargeAt func(exp, adjusted time.Time) time.Time
+	}{
+		// 20 days off, a day after the notice: the new notice is late
+		// (ARS-2), its charge 7 days after it, before the new expiry.
+		{"20 days removed", -20,
+			func(_, adjusted time.Time) time.Time { return adjusted },
+			func(_, adjusted time.Time) time.Time { return adjusted.Add(pol.AnnualMinNoticeToCharge) }},
+		// 40 days more: the new notice 30 days before the new expiry, the
+		// charge 7 days before it.
+		{"40 days added", 40,
+			func(exp, _ time.Time) time.Time { return exp.Add(-30 * day) },
+			func(exp, _ time.Time) time.Time { return exp.Add(-7 * day) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			created := bought(t, catalog.Annual, at(2027, 1, 10))
+			l := newSim(t, created)
+			old := l.s.ExpiresAt()
+			l.advance(old.Add(-30 * day))
+			if got := logged[subscription.RenewalNoticeIssued](l); len(got) != 1 {
+				t.Fatalf("notices %+v, want the first", got)
+			}
+			adjusted := old.Add(-29 * day)
+			l.do(adjusted, subscription.AdjustDays{Days: c.days})
+			exp := old.AddDate(0, 0, c.days)
+			noticeAt, chargeAt := c.noticeAt(exp, adjusted), c.chargeAt(exp, adjusted)
+			if d := later(l.due(), adjusted); !d.Equal(noticeAt) { // a past due instant is due at once
+				t.Fatalf("due %s after the adjustment, want the new notice at %s", d, noticeAt)
+			}
+			l.advance(exp.Add(pol.Grace + day))
+			notices := logged[subscription.RenewalNoticeIssued](l)
+			if len(notices) != 2 || !notices[1].ExpiresAt.Equal(exp) || !notices[1].At.Equal(noticeAt) || !notices[1].ChargeAt.Equal(chargeAt) {
+				t.Fatalf("notices %+v, want a second one at %s announcing %s, charge on %s", notices, noticeAt, exp, chargeAt)
+			}
+			charged := logged[subscription.ChargeSucceeded](l)
+			if len(charged) != 1 || !charged[0].At.Equal(chargeAt) || !charged[0].ExpiresAt.Equal(exp.AddDate(1, 0, 0)) {
+				t.Fatalf("charges %+v, want one on %s renewing to %s", charged, chargeAt, exp.AddDate(1, 0, 0))
+			}
+			if lapsed := logged[subscription.RenewalLapsed](l); len(lapsed) != 0 {
+				t.Fatalf("lapsed %+v", lapsed)
+			}
+		})
+	}
+}
+
 // rule ARS-3: with automatic renewal off, reminders 30 and 7 days before
 // expiry, then the subscription expires at its expiration date; it can be
 // turned on again.
