@@ -79,9 +79,12 @@ func decideAdjustDays(s Subscription, c AdjustDays, now time.Time) ([]domain.Eve
 	return []domain.Event{DaysAdjusted{Days: c.Days, ExpiresAt: to, At: now}}, nil
 }
 
-// evolveDaysAdjusted moves the expiration date and the renewal anchor by
-// the same days, so that later renewals count on from the new date (ARS-1);
-// the expiry is no longer a refund's. A period whose charge has not been
+// evolveDaysAdjusted moves the expiration date and makes it the renewal
+// anchor, no term counted yet, so that later renewals count on from the new
+// date (ARS-1): moving the old anchor by the days instead lost or gained
+// days when the expiry was a month's end cut short (January 30's plan
+// expiring February 28, two days added, renewed to April 1, not April 2).
+// The expiry is no longer a refund's. A period whose charge has not been
 // tried yet starts its notices and reminders over: a notice sent already
 // announced the old date, and its charge date was counted from it (ARS-2);
 // the next notice announces the new one, and the charge follows that
@@ -89,7 +92,7 @@ func decideAdjustDays(s Subscription, c AdjustDays, now time.Time) ([]domain.Eve
 // past the grace, lapsing the period with automatic renewal on).
 func evolveDaysAdjusted(s Subscription, e DaysAdjusted) Subscription {
 	r := &s.st.Renewal
-	r.ExpiresAt, r.Anchor, r.Refunded = e.ExpiresAt, AddDays(r.Anchor, e.Days), false
+	r.ExpiresAt, r.Anchor, r.Terms, r.Refunded = e.ExpiresAt, e.ExpiresAt, 0, false
 	if r.Cycle.Attempts == 0 && r.Cycle.Pending == nil && !r.Cycle.Lapsed {
 		r.Cycle.NoticedAt, r.Cycle.ChargeAt, r.Cycle.ReminderDays = time.Time{}, time.Time{}, 0
 	}

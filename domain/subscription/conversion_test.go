@@ -138,9 +138,9 @@ func TestRule_AGT2_AdjustDays(t *testing.T) {
 	}
 }
 
-// rule AGT-2 with ARS-1: days an agent added move the renewal anchor too, so
-// the next renewal adds its term to the adjusted date: no day lost or
-// gained.
+// rule AGT-2 with ARS-1: the expiry an agent adjusted becomes the renewal
+// anchor, so the next renewal adds its term to the adjusted date: no day
+// lost or gained.
 func TestRule_AGT2_RenewalCountsFromTheAdjustedExpiry(t *testing.T) {
 	c := nis(t)
 	adjusted := c.ExpiresAt.AddDate(0, 0, 10)

@@ -70,6 +70,37 @@ func TestRule_ARS1_RenewalAddsOneTermFromTheOldExpiration(t *testing.T) {
 	}
 }
 
+// rule ARS-1 with AGT-2: after an agent added or removed days, each renewal
+// adds its term to the adjusted expiration date, also when that date was a
+// month's end cut short (moving the anchor by the days instead lost or
+// gained days).
+func TestRule_ARS1_AdjustedExpiryRenewsFromTheNewDate(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		term  catalog.Term
+		start time.Time
+		days  int
+		want  []time.Time // the adjusted expiry, then after renewals 1, 2
+	}{
+		{"monthly from January 30, two days added", catalog.Monthly, at(2027, 1, 30), 2, []time.Time{at(2027, 3, 2), at(2027, 4, 2), at(2027, 5, 2)}},
+		{"monthly from January 31, two days removed", catalog.Monthly, at(2027, 1, 31), -2, []time.Time{at(2027, 2, 26), at(2027, 3, 26), at(2027, 4, 26)}},
+		{"annual from February 29, ten days added", catalog.Annual, at(2028, 2, 29), 10, []time.Time{at(2029, 3, 10), at(2030, 3, 10), at(2031, 3, 10)}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			l := newSim(t, bought(t, c.term, c.start))
+			l.do(c.start.Add(day), subscription.AdjustDays{Days: c.days})
+			for i, want := range c.want {
+				if i > 0 {
+					l.advance(l.s.ExpiresAt().Add(pol.Grace))
+				}
+				if got := l.s.ExpiresAt(); !got.Equal(want) {
+					t.Fatalf("after %d renewals: expires %s, want %s", i, got.Format(time.DateOnly), want.Format(time.DateOnly))
+				}
+			}
+		})
+	}
+}
+
 // rule ARS-2: the pre-billing notice 30 (annual) or 3 (monthly) days before
 // expiry, with the date and the fee; the charge 7 days before expiry
 // (annual) or on the expiry day (monthly).
