@@ -129,6 +129,9 @@ func (m *Main) newSchedule(e *engine, server *api.Server) (*schedule.Scheduler, 
 		cfg.DueAt = func(ctx context.Context, after time.Time) (time.Time, bool, error) {
 			return renewal.NextDue(ctx, e.store.Pool(), after)
 		}
+		cfg.DueNow = func(ctx context.Context, now time.Time) (bool, error) {
+			return renewal.DueNow(ctx, e.store.Pool(), now)
+		}
 	}
 	cfg.Jobs = jobs
 	return schedule.New(cfg)

@@ -54,19 +54,7 @@ func TestRule_TIM2_TestClockAdvanceRenewsAsIfTimePassed(t *testing.T) {
 	// the e-mails went out on the way, each once: a pre-billing notice and a
 	// receipt per renewal (ARS-2, EML-1)
 	kinds := map[string]int{}
-	files, err := filepath.Glob(filepath.Join(dataDir, "mail", "new", "*"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range files {
-		raw, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		msg, err := mail.ReadMessage(bytes.NewReader(raw))
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, msg := range maildirMessages(t, dataDir) {
 		kinds[msg.Header.Get("X-Subs-Kind")]++
 	}
 	if want := map[string]int{"order_confirmation": 1, "renewal_notice": 2, "renewal_receipt": 2}; !maps.Equal(kinds, want) {
@@ -84,6 +72,71 @@ func TestRule_TIM2_TestClockAdvanceRenewsAsIfTimePassed(t *testing.T) {
 	c = apiClient{t: t, base: srv.base}
 	c.call("POST", "/v1/test-clock/advance", `{"days":1}`, http.StatusNotFound)
 	c.call("GET", "/v1/test-clock", "", http.StatusNotFound)
+}
+
+// rule TIM-2 (with ARS-2): work a command makes due at once runs at the
+// start of the next advance, as the system clock's schedule would run it
+// within a minute: automatic renewal turned back on after the notice date
+// gets its pre-billing notice at that instant, though the next tick (hourly)
+// lies beyond the advance.
+func TestRule_TIM2_AdvanceRunsWorkDueAtItsStart(t *testing.T) {
+	t.Parallel()
+	dataDir := t.TempDir()
+	m, out := MustParse(t, map[string]string{"DATABASE_URL": pgtest.NewDatabase(t)},
+		"serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir, "--shutdown-timeout", "5s",
+		"--clock", "simulated", "--clock-start", "2027-01-01T09:00:00Z")
+	srv := MustStartServe(t, m, out, time.Minute)
+	defer srv.MustStop(t, 7*time.Second)
+	c := apiClient{t: t, base: srv.base}
+	c.call("POST", "/v1/accounts", `{"email":"tim@example.com","password":"correct-horse","name":"Tim Ode","country":"US"}`, http.StatusCreated)
+	signIn := func() {
+		c.token = c.call("POST", "/v1/sessions", `{"email":"tim@example.com","password":"correct-horse"}`, http.StatusCreated)["token"].(string)
+	}
+	signIn()
+	c.call("POST", "/v1/orders", `{"storefront":"US","lines":[{"product":"NS-STD","term":"annual","platform":"windows","quantity":1}],
+		"payment_method":{"type":"card","card":{"number":"4242 4242 4242 4242","cvv":"123","exp_month":12,"exp_year":2030,"holder_name":"Tim Ode"}}}`, http.StatusCreated)
+	renewal := "/v1/subscriptions/" + c.product()["subscription_id"].(string) + "/auto-renewal"
+	c.call("PUT", renewal, `{"on":false}`, http.StatusOK)
+	c.call("POST", "/v1/test-clock/advance", `{"to":"2027-12-10T09:00:00Z"}`, http.StatusOK) // past the notice date, Dec 2
+	signIn()
+	c.call("PUT", renewal, `{"on":true}`, http.StatusOK)
+	c.call("POST", "/v1/test-clock/advance", `{"to":"2027-12-10T09:30:00Z"}`, http.StatusOK)
+
+	var notices []*mail.Message
+	for _, msg := range maildirMessages(t, dataDir) {
+		if msg.Header.Get("X-Subs-Kind") == "renewal_notice" {
+			notices = append(notices, msg)
+		}
+	}
+	if len(notices) != 1 {
+		t.Fatalf("%d pre-billing notices after the advance, want 1", len(notices))
+	}
+	if date, err := notices[0].Header.Date(); err != nil || !date.Equal(time.Date(2027, 12, 10, 9, 0, 0, 0, time.UTC)) {
+		t.Errorf("the notice is dated %v (%v), want the advance's start, 2027-12-10 09:00 UTC", date, err)
+	}
+}
+
+// maildirMessages reads the messages the engine delivered to the data
+// directory's maildir.
+func maildirMessages(t *testing.T, dataDir string) []*mail.Message {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dataDir, "mail", "new", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*mail.Message
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, err := mail.ReadMessage(bytes.NewReader(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, msg)
+	}
+	return out
 }
 
 // apiClient calls a running engine's API as one signed-in customer.

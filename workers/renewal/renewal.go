@@ -436,6 +436,19 @@ func commandMeta(id uuid.UUID, version int64, cmd subscription.Command, cause ev
 	return eventstore.CommandMeta{CommandID: "renewal/" + id.String() + "/" + strconv.FormatInt(version, 10) + "/" + kind, Metadata: md}
 }
 
+// DueNow reports whether a row of the due-work schedule is due at now and
+// not yet visited at now (what a run at now would claim): the test clock's
+// advance then runs the workers at its start (workers/schedule
+// Config.DueNow).
+func DueNow(ctx context.Context, pool *pgxpool.Pool, now time.Time) (bool, error) {
+	var due bool
+	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM due_work
+WHERE due_at <= $1 AND (checked_at IS NULL OR checked_at < $1))`, now).Scan(&due); err != nil {
+		return false, fmt.Errorf("renewal: work due now: %w", err)
+	}
+	return due, nil
+}
+
 // NextDue returns the earliest instant after after at which the due-work
 // schedule has work, and false when it has none: the stops of a simulated
 // advance between its ticks (workers/schedule Config.DueAt).

@@ -80,6 +80,13 @@ type Config struct {
 	// at each such instant between ticks, so that a due action runs at its
 	// exact instant rather than at the next tick. Optional.
 	DueAt func(ctx context.Context, after time.Time) (time.Time, bool, error)
+	// DueNow, when set, tells AdvanceTo whether some job has work due at
+	// the clock's instant that no run at that instant has done (a command
+	// made a step due at once: automatic renewal turned on inside the
+	// notice window). An advance then runs the jobs at its start, as the
+	// system clock's schedule would within its next minute, rather than
+	// leaving the work to the next tick (TIM-2). Optional.
+	DueNow func(ctx context.Context, now time.Time) (bool, error)
 	// Jobs run at every tick, one after the other, in this order, each with
 	// the tick's instant. Names must be non-empty and unique. Optional: a
 	// scheduler without jobs only moves the simulated clock.

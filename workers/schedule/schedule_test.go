@@ -303,6 +303,41 @@ func TestAdvance_toAnInstantBetweenTicks(t *testing.T) {
 	}
 }
 
+// rule TIM-2: work a command made due at the clock's instant runs at the
+// start of the next advance, as the system clock's schedule would run it
+// within a minute, not at the next tick; with nothing due, nothing runs
+// then. Those runs are not ticks.
+func TestRule_TIM2_AdvanceRunsWorkDueAtItsStartFirst(t *testing.T) {
+	t.Parallel()
+	for _, due := range []bool{true, false} {
+		t.Run(fmt.Sprintf("due now: %v", due), func(t *testing.T) {
+			t.Parallel()
+			var r recorder
+			sim := clock.NewSimulated(t0.Add(10 * time.Second))
+			var asked []time.Time
+			s := MustNew(t, schedule.Config{Clock: sim, Jobs: []schedule.Job{r.job("a", nil), r.job("b", nil)},
+				DueNow: func(_ context.Context, now time.Time) (bool, error) {
+					asked = append(asked, now)
+					return due, nil
+				}})
+			ticks, err := s.AdvanceTo(context.Background(), t0.Add(90*time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []call{{"a", t0.Add(time.Minute)}, {"b", t0.Add(time.Minute)}}
+			if due {
+				want = append([]call{{"a", t0.Add(10 * time.Second)}, {"b", t0.Add(10 * time.Second)}}, want...)
+			}
+			if got := r.snapshot(); ticks != 1 || !slices.Equal(got, want) {
+				t.Errorf("ticks = %d, runs %v; want 1 tick, runs %v", ticks, got, want)
+			}
+			if !slices.Equal(asked, []time.Time{t0.Add(10 * time.Second)}) {
+				t.Errorf("DueNow asked at %v, want once, at the advance's start", asked)
+			}
+		})
+	}
+}
+
 func TestAdvance_simulatedSpecCanBeCoarserThanSpec(t *testing.T) {
 	t.Parallel()
 	var r recorder

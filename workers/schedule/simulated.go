@@ -20,7 +20,9 @@ import (
 // the clock's current instant: late, so that nothing is skipped.
 //
 // With Config.DueAt, the jobs also run at every instant DueAt names between
-// ticks, in time order with them; those runs do not count as ticks.
+// ticks, in time order with them; with Config.DueNow, at the clock's
+// instant first, when work is due then that no run at it has done. Those
+// runs do not count as ticks.
 //
 // A job's error stops the advance: AdvanceTo returns a *JobError naming the
 // job and the tick, and leaves the clock at that tick, whose jobs all run
@@ -74,6 +76,9 @@ func (s *Scheduler) advanceTo(ctx context.Context, sim Settable, target time.Tim
 	if !s.next.IsZero() && s.next.Before(now) {
 		s.next = now
 	}
+	if err := s.runDueNow(ctx, now, target); err != nil {
+		return 0, err
+	}
 	// A zero next means the schedule fires no more (robfig/cron looks five
 	// years ahead); the clock still moves.
 	for {
@@ -100,6 +105,27 @@ func (s *Scheduler) advanceTo(ctx context.Context, sim Settable, target time.Tim
 			s.next = s.simSpec.Next(at).UTC()
 		}
 	}
+}
+
+// runDueNow runs the jobs at now, before an advance to a later target, when
+// DueNow says work is due at now that no run at now has done.
+func (s *Scheduler) runDueNow(ctx context.Context, now, target time.Time) error {
+	if s.cfg.DueNow == nil || !target.After(now) {
+		return nil
+	}
+	due, err := s.cfg.DueNow(ctx, now)
+	if err != nil {
+		return fmt.Errorf("schedule: work due at %s: %w", now.Format(time.RFC3339Nano), err)
+	}
+	if !due {
+		return nil
+	}
+	for _, j := range s.cfg.Jobs {
+		if err := s.run(ctx, j, now); err != nil {
+			return &JobError{Job: j.Name, Tick: now, Err: err}
+		}
+	}
+	return nil
 }
 
 // nextRun is the instant of the next run up to target: the next tick, or an
