@@ -158,8 +158,12 @@ func (m *Main) startEngine(e *engine, server *api.Server, secret []byte, publicU
 	if err != nil {
 		return err
 	}
+	// Leases on the system clock: with --clock=simulated, the outbox loop and
+	// the advances' outbox job drain at once, and an advance must not end
+	// the leases of the messages the loop is sending (EML-2).
 	e.outbox, err = outbox.New(outbox.Config{Store: e.store, Accounts: accounts, Orders: orders, Subscriptions: subs, Sender: e.mail,
-		Templates: templates, Clock: m.Clock, Policy: policy.Default(), SecretKey: secret, PublicURL: publicURL, Logger: m.logger()})
+		Templates: templates, Clock: m.Clock, LeaseClock: systemClock{}, Policy: policy.Default(), SecretKey: secret, PublicURL: publicURL,
+		Logger: m.logger()})
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,9 @@
 // the subscription the e-mail is about. The sends of a run are recorded
 // together once all of them went out: a crash in between resends the run's
 // messages not recorded, with the same Message-IDs (EML-2); a recorded send
-// is never repeated.
+// is never repeated. A claimed message is leased to the run, which starts
+// its sends only in the first half of the lease, so that another worker
+// never sends a message a run is still sending.
 package outbox
 
 import (
@@ -50,8 +52,14 @@ type Config struct {
 	Sender mail.Sender
 	// Templates render the messages. Required.
 	Templates *mail.Templates
-	// Clock dates the messages and the leases. Required.
+	// Clock dates the messages. Required.
 	Clock clock.Clock
+	// LeaseClock measures the leases, which are about the time a run takes,
+	// not the engine's business time: a process on a simulated clock gives
+	// the system clock here, or advancing the simulated clock would end the
+	// leases of the messages another drainer is sending (EML-2). Default:
+	// Clock.
+	LeaseClock clock.Clock
 	// Policy gives the values the e-mails state (a reset link's validity).
 	Policy policy.Policy
 	// SecretKey derives reset tokens (account.ResetToken). Required.
@@ -62,7 +70,10 @@ type Config struct {
 	// From is the sender address. Default "subs" <no-reply@subs.localhost>.
 	From netmail.Address
 	// Lease is how long a claimed message is left to one worker before
-	// another may try it. Default 1 minute.
+	// another may try it. A run starts a send only in the first half of its
+	// lease: the messages its sends have not reached by then are left for
+	// a later run, so that no send outlasts its lease while another worker
+	// sends the same message (EML-2). Default 1 minute.
 	Lease time.Duration
 	// BatchSize is how many messages one run claims at most. Default 50.
 	BatchSize int
@@ -83,6 +94,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Lease == 0 {
 		c.Lease = time.Minute
+	}
+	if c.LeaseClock == nil {
+		c.LeaseClock = c.Clock
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = 50
@@ -175,10 +189,12 @@ func (w *Worker) Drain(ctx context.Context) (int, error) {
 
 // runOnce is RunOnce, which also returns how many messages it claimed.
 func (w *Worker) runOnce(ctx context.Context) (claimed, sent int, err error) {
-	batch, err := w.claim(ctx)
+	leased := w.cfg.LeaseClock.Now()
+	batch, err := w.claim(ctx, leased)
 	if err != nil || len(batch) == 0 {
 		return 0, 0, err
 	}
+	sendBy := leased.Add(w.cfg.Lease / 2)
 	streams, err := w.load(ctx, batch)
 	if err != nil {
 		return len(batch), 0, err
@@ -191,6 +207,10 @@ func (w *Worker) runOnce(ctx context.Context) (claimed, sent int, err error) {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
+			if w.cfg.LeaseClock.Now().After(sendBy) {
+				errs[i] = errLeaseRunningOut
+				return
+			}
 			errs[i] = w.send(ctx, p, streams, &recs, i)
 		})
 	}
@@ -224,10 +244,13 @@ WHERE o.cause = s.cause AND o.kind = s.kind`, causes, kinds, w.cfg.Clock.Now())
 	return len(batch), len(causes), nil
 }
 
-// claim leases due messages to this run in one short transaction: the sends
-// happen outside any transaction.
-func (w *Worker) claim(ctx context.Context) ([]pending, error) {
-	now := w.cfg.Clock.Now()
+// errLeaseRunningOut: a run reached a message after the first half of its
+// lease; a later run sends it.
+var errLeaseRunningOut = errors.New("outbox: the run's lease is running out: left for a later run")
+
+// claim leases due messages to this run, from now on the lease clock, in
+// one short transaction: the sends happen outside any transaction.
+func (w *Worker) claim(ctx context.Context, now time.Time) ([]pending, error) {
 	rows, err := w.cfg.Store.Pool().Query(ctx, `UPDATE email_outbox SET claimed_until = $1, attempts = attempts + 1
 WHERE (cause, kind) IN (
     SELECT cause, kind FROM email_outbox

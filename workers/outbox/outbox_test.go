@@ -70,16 +70,47 @@ func (f *fixture) worker(t *testing.T, sender mail.Sender) *outbox.Worker {
 // default).
 func (f *fixture) workerBatching(t *testing.T, sender mail.Sender, batchSize int) *outbox.Worker {
 	t.Helper()
+	return f.workerWith(t, sender, func(c *outbox.Config) { c.BatchSize = batchSize })
+}
+
+// workerWith is worker with its config changed by set.
+func (f *fixture) workerWith(t *testing.T, sender mail.Sender, set func(*outbox.Config)) *outbox.Worker {
+	t.Helper()
 	templates, err := mail.NewTemplates()
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := outbox.New(outbox.Config{Store: f.store, Accounts: f.accounts, Sender: sender, Templates: templates,
-		Clock: f.clock, Policy: policy.Default(), SecretKey: secret, PublicURL: "https://account.example.com", BatchSize: batchSize})
+	cfg := outbox.Config{Store: f.store, Accounts: f.accounts, Sender: sender, Templates: templates,
+		Clock: f.clock, Policy: policy.Default(), SecretKey: secret, PublicURL: "https://account.example.com"}
+	set(&cfg)
+	w, err := outbox.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return w
+}
+
+// moreResets asks n more resets of the account of stream, once the outbox
+// projection has seen them.
+func (f *fixture) moreResets(t *testing.T, stream eventstore.StreamID, n int) {
+	t.Helper()
+	ctx := context.Background()
+	meta := eventstore.CommandMeta{Metadata: eventstore.Metadata{ActorKind: eventstore.ActorCustomer, ActorID: "ann"}}
+	var last eventstore.Checkpoint
+	for range n {
+		resetID := uuid.New()
+		out, err := f.accounts.Handle(ctx, stream, account.RequestPasswordReset{ResetID: resetID,
+			TokenHash: account.HashResetToken(account.ResetToken(secret, resetID))}, meta)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = out.Append.Checkpoint()
+	}
+	wait, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := f.runner.WaitFor(wait, last); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // requestReset opens an account and asks for a reset; it returns the token
@@ -223,22 +254,7 @@ func TestOutbox_Drain_SendsEveryBatchThenStops(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	stream, _ := f.requestReset(t)
-	meta := eventstore.CommandMeta{Metadata: eventstore.Metadata{ActorKind: eventstore.ActorCustomer, ActorID: "ann"}}
-	var last eventstore.Checkpoint
-	for range 4 {
-		resetID := uuid.New()
-		out, err := f.accounts.Handle(ctx, stream, account.RequestPasswordReset{ResetID: resetID,
-			TokenHash: account.HashResetToken(account.ResetToken(secret, resetID))}, meta)
-		if err != nil {
-			t.Fatal(err)
-		}
-		last = out.Append.Checkpoint()
-	}
-	wait, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := f.runner.WaitFor(wait, last); err != nil {
-		t.Fatal(err)
-	}
+	f.moreResets(t, stream, 4)
 	if n, err := f.workerBatching(t, failingSender{}, 2).Drain(ctx); n != 0 || err != nil {
 		t.Fatalf("a drain whose sends all fail sent %d (%v), want 0 and a return", n, err)
 	}
@@ -254,6 +270,76 @@ func TestOutbox_Drain_SendsEveryBatchThenStops(t *testing.T) {
 	}
 	if n, err := w.RunOnce(ctx); n != 0 || err != nil {
 		t.Fatalf("a run after the drain sent %d (%v), want none left", n, err)
+	}
+}
+
+// slowSender sends, then moves clock on by took, as a slow mail server
+// would have taken that long.
+type slowSender struct {
+	mail.Sender
+	clock *clock.Simulated
+	took  time.Duration
+}
+
+func (s slowSender) Send(ctx context.Context, m mail.Message) error {
+	err := s.Sender.Send(ctx, m)
+	if advanceErr := s.clock.Advance(s.took); advanceErr != nil {
+		return advanceErr
+	}
+	return err
+}
+
+// rule EML-2: a run starts a send only in the first half of its lease, so
+// that no send outlasts the lease while another worker claims and sends the
+// same message; what it did not reach goes out in a later run, each message
+// once.
+func TestRule_EML2_NoSendStartsLateInItsLease(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	stream, _ := f.requestReset(t)
+	f.moreResets(t, stream, 2)
+	slow := slowSender{Sender: f.maildir, clock: f.clock, took: 40 * time.Second}
+	one := func(c *outbox.Config) { c.Concurrency = 1 }
+	if n, err := f.workerWith(t, slow, one).RunOnce(context.Background()); n != 1 || err != nil {
+		t.Fatalf("a run of 40-s sends on a 1-min lease sent %d (%v), want 1: the others would have started past half the lease", n, err)
+	}
+	if n, _ := f.worker(t, f.maildir).RunOnce(context.Background()); n != 0 {
+		t.Fatalf("another worker sent %d messages still leased", n)
+	}
+	if err := f.clock.Advance(30 * time.Second); err != nil { // the lease runs out
+		t.Fatal(err)
+	}
+	if n, err := f.worker(t, f.maildir).RunOnce(context.Background()); n != 2 || err != nil {
+		t.Fatalf("the next run sent %d (%v), want the 2 left", n, err)
+	}
+	if got := len(f.delivered(t)); got != 3 {
+		t.Fatalf("%d messages delivered, want 3, each once", got)
+	}
+}
+
+// rule EML-2: leases are measured on the lease clock: moving the engine's
+// (simulated) clock on by days does not end them, so a second drainer on the
+// same process cannot send a message the first is sending.
+func TestRule_EML2_LeasesRunOnTheLeaseClock(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.requestReset(t)
+	leases := clock.NewSimulated(time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC))
+	onLeases := func(c *outbox.Config) { c.LeaseClock = leases }
+	if n, _ := f.workerWith(t, failingSender{}, onLeases).RunOnce(context.Background()); n != 0 {
+		t.Fatal("a failed send counted as sent")
+	}
+	if err := f.clock.Advance(48 * time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := f.workerWith(t, f.maildir, onLeases).RunOnce(context.Background()); n != 0 {
+		t.Fatal("two days on the engine's clock ended a lease of one minute on the lease clock")
+	}
+	if err := leases.Advance(2 * time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := f.workerWith(t, f.maildir, onLeases).RunOnce(context.Background()); n != 1 || err != nil {
+		t.Fatalf("after the lease sent %d (%v), want 1", n, err)
 	}
 }
 
