@@ -22,15 +22,7 @@ import (
 // clock the endpoints do not exist.
 func TestRule_TIM2_TestClockAdvanceRenewsAsIfTimePassed(t *testing.T) {
 	t.Parallel()
-	dataDir := t.TempDir()
-	m, out := MustParse(t, map[string]string{"DATABASE_URL": pgtest.NewDatabase(t)},
-		"serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir, "--shutdown-timeout", "5s",
-		"--clock", "simulated", "--clock-start", "2027-01-31T09:00:00Z")
-	srv := MustStartServe(t, m, out, time.Minute)
-	c := apiClient{t: t, base: srv.base}
-
-	c.call("POST", "/v1/accounts", `{"email":"tim@example.com","password":"correct-horse","name":"Tim Ode","country":"US"}`, http.StatusCreated)
-	c.token = c.call("POST", "/v1/sessions", `{"email":"tim@example.com","password":"correct-horse"}`, http.StatusCreated)["token"].(string)
+	c, dataDir, srv := simulatedServe(t, "2027-01-31T09:00:00Z")
 	c.call("POST", "/v1/orders", `{"storefront":"US","lines":[{"product":"NS-STD","term":"monthly","platform":"windows","quantity":1}],
 		"payment_method":{"type":"card","card":{"number":"4242 4242 4242 4242","cvv":"123","exp_month":12,"exp_year":2030,"holder_name":"Tim Ode"}}}`, http.StatusCreated)
 	if got := c.product()["expires_at"]; got != "2027-02-28T09:00:00Z" {
@@ -44,8 +36,7 @@ func TestRule_TIM2_TestClockAdvanceRenewsAsIfTimePassed(t *testing.T) {
 	if got := c.call("GET", "/v1/test-clock", "", http.StatusOK)["now"]; got != "2027-04-03T09:00:00Z" {
 		t.Errorf("the test clock reads %v after the advance", got)
 	}
-	// the session has expired with the 62 days, as it would have
-	c.token = c.call("POST", "/v1/sessions", `{"email":"tim@example.com","password":"correct-horse"}`, http.StatusCreated)["token"].(string)
+	c.signIn() // the session has expired with the 62 days, as it would have
 	p := c.product()
 	if p["expires_at"] != "2027-04-30T09:00:00Z" || p["status"] != "active" || p["auto_renewal"] != true {
 		t.Errorf("after 62 days the plan shows %v %v renewing %v, want renewed twice from the Jan 31 anchor (Feb 28 → Mar 31 → Apr 30), active, renewing",
@@ -66,12 +57,12 @@ func TestRule_TIM2_TestClockAdvanceRenewsAsIfTimePassed(t *testing.T) {
 	}
 	srv.MustStop(t, 7*time.Second)
 
-	m, out = MustParse(t, map[string]string{"DATABASE_URL": pgtest.NewDatabase(t)},
+	m, out := MustParse(t, map[string]string{"DATABASE_URL": pgtest.NewDatabase(t)},
 		"serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--shutdown-timeout", "5s")
 	srv = MustStartServe(t, m, out, time.Minute)
-	c = apiClient{t: t, base: srv.base}
-	c.call("POST", "/v1/test-clock/advance", `{"days":1}`, http.StatusNotFound)
-	c.call("GET", "/v1/test-clock", "", http.StatusNotFound)
+	system := apiClient{t: t, base: srv.base}
+	system.call("POST", "/v1/test-clock/advance", `{"days":1}`, http.StatusNotFound)
+	system.call("GET", "/v1/test-clock", "", http.StatusNotFound)
 }
 
 // rule TIM-2 (with ARS-2): work a command makes due at once runs at the
@@ -81,24 +72,14 @@ func TestRule_TIM2_TestClockAdvanceRenewsAsIfTimePassed(t *testing.T) {
 // lies beyond the advance.
 func TestRule_TIM2_AdvanceRunsWorkDueAtItsStart(t *testing.T) {
 	t.Parallel()
-	dataDir := t.TempDir()
-	m, out := MustParse(t, map[string]string{"DATABASE_URL": pgtest.NewDatabase(t)},
-		"serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir, "--shutdown-timeout", "5s",
-		"--clock", "simulated", "--clock-start", "2027-01-01T09:00:00Z")
-	srv := MustStartServe(t, m, out, time.Minute)
+	c, dataDir, srv := simulatedServe(t, "2027-01-01T09:00:00Z")
 	defer srv.MustStop(t, 7*time.Second)
-	c := apiClient{t: t, base: srv.base}
-	c.call("POST", "/v1/accounts", `{"email":"tim@example.com","password":"correct-horse","name":"Tim Ode","country":"US"}`, http.StatusCreated)
-	signIn := func() {
-		c.token = c.call("POST", "/v1/sessions", `{"email":"tim@example.com","password":"correct-horse"}`, http.StatusCreated)["token"].(string)
-	}
-	signIn()
 	c.call("POST", "/v1/orders", `{"storefront":"US","lines":[{"product":"NS-STD","term":"annual","platform":"windows","quantity":1}],
 		"payment_method":{"type":"card","card":{"number":"4242 4242 4242 4242","cvv":"123","exp_month":12,"exp_year":2030,"holder_name":"Tim Ode"}}}`, http.StatusCreated)
 	renewal := "/v1/subscriptions/" + c.product()["subscription_id"].(string) + "/auto-renewal"
 	c.call("PUT", renewal, `{"on":false}`, http.StatusOK)
 	c.call("POST", "/v1/test-clock/advance", `{"to":"2027-12-10T09:00:00Z"}`, http.StatusOK) // past the notice date, Dec 2
-	signIn()
+	c.signIn()
 	c.call("PUT", renewal, `{"on":true}`, http.StatusOK)
 	c.call("POST", "/v1/test-clock/advance", `{"to":"2027-12-10T09:30:00Z"}`, http.StatusOK)
 
@@ -114,6 +95,28 @@ func TestRule_TIM2_AdvanceRunsWorkDueAtItsStart(t *testing.T) {
 	if date, err := notices[0].Header.Date(); err != nil || !date.Equal(time.Date(2027, 12, 10, 9, 0, 0, 0, time.UTC)) {
 		t.Errorf("the notice is dated %v (%v), want the advance's start, 2027-12-10 09:00 UTC", date, err)
 	}
+}
+
+// simulatedServe starts serve on a simulated clock from start (RFC 3339)
+// with Tim's account, signed in; it returns his client, the data directory
+// and the server.
+func simulatedServe(t *testing.T, start string) (*apiClient, string, *running) {
+	t.Helper()
+	dataDir := t.TempDir()
+	m, out := MustParse(t, map[string]string{"DATABASE_URL": pgtest.NewDatabase(t)},
+		"serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir, "--shutdown-timeout", "5s",
+		"--clock", "simulated", "--clock-start", start)
+	srv := MustStartServe(t, m, out, time.Minute)
+	c := &apiClient{t: t, base: srv.base}
+	c.call("POST", "/v1/accounts", `{"email":"tim@example.com","password":"correct-horse","name":"Tim Ode","country":"US"}`, http.StatusCreated)
+	c.signIn()
+	return c, dataDir, srv
+}
+
+// signIn opens a session for Tim.
+func (c *apiClient) signIn() {
+	c.t.Helper()
+	c.token = c.call("POST", "/v1/sessions", `{"email":"tim@example.com","password":"correct-horse"}`, http.StatusCreated)["token"].(string)
 }
 
 // maildirMessages reads the messages the engine delivered to the data
