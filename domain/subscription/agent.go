@@ -93,7 +93,7 @@ func decideAdjustDays(s Subscription, c AdjustDays, now time.Time) ([]domain.Eve
 func evolveDaysAdjusted(s Subscription, e DaysAdjusted) Subscription {
 	r := &s.st.Renewal
 	r.ExpiresAt, r.Anchor, r.Terms, r.Refunded = e.ExpiresAt, e.ExpiresAt, 0, false
-	if r.Cycle.Attempts == 0 && r.Cycle.Pending == nil && !r.Cycle.Lapsed {
+	if r.Cycle.unbilled() {
 		r.Cycle.NoticedAt, r.Cycle.ChargeAt, r.Cycle.ReminderDays = time.Time{}, time.Time{}, 0
 	}
 	return s

@@ -206,15 +206,20 @@ func decideConvert(s Subscription, c Convert, now time.Time, p policy.Policy) ([
 }
 
 // evolveConverted makes the subscription the new product with the new key,
-// renewing at the new product's price.
+// renewing at the new product's price. A notice that announced the old
+// fee for a period not yet charged is given again with the new one, and the
+// charge follows it (ARS-2: the pre-billing e-mail states the fee).
 func evolveConverted(s Subscription, e Converted) Subscription {
 	s.st.RetiredKeys = append(slices.Clone(s.st.RetiredKeys), e.PreviousKey)
 	c := &s.st.Created
 	c.Product, c.ProductName, c.Seats = e.Product, e.ProductName, e.Seats
 	c.Registrable, c.RecoveryTool, c.Legacy, c.Key = e.Registrable, e.RecoveryTool, false, e.Key
 	s.st.Devices = nil
-	if !e.Price.IsZero() {
-		s.st.Renewal.Price = e.Price
+	if r := &s.st.Renewal; !e.Price.IsZero() && !e.Price.Equal(r.Price) {
+		r.Price = e.Price
+		if r.Cycle.unbilled() {
+			r.Cycle.NoticedAt, r.Cycle.ChargeAt = time.Time{}, time.Time{}
+		}
 	}
 	return s
 }

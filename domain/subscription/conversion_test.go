@@ -153,6 +153,33 @@ func TestRule_AGT2_RenewalCountsFromTheAdjustedExpiry(t *testing.T) {
 	}
 }
 
+// rule ARS-2 with CNV-3: a conversion after the notice and before the
+// charge changes the fee, so the notice is given again with the new fee,
+// and the charge of the new fee follows it (7 days before expiry here).
+func TestRule_ARS2_ConversionAfterTheNoticeAnnouncesTheNewFee(t *testing.T) {
+	us, _ := cat.Storefront("US")
+	old, _ := cat.Price("N360", catalog.Annual, us.Currency())
+	fee, _ := cat.Price("NS-PRM", catalog.Annual, us.Currency())
+	if old.Equal(fee) {
+		t.Fatalf("N360 and NS-PRM both cost %v: the test needs two fees", fee)
+	}
+	l := newSim(t, created(t, "N360", catalog.Annual, catalog.Windows, subscription.Origin{Storefront: us, AutoRenew: true, Price: old}))
+	l.method = mustCard(t, "tok_card", 12, 2035)
+	exp := l.s.ExpiresAt()
+	l.advance(exp.Add(-30 * day))
+	converted := exp.Add(-29 * day)
+	l.do(converted, subscription.Convert{AccountID: ann, Plan: plan(t, l.s, "NS-PRM"), Key: mustKey(t, newKey)})
+	l.advance(exp.Add(pol.Grace))
+	notices := logged[subscription.RenewalNoticeIssued](l)
+	if len(notices) != 2 || !notices[0].Amount.Equal(old) || !notices[1].Amount.Equal(fee) || !notices[1].At.Equal(converted) {
+		t.Fatalf("notices %+v, want the first of %v and another of %v at the conversion", notices, old, fee)
+	}
+	charged := logged[subscription.ChargeSucceeded](l)
+	if len(charged) != 1 || !charged[0].Amount.Equal(fee) || !charged[0].At.Equal(exp.Add(-pol.AnnualChargeLead)) {
+		t.Fatalf("charges %+v, want one of %v 7 days before expiry, as the new notice said", charged, fee)
+	}
+}
+
 // rule CNV-3: a converted subscription that renews at a price renews at the
 // new product's price, in the same currency.
 func TestRule_CNV3_ConvertedSubscriptionRenewsAtTheNewPrice(t *testing.T) {

@@ -297,6 +297,11 @@ type cycle struct {
 	Lapsed         bool             `json:"lapsed,omitempty"`
 }
 
+// unbilled reports whether no charge of the period has been tried and the
+// period has not lapsed: its notice may still be given again, announcing
+// what changed since (ARS-2).
+func (c cycle) unbilled() bool { return c.Attempts == 0 && c.Pending == nil && !c.Lapsed }
+
 type addOn struct {
 	Code  string      `json:"code"`
 	Name  string      `json:"name"`
