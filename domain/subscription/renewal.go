@@ -879,7 +879,7 @@ func (s Subscription) cancel(c Cancel, now time.Time, p policy.Policy) ([]domain
 		// would leave that charge's outcome to renew a refunded plan.
 		return nil, ErrChargePending
 	}
-	if refundable && now.Before(r.ExpiresAt) {
+	if refundable && s.Status(now, p).Current() { // in grace too: a declined renewal awaiting its retry
 		out = append(out, RefundRequested{Period: 0, ChargeID: s.st.Created.InitialChargeID, Amount: s.st.Created.InitialCharge,
 			IdempotencyKey: RefundKey(s.st.Created.SubscriptionID, 0), Initial: true, At: now})
 	}

@@ -717,6 +717,32 @@ func TestRule_MON2_EarlyCancellationRefundsTheInitialCharge(t *testing.T) {
 	}
 }
 
+// rule MON-2: a cancellation within the 30 days refunds the initial charge
+// also while the plan is in grace, its renewal declined and awaiting a retry
+// (a first month of 28 days): the plan ends at once, and the retries with it.
+func TestRule_MON2_EarlyCancellationInGraceRefundsTheInitialCharge(t *testing.T) {
+	start := at(2027, 1, 31)
+	l := newSim(t, bought(t, catalog.Monthly, start))
+	l.gateway = decline
+	exp := l.s.ExpiresAt() // February 28
+	l.advance(exp.Add(time.Hour))
+	if got := logged[subscription.ChargeDeclined](l); len(got) != 1 {
+		t.Fatalf("declines %+v, want the renewal's first", got)
+	}
+	cancelAt := exp.Add(2 * time.Hour) // day 28 of the plan
+	wantStatus(t, l.s, cancelAt, subscription.StatusGrace)
+	events := l.do(cancelAt, subscription.Cancel{AccountID: ann})
+	if got := only[subscription.RefundRequested](events); len(got) != 1 || !got[0].Initial || got[0].Amount != initialFee {
+		t.Fatalf("cancel in grace within the 30 days: %s, want the initial charge's refund", show(events))
+	}
+	l.advance(cancelAt.Add(10 * day))
+	wantStatus(t, l.s, cancelAt, subscription.StatusRefunded)
+	if got := logged[subscription.ChargeRequested](l); len(got) != 1 {
+		t.Fatalf("charges requested %+v, want no retry after the plan ended", got)
+	}
+	l.noneDue()
+}
+
 // rule MON-2: a plan bought at the end of January renews on February 28,
 // inside the 30 days; while that charge is under way, an early
 // cancellation (which would refund and end the plan at once) is refused
