@@ -774,10 +774,16 @@ func (s Subscription) declined(attempt int, chargeID, code string, now time.Time
 	if first.IsZero() {
 		first = now
 	}
+	// The next of the retries counted from the first decline that is still
+	// ahead: a retry brought forward by a billing update (ARS-6) is one
+	// more, not one of them.
 	var retry time.Time
-	if attempt-1 < len(p.RetryOffsets) {
-		if at := first.Add(p.RetryOffsets[attempt-1]); at.Before(r.ExpiresAt.Add(p.Grace)) {
-			retry = later(at, now)
+	for _, offset := range p.RetryOffsets {
+		if at := first.Add(offset); at.After(now) {
+			if at.Before(r.ExpiresAt.Add(p.Grace)) {
+				retry = at
+			}
+			break
 		}
 	}
 	out := []domain.Event{ChargeDeclined{Period: r.Period, Attempt: attempt, ChargeID: chargeID, DeclineCode: code, NextRetryAt: retry, At: now}}

@@ -559,6 +559,41 @@ func TestRule_ARS6_BillingUpdateRetriesAtOnce(t *testing.T) {
 	}
 }
 
+// rule ARS-6: retries brought forward by billing updates that are declined
+// too are more tries, not the scheduled ones: the retries 1, 3 and 5 days
+// after the first decline still come, and the period lapses only after the
+// last of them.
+func TestRule_ARS6_DeclinedBillingUpdatesKeepTheScheduledRetries(t *testing.T) {
+	l := newSim(t, bought(t, catalog.Annual, at(2027, 1, 10)))
+	l.method = mustCard(t, "tok_0", 12, 2030)
+	l.gateway = decline
+	first := l.s.ExpiresAt().Add(-7 * day)
+	l.advance(first)
+	want := []time.Time{first}
+	for i := 1; i <= 3; i++ { // three updates within the first day, each declined
+		update := first.Add(time.Duration(i) * time.Hour)
+		l.method = mustCard(t, fmt.Sprintf("tok_%d", i), 12, 2030)
+		l.runDue(update) // the update brings the retry forward
+		l.advance(update)
+		want = append(want, update)
+		if !l.s.AwaitingRetry() || !l.due().Equal(first.Add(day)) {
+			t.Fatalf("after update %d: awaiting %v, due %s, want the retry of day 1", i, l.s.AwaitingRetry(), l.due())
+		}
+	}
+	l.advance(first.Add(10 * day))
+	want = append(want, first.Add(day), first.Add(3*day), first.Add(5*day))
+	var got []time.Time
+	for _, c := range logged[subscription.ChargeRequested](l) {
+		got = append(got, c.At)
+	}
+	if !slices.EqualFunc(got, want, time.Time.Equal) {
+		t.Fatalf("charges requested at %v, want %v", got, want)
+	}
+	if lapsed := logged[subscription.RenewalLapsed](l); len(lapsed) != 1 || !lapsed[0].At.Equal(first.Add(5*day)) {
+		t.Fatalf("lapsed %+v, want once, at the last retry", lapsed)
+	}
+}
+
 // rule ARS-7: a renewal charge is refunded within 60 days of it (day 60
 // included); after, the refusal says when the window closed. The refund
 // takes the renewed term back off.
