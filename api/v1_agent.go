@@ -427,7 +427,7 @@ func (g *agentAPI) placeFreeOrder(ctx context.Context, acct account.Account, ord
 	}
 	zero := money.Zero(store.Currency())
 	placed := order.Placed{OrderID: orderID, Storefront: store.Code(), BuyerEmail: acct.Email().String(), SavedTo: acct.ID(),
-		PlacedAt: g.s.Clock().Now(), Total: zero, Free: true,
+		Total: zero, Free: true,
 		Lines: []order.Line{{Product: product.Code(), ProductName: product.Name(), Term: catalog.Annual.String(), Platform: platform.String(),
 			Quantity: 1, UnitPrice: zero, Amount: zero, RenewalPrice: renewal}}}
 	meta.CommandID = "place/" + orderID.String()

@@ -232,7 +232,7 @@ func (o *ordersAPI) place(w http.ResponseWriter, r *http.Request) error {
 		id = uuid.NewSHA1(orderIDSpace, []byte(principal(r)+"\x00"+key))
 	}
 	placed := order.Placed{OrderID: id, Storefront: store.Code(), Lines: lines, Total: total, BuyerEmail: b.email,
-		SavedTo: b.savedTo, PlacedAt: o.s.Clock().Now()}
+		SavedTo: b.savedTo}
 	token := func() (string, error) { return o.paymentToken(ctx, in, b, store, hasTrial(lines)) }
 	st, err := o.placeOnce(ctx, placed, token, o.actor(placed, "place/"+id.String()))
 	if err != nil {

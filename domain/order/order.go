@@ -97,7 +97,8 @@ type Placed struct {
 	Total      money.Money `json:"total"`
 	BuyerEmail string      `json:"buyer_email"`
 	SavedTo    uuid.UUID   `json:"saved_to,omitzero"`
-	PlacedAt   time.Time   `json:"placed_at"`
+	// PlacedAt is the instant of the Place command (set by the decider).
+	PlacedAt time.Time `json:"placed_at"`
 	// PaymentToken is the gateway token the order is charged to (never a
 	// card number: SEC-3), so that a retried charge uses the same request
 	// under the same idempotency key.
@@ -304,7 +305,9 @@ func decide(o Order, cmd Command, now time.Time, _ policy.Policy) ([]domain.Even
 		if c.Placed.Free && !c.Placed.Total.IsZero() {
 			return nil, domain.Invalid("total", "a free order costs nothing")
 		}
-		return []domain.Event{c.Placed}, nil
+		placed := c.Placed
+		placed.PlacedAt = now // the command's instant, whatever the caller read (TIM-1)
+		return []domain.Event{placed}, nil
 	}
 	if !o.exists {
 		return nil, ErrNotFound

@@ -2,6 +2,7 @@ package order_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/subs-engine/subs/domain"
@@ -123,7 +124,21 @@ func TestCheckLines_RefusesLinesThatDoNotAddUp(t *testing.T) {
 			}
 		})
 	}
-	decidertest.Given(t, order.Decider).When(placed(nisLines, 11998)).Then(placed(nisLines, 11998).Placed)
+	decidertest.Given(t, order.Decider).When(placed(nisLines, 11998)).Then(placedAt(placed(nisLines, 11998).Placed, decidertest.DefaultNow))
+}
+
+func placedAt(p order.Placed, at time.Time) order.Placed {
+	p.PlacedAt = at
+	return p
+}
+
+// rule TIM-1: an order is placed at its command's instant, whatever instant
+// the caller read before (one command sees one instant).
+func TestRule_TIM1_OrderPlacedAtTheCommandsInstant(t *testing.T) {
+	read := decidertest.DefaultNow.Add(-time.Second)
+	cmd := order.Place{Placed: placedAt(order.Placed{OrderID: orderID, Number: number, Storefront: "US", Lines: nisLines,
+		Total: money.New(11998, usd)}, read)}
+	decidertest.Given(t, order.Decider).When(cmd).Then(placedAt(cmd.Placed, decidertest.DefaultNow))
 }
 
 func TestFulfil_OnlyPaidOrdersOnce(t *testing.T) {
