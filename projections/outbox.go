@@ -30,6 +30,10 @@ const (
 	EmailRefundConfirmation = "refund_confirmation" // a refund was made (ARS-7, MON-2)
 )
 
+// OrderEmailKinds are the e-mail kinds about an order, recorded on its
+// stream and addressed by it (OrderEmailData).
+var OrderEmailKinds = []string{EmailOrderConfirmation, EmailOrderNeedsAction}
+
 // SubscriptionEmailKinds are the e-mail kinds caused by a subscription's
 // events and recorded on its stream.
 var SubscriptionEmailKinds = []string{EmailRenewalNotice, EmailRenewalReminder, EmailTrialEnding, EmailRenewalReceipt,

@@ -94,7 +94,8 @@ func evolveDaysAdjusted(s Subscription, e DaysAdjusted) Subscription {
 	r := &s.st.Renewal
 	r.ExpiresAt, r.Anchor, r.Terms, r.Refunded = e.ExpiresAt, e.ExpiresAt, 0, false
 	if r.Cycle.unbilled() {
-		r.Cycle.NoticedAt, r.Cycle.ChargeAt, r.Cycle.ReminderDays = time.Time{}, time.Time{}, 0
+		r.Cycle.forgetNotice()
+		r.Cycle.ReminderDays = 0
 	}
 	return s
 }

@@ -218,7 +218,7 @@ func evolveConverted(s Subscription, e Converted) Subscription {
 	if r := &s.st.Renewal; !e.Price.IsZero() && !e.Price.Equal(r.Price) {
 		r.Price = e.Price
 		if r.Cycle.unbilled() {
-			r.Cycle.NoticedAt, r.Cycle.ChargeAt = time.Time{}, time.Time{}
+			r.Cycle.forgetNotice()
 		}
 	}
 	return s

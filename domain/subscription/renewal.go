@@ -302,6 +302,10 @@ type cycle struct {
 // what changed since (ARS-2).
 func (c cycle) unbilled() bool { return c.Attempts == 0 && c.Pending == nil && !c.Lapsed }
 
+// forgetNotice makes the period's notice due again, with the charge date it
+// will set.
+func (c *cycle) forgetNotice() { c.NoticedAt, c.ChargeAt = time.Time{}, time.Time{} }
+
 type addOn struct {
 	Code  string      `json:"code"`
 	Name  string      `json:"name"`

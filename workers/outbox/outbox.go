@@ -361,7 +361,7 @@ func (w *Worker) send(ctx context.Context, p pending, streams loaded, recs *reco
 // prepare resolves where p goes and what it says, from the streams loaded
 // for its batch.
 func (w *Worker) prepare(ctx context.Context, p pending, streams loaded) (delivery, error) {
-	if p.kind == projections.EmailOrderConfirmation || p.kind == projections.EmailOrderNeedsAction {
+	if slices.Contains(projections.OrderEmailKinds, p.kind) {
 		return w.prepareOrder(ctx, p)
 	}
 	if slices.Contains(projections.SubscriptionEmailKinds, p.kind) {
