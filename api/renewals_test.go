@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -273,5 +274,73 @@ func TestRule_SEC1_RenewalEndpointsOnAnotherAccountsSubscription(t *testing.T) {
 	}
 	if got := e.row(ann(), id); got["auto_renewal"] != true || !slices.Equal(got["add_ons"].([]any), []any{}) || strings.Contains(got["status"].(string), "refund") {
 		t.Errorf("ann's plan changed: %v", got)
+	}
+}
+
+// mailBySubject counts the messages of mails whose subject starts with
+// prefix, by recipient address.
+func mailBySubject(mails []string, prefix string) map[string]int {
+	out := map[string]int{}
+	for _, m := range mails {
+		if !strings.Contains(m, "\nSubject: "+prefix) {
+			continue
+		}
+		for l := range strings.Lines(m) {
+			if to, ok := strings.CutPrefix(strings.TrimSpace(l), "To: "); ok {
+				out[strings.Trim(to[strings.LastIndex(to, " ")+1:], "<>")]++
+				break
+			}
+		}
+	}
+	return out
+}
+
+// rule ARS-2, ARS-3, ORD-5, PRD-5: a subscription in no account renews like
+// any other, so its buyer gets its renewal e-mails: a guest's order (saved
+// in no account, ORD-2) at the address it was placed with; a non-registrable
+// product (not in the products view) at the account its order is saved in,
+// which manages its automatic renewal by its id from the order history.
+func TestRule_ARS2_SubscriptionInNoAccountGetsItsRenewalEmails(t *testing.T) {
+	t.Parallel()
+	e := newEngineEnv(t)
+	ann := e.sessions("ann@example.com")
+	bob := e.sessions("bob@example.com")
+	guest := e.want(e.call("POST", "/v1/orders", "", orderBody("US", `[`+line("NS-STD", "annual", "windows", 1)+`]`, goodCard,
+		`,"email":"guest@example.com","password":"any-pass"`)), http.StatusCreated).json(t)
+	if guest["saved_in_account"] != false {
+		t.Fatalf("the guest's order is saved: %v", guest)
+	}
+	nu := e.buyOne(ann(), "NU", "annual")
+	if len(e.products(ann())) != 0 {
+		t.Fatalf("the non-registrable NU is in the products view: %v", e.products(ann())) // PRD-5
+	}
+	path := "/v1/subscriptions/" + nu + "/auto-renewal"
+	e.want(e.call("PUT", path, bob(), `{"on":false}`), http.StatusNotFound) // SEC-1
+	if row := e.want(e.call("PUT", path, ann(), `{"on":false}`), http.StatusOK).json(t); row["auto_renewal"] != false {
+		t.Fatalf("NU's renewal turned off: %v", row)
+	}
+	expires := mustTime(t, e.row(ann(), nu)["expires_at"])
+
+	e.advance(expires.AddDate(0, 0, -30).Sub(e.clock.Now()))
+	e.runRenewals()
+	mails := e.sendMail()
+	if got, want := mailBySubject(mails, "Your Norton Security Standard will renew on"), map[string]int{"guest@example.com": 1}; !maps.Equal(got, want) {
+		t.Errorf("renewal notices by recipient %v, want %v (ARS-2)", got, want)
+	}
+	if got, want := mailBySubject(mails, "Your Norton Utilities expires on"), map[string]int{"ann@example.com": 1}; !maps.Equal(got, want) {
+		t.Errorf("30-day reminders by recipient %v, want %v (ARS-3)", got, want)
+	}
+
+	e.advance(23 * 24 * time.Hour) // 7 days before expiry: the charge, and the last reminder
+	e.runRenewals()
+	mails = e.sendMail()
+	if got, want := mailBySubject(mails, "Receipt: Norton Security Standard renewed"), map[string]int{"guest@example.com": 1}; !maps.Equal(got, want) {
+		t.Errorf("renewal receipts by recipient %v, want %v (ARS-1)", got, want)
+	}
+	if got, want := mailBySubject(mails, "Your Norton Utilities expires on"), map[string]int{"ann@example.com": 2}; !maps.Equal(got, want) {
+		t.Errorf("reminders by recipient %v, want %v: at 30 and 7 days (ARS-3)", got, want)
+	}
+	if n := e.countEvents("subscription.email_sent"); n != 4 {
+		t.Errorf("%d subscription.email_sent events, want 4 (EML-1)", n)
 	}
 }

@@ -204,8 +204,8 @@ func (g *agentAPI) account(ctx context.Context, id uuid.UUID) (account.Account, 
 	return a, err
 }
 
-// ownerOfSubscription finds the account a reserved key or serial's
-// subscription is registered in.
+// ownerOfSubscription finds the account that owns a reserved key or
+// serial's subscription (subscription.Owner).
 func (g *agentAPI) ownerOfSubscription(ctx context.Context, scope, key string) (uuid.UUID, error) {
 	stream, found, err := g.Store.ReservationOwner(ctx, eventstore.Reservation{Scope: scope, Key: key})
 	if err != nil {
@@ -215,10 +215,10 @@ func (g *agentAPI) ownerOfSubscription(ctx context.Context, scope, key string) (
 		return uuid.Nil, account.ErrNotFound
 	}
 	st, _, err := g.subs.handler.Load(ctx, eventstore.StreamID(stream))
-	if err == nil && st.Account() == uuid.Nil {
+	if err == nil && st.Owner() == uuid.Nil {
 		err = account.ErrNotFound
 	}
-	return st.Account(), err
+	return st.Owner(), err
 }
 
 func (g *agentAPI) findAccount(w http.ResponseWriter, r *http.Request) error {
@@ -468,8 +468,8 @@ func (g *agentAPI) storefront(code string, acct account.Account) (catalog.Storef
 type runner func(ctx context.Context, id uuid.UUID, cmd subscription.Command, meta eventstore.CommandMeta) (eventstore.Outcome[subscription.Subscription], error)
 
 // subscriptionAction runs an agent's command on subscription id with run —
-// cmd makes it for the account the subscription is registered in, the
-// customer's on whose behalf the agent acts — and answers 200 with its
+// cmd makes it for the account that owns the subscription, the customer's
+// on whose behalf the agent acts — and answers 200 with its
 // products-view row.
 func (g *agentAPI) subscriptionAction(w http.ResponseWriter, r *http.Request, reason, logCode string, run runner,
 	cmd func(account uuid.UUID) subscription.Command) error {
@@ -481,7 +481,7 @@ func (g *agentAPI) subscriptionAction(w http.ResponseWriter, r *http.Request, re
 	if err != nil {
 		return err
 	}
-	if _, err := run(r.Context(), id, cmd(st.Account()), agentMeta(r.Context(), reason, logCode, "")); err != nil {
+	if _, err := run(r.Context(), id, cmd(st.Owner()), agentMeta(r.Context(), reason, logCode, "")); err != nil {
 		return err
 	}
 	rows, err := g.subs.queryRows(r.Context(), `WHERE subscription_id = $1`, id)

@@ -163,7 +163,7 @@ func (a *subscriptionsAPI) addAddOn(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	if !st.Exists() || st.Account() != sess.AccountID {
+	if !st.Exists() || st.Owner() != sess.AccountID {
 		return subscription.ErrNotFound // SEC-1
 	}
 	cmd, err := a.addOnCommand(st, sess.AccountID, addOnCode(in.AddOn))

@@ -67,10 +67,11 @@ func (a *subscriptionsAPI) routes() {
 		Responses: map[int]any{http.StatusOK: productsView{}},
 		Handler:   HandlerFunc(a.listProducts)})
 	a.s.Route(Route{Method: "GET", Pattern: "/v1/subscriptions/{id}", Tags: subs, Auth: AuthCustomer,
-		Summary:     "Read one registered subscription",
-		Description: "Its products-view row (PRD-1); a subscription not registered in the caller's account answers 404 (SEC-1).",
-		Responses:   map[int]any{http.StatusOK: productView{}, http.StatusNotFound: nil},
-		Handler:     HandlerFunc(a.getSubscription)})
+		Summary: "Read one of the account's subscriptions",
+		Description: "Its products-view row (PRD-1): of a subscription registered in the caller's account, or of a non-registrable " +
+			"product bought with an order saved in it (PRD-5, ORD-5), which the products list leaves out; any other answers 404 (SEC-1).",
+		Responses: map[int]any{http.StatusOK: productView{}, http.StatusNotFound: nil},
+		Handler:   HandlerFunc(a.getSubscription)})
 	a.s.Route(Route{Method: "POST", Pattern: "/v1/subscriptions/{id}/activations", Tags: subs, Auth: AuthCustomer,
 		Summary: "Activate a computer",
 		Description: "Uses one seat for the computer (KEY-3): 201, or 200 when the computer already uses one. When every seat is in " +
@@ -99,7 +100,7 @@ func (a *subscriptionsAPI) routes() {
 		Handler:   HandlerFunc(a.recoveryTool)})
 	a.s.Route(Route{Method: "PUT", Pattern: "/v1/subscriptions/{id}/auto-renewal", Tags: subs, Auth: AuthCustomer,
 		Summary: "Turn automatic renewal on or off",
-		Description: "Per subscription, once it is in the caller's account (ARS-3, ORD-5). A subscription bought at an Asian online " +
+		Description: "Per subscription, once it is in the caller's account, or its order is (a non-registrable product: ARS-3, ORD-5). A subscription bought at an Asian online " +
 			"store is managed on that store: 409 naming it (ARS-5).",
 		Request:   autoRenewalRequest{},
 		Responses: map[int]any{http.StatusOK: productView{}, http.StatusNotFound: nil},
@@ -472,23 +473,31 @@ WHERE subscription_id = ANY($1) ORDER BY activated_at, device_id`, ids)
 	return out, err
 }
 
-// readRow reads subscription id's row in the caller's account, or
-// subscription.ErrNotFound when it is not registered there (SEC-1).
+// readRow reads subscription id's row if the caller's account owns it
+// (ownedByAccount), or answers subscription.ErrNotFound (SEC-1).
 func (a *subscriptionsAPI) readRow(ctx context.Context, id uuid.UUID) (productRow, error) {
 	sess, _ := SessionFrom(ctx)
 	now := a.s.Clock().Now()
 	row, err := scanRow(a.Store.Pool().QueryRow(ctx, `SELECT `+productColumns+` FROM products_view
-WHERE subscription_id = $1 AND account_id = $2`, id, sess.AccountID), now, a.s.Policy())
+WHERE subscription_id = $1 AND `+ownedByAccount, id, sess.AccountID), now, a.s.Policy())
 	if errors.Is(err, pgx.ErrNoRows) {
 		return row, subscription.ErrNotFound
 	}
 	return row, err
 }
 
+// ownedByAccount is the products_view condition that a row's subscription
+// belongs to account $2: registered in it, or a non-registrable product
+// whose order is saved in it (subscription.Owner). The latter is not listed
+// among the account's products (PRD-1, PRD-5) but is read and managed by
+// its id, found in the order history (ORD-5).
+const ownedByAccount = `(account_id = $2 OR (account_id IS NULL AND NOT registrable
+    AND order_id IN (SELECT order_id FROM orders WHERE account_id = $2)))`
+
 // writeRow answers subscription id's products-view row with its devices.
 func (a *subscriptionsAPI) writeRow(w http.ResponseWriter, r *http.Request, status int, id uuid.UUID) error {
 	sess, _ := SessionFrom(r.Context())
-	rows, err := a.queryRows(r.Context(), `WHERE subscription_id = $1 AND account_id = $2`, id, sess.AccountID)
+	rows, err := a.queryRows(r.Context(), `WHERE subscription_id = $1 AND `+ownedByAccount, id, sess.AccountID)
 	if err != nil {
 		return err
 	}

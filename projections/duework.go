@@ -65,8 +65,8 @@ func (d DueWork) ApplyBatch(ctx context.Context, tx pgx.Tx, recs []eventstore.Re
 			dueAt = at
 		}
 		var accountID any
-		if s.Account() != uuid.Nil {
-			accountID = s.Account()
+		if s.Owner() != uuid.Nil {
+			accountID = s.Owner()
 		}
 		q.Queue(`INSERT INTO due_work (subscription_id, account_id, due_at, awaiting_retry, version, state)
 VALUES ($1, $2, $3, $4, $5, $6)

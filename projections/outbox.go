@@ -131,10 +131,18 @@ func (EmailOutbox) Apply(ctx context.Context, tx pgx.Tx, rec eventstore.Recorded
 		}
 		_, err := tx.Exec(ctx, `DELETE FROM email_outbox WHERE account_id = $1`, accountID(rec))
 		return err
-	case subscription.Registered:
-		_, err := tx.Exec(ctx, `INSERT INTO email_subscription_accounts (subscription_id, account_id) VALUES ($1, $2)
-ON CONFLICT (subscription_id) DO UPDATE SET account_id = excluded.account_id`, subscriptionID(rec), e.AccountID)
+	case subscription.Created:
+		if e.OrderID == uuid.Nil {
+			return nil // a boxed key has no one to write to until it is registered
+		}
+		// In no account yet: its e-mails go through its order (ORD-2).
+		_, err := tx.Exec(ctx, `INSERT INTO email_subscription_accounts (subscription_id, account_id) VALUES ($1, NULL)
+ON CONFLICT (subscription_id) DO NOTHING`, subscriptionID(rec))
 		return err
+	case subscription.Registered:
+		return setSubscriptionAccount(ctx, tx, rec, e.AccountID)
+	case subscription.SavedWithOrder:
+		return setSubscriptionAccount(ctx, tx, rec, e.AccountID)
 	case subscription.EmailSent:
 		return markSent(ctx, tx, e.Cause, e.Kind, rec)
 	case order.Placed:
@@ -158,10 +166,19 @@ func subscriptionID(rec eventstore.RecordedEvent) string {
 	return string(rec.StreamID)[len(subscription.StreamPrefix):]
 }
 
+// setSubscriptionAccount addresses the e-mails of rec's subscription to
+// account: the one its key was registered in, or its order saved in.
+func setSubscriptionAccount(ctx context.Context, tx pgx.Tx, rec eventstore.RecordedEvent, account uuid.UUID) error {
+	_, err := tx.Exec(ctx, `INSERT INTO email_subscription_accounts (subscription_id, account_id) VALUES ($1, $2)
+ON CONFLICT (subscription_id) DO UPDATE SET account_id = excluded.account_id`, subscriptionID(rec), account)
+	return err
+}
+
 // enqueueSubscription adds the e-mail of kind that e, an event of a
 // subscription's renewal lifecycle, calls for, addressed to the account
-// the subscription is registered in; one registered in no account (or in
-// an erased one) gets no e-mail.
+// that owns the subscription (subscription.Owner) or, with no account
+// (NULL), to its order's buyer. A boxed key in no account, or one whose
+// account was erased (AUD-5), gets no e-mail.
 func enqueueSubscription(ctx context.Context, tx pgx.Tx, rec eventstore.RecordedEvent, kind string, e domain.Event) error {
 	event, err := json.Marshal(e)
 	if err != nil {

@@ -817,7 +817,7 @@ func (s Subscription) recordCharge(c RecordChargeOutcome, now time.Time, p polic
 }
 
 func (s Subscription) ownedBy(account uuid.UUID) error {
-	if account == uuid.Nil || s.st.Account != account {
+	if account == uuid.Nil || s.Owner() != account {
 		return ErrNotFound
 	}
 	return nil

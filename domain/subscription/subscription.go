@@ -80,6 +80,16 @@ type Registered struct {
 	At        time.Time `json:"at"`
 }
 
+// SavedWithOrder: the order that bought a non-registrable product was
+// saved in an account (ORD-2, ORD-3). The product stays out of the account's
+// products view (PRD-5), but the account now manages its automatic renewal
+// (ORD-5) and gets its e-mails.
+type SavedWithOrder struct {
+	AccountID uuid.UUID `json:"account_id"`
+	OrderID   uuid.UUID `json:"order_id"`
+	At        time.Time `json:"at"`
+}
+
 // Activated: a computer uses one seat (KEY-3).
 type Activated struct {
 	Device DeviceID  `json:"device"`
@@ -109,6 +119,7 @@ type AutoRenewalChanged struct {
 
 func (Created) EventType() string            { return "subscription.created" }
 func (Registered) EventType() string         { return "subscription.registered" }
+func (SavedWithOrder) EventType() string     { return "subscription.saved_with_order" }
 func (Activated) EventType() string          { return "subscription.activated" }
 func (Deactivated) EventType() string        { return "subscription.deactivated" }
 func (Disabled) EventType() string           { return "subscription.disabled" }
@@ -121,7 +132,7 @@ func (e Created) Claims() []domain.Claim {
 
 // Events lists a zero value of every subscription event, for the codec.
 func Events() []domain.Event {
-	return append([]domain.Event{Created{}, Registered{}, Activated{}, Deactivated{}, Disabled{}, AutoRenewalChanged{}, DaysAdjusted{}, Converted{},
+	return append([]domain.Event{Created{}, Registered{}, SavedWithOrder{}, Activated{}, Deactivated{}, Disabled{}, AutoRenewalChanged{}, DaysAdjusted{}, Converted{},
 		EmailSent{}},
 		renewalEvents()...)
 }
@@ -133,13 +144,16 @@ func Events() []domain.Event {
 type Subscription struct{ st state }
 
 type state struct {
-	Created   Created      `json:"created"`
-	Exists    bool         `json:"exists"`
-	Account   uuid.UUID    `json:"account,omitzero"`
-	Devices   []DeviceID   `json:"devices,omitempty"`
-	Disabled  bool         `json:"disabled,omitempty"`
-	AutoRenew bool         `json:"auto_renew,omitempty"`
-	Renewal   renewalState `json:"renewal"`
+	Created Created   `json:"created"`
+	Exists  bool      `json:"exists"`
+	Account uuid.UUID `json:"account,omitzero"`
+	// OrderAccount is the account the order of a non-registrable product
+	// was saved in (SavedWithOrder).
+	OrderAccount uuid.UUID    `json:"order_account,omitzero"`
+	Devices      []DeviceID   `json:"devices,omitempty"`
+	Disabled     bool         `json:"disabled,omitempty"`
+	AutoRenew    bool         `json:"auto_renew,omitempty"`
+	Renewal      renewalState `json:"renewal"`
 	// RetiredKeys are the keys a conversion replaced (CNV-3).
 	RetiredKeys []ProductKey `json:"retired_keys,omitempty"`
 	// EmailsSent are the e-mails sent about the subscription, as kind/cause
@@ -161,6 +175,17 @@ func (s Subscription) Facts() Created { return s.st.Created }
 
 // Account returns the account the key is registered in, or uuid.Nil.
 func (s Subscription) Account() uuid.UUID { return s.st.Account }
+
+// Owner returns the account that manages the subscription's renewal, pays
+// for it and gets its e-mails: the one the key is registered in, else, for
+// a non-registrable product, the one its order was saved in (ORD-5); or
+// uuid.Nil.
+func (s Subscription) Owner() uuid.UUID {
+	if s.st.Account != uuid.Nil {
+		return s.st.Account
+	}
+	return s.st.OrderAccount
+}
 
 // Devices returns the computers the subscription is activated on.
 func (s Subscription) Devices() []DeviceID { return append([]DeviceID(nil), s.st.Devices...) }
@@ -313,8 +338,13 @@ func decide(s Subscription, cmd Command, now time.Time, p policy.Policy) ([]doma
 		}
 		return []domain.Event{Registered{AccountID: c.AccountID, At: now}}, nil
 	case RegisterFromOrder:
-		if s.st.Created.OrderID != c.OrderID || !s.st.Created.Registrable || s.st.Account == c.AccountID {
+		switch {
+		case s.st.Created.OrderID != c.OrderID || s.Owner() == c.AccountID:
 			return nil, nil
+		case !s.st.Created.Registrable && s.st.OrderAccount == uuid.Nil:
+			return []domain.Event{SavedWithOrder{AccountID: c.AccountID, OrderID: c.OrderID, At: now}}, nil
+		case !s.st.Created.Registrable:
+			return nil, nil // an order is saved in one account only
 		}
 		if s.st.Account != uuid.Nil {
 			return nil, ErrRegisteredElsewhere
@@ -356,7 +386,7 @@ func decide(s Subscription, cmd Command, now time.Time, p policy.Policy) ([]doma
 		return []domain.Event{Disabled{At: now}}, nil
 	case SetAutoRenewal:
 		switch {
-		case s.st.Account != c.AccountID:
+		case s.Owner() != c.AccountID:
 			return nil, ErrNotFound
 		case s.st.Created.AsianStore:
 			return nil, &AsianStoreError{Storefront: s.st.Created.Storefront}
@@ -394,6 +424,8 @@ func evolve(s Subscription, e domain.Event) Subscription {
 		s.st.Renewal = newRenewal(e)
 	case Registered:
 		s.st.Account = e.AccountID
+	case SavedWithOrder:
+		s.st.OrderAccount = e.AccountID
 	case Activated:
 		s.st.Devices = append(s.Devices(), e.Device)
 	case Deactivated:

@@ -134,15 +134,24 @@ func TestRule_KEY2_RegisterSavesTheKeyOnceAndRefusesTheRest(t *testing.T) {
 	decidertest.Given(t, subscription.Decider).When(subscription.Register{AccountID: ann}).ThenError(subscription.ErrNotFound)
 }
 
-// rule PRD-5, CAT-1: a non-registrable product is refused with the order as
-// the way to it; the order's own registration leaves it with the order.
+// rule PRD-5, CAT-1, ORD-5: a non-registrable product is refused with the
+// order as the way to it; the order's saving leaves it with the order, out
+// of the account's products, but gives the account its renewal to manage.
 func TestRule_PRD5_NonRegistrableProductStaysWithItsOrder(t *testing.T) {
-	nu := created(t, "NU", catalog.Annual, catalog.Windows, subscription.Origin{OrderID: order})
+	nu := created(t, "NU", catalog.Annual, catalog.Windows, subscription.Origin{OrderID: order, AutoRenew: true})
 	decidertest.Given(t, subscription.Decider, nu).When(subscription.Register{AccountID: ann}).ThenError(subscription.ErrNotRegistrable)
 	if !strings.Contains(subscription.ErrNotRegistrable.Error(), "order") {
 		t.Errorf("refusal %q does not point at the order", subscription.ErrNotRegistrable)
 	}
-	decidertest.Given(t, subscription.Decider, nu).When(subscription.RegisterFromOrder{AccountID: ann, OrderID: order}).ThenNothing()
+	saved := subscription.SavedWithOrder{AccountID: ann, OrderID: order, At: now}
+	decidertest.Given(t, subscription.Decider, nu).When(subscription.RegisterFromOrder{AccountID: ann, OrderID: order}).Then(saved)
+	withOrder := decidertest.Given(t, subscription.Decider, nu, saved)
+	withOrder.When(subscription.RegisterFromOrder{AccountID: ann, OrderID: order}).ThenNothing()
+	withOrder.When(subscription.RegisterFromOrder{AccountID: bob, OrderID: order}).ThenNothing()
+	withOrder.When(subscription.SetAutoRenewal{AccountID: ann, On: false}).Then(subscription.AutoRenewalChanged{On: false, At: now})
+	withOrder.When(subscription.SetAutoRenewal{AccountID: bob, On: false}).ThenError(subscription.ErrNotFound)
+	withOrder.When(subscription.Activate{AccountID: ann, Device: mustDevice(t, "pc-1")}).ThenError(subscription.ErrNotFound)
+	decidertest.Given(t, subscription.Decider, nu).When(subscription.SetAutoRenewal{AccountID: ann, On: false}).ThenError(subscription.ErrNotFound)
 }
 
 func TestRule_KEY3_ActivationUsesSeatsAndRefusesBeyondThem(t *testing.T) {

@@ -365,7 +365,7 @@ func (w *Worker) prepare(ctx context.Context, p pending, streams loaded) (delive
 		return w.prepareOrder(ctx, p)
 	}
 	if slices.Contains(projections.SubscriptionEmailKinds, p.kind) {
-		return w.prepareSubscription(p, streams)
+		return w.prepareSubscription(ctx, p, streams)
 	}
 	if !p.accountID.Valid {
 		return delivery{}, fmt.Errorf("outbox: e-mail %s names no account", p.kind)
@@ -406,32 +406,50 @@ func (w *Worker) prepareOrder(ctx context.Context, p pending) (delivery, error) 
 	if !o.Exists() {
 		return delivery{}, fmt.Errorf("outbox: order %s does not exist", od.OrderID)
 	}
+	to, err := w.orderRecipient(ctx, o)
+	if err != nil {
+		return delivery{}, fmt.Errorf("outbox: e-mail %s of order %s: %w", p.kind, od.OrderID, err)
+	}
 	d := delivery{
-		to:   netmail.Address{Address: o.Placement().BuyerEmail},
+		to:   to,
 		sent: o.EmailSent(p.kind, p.cause),
 		record: func(r *records, msg int, meta eventstore.CommandMeta, messageID string) {
 			add(r, &r.orders, msg, stream, eventstore.Loaded[order.Order]{State: o, Version: version},
 				order.Command(order.RecordEmailSent{Kind: p.kind, Cause: p.cause, MessageID: messageID}), meta)
 		},
 	}
-	name := ""
-	if o.SavedTo() != uuid.Nil {
-		acct, _, err := w.cfg.Accounts.Load(ctx, eventstore.StreamID("account-"+o.SavedTo().String()))
-		if err != nil {
-			return delivery{}, err
-		}
-		d.to = netmail.Address{Name: acct.Name().String(), Address: acct.Email().String()}
-		name = acct.Name().String()
-	}
 	if d.sent {
 		return d, nil
 	}
 	if p.kind == projections.EmailOrderNeedsAction {
-		d.data, err = w.orderNeedsActionData(o, name)
+		d.data, err = w.orderNeedsActionData(o, to.Name)
 		return d, err
 	}
-	d.data = orderConfirmationData(o, name)
+	d.data = orderConfirmationData(o, to.Name)
 	return d, nil
+}
+
+// orderRecipient is where an e-mail about order o, or about a subscription
+// it bought that is in no account, goes: the account the order is saved
+// in, else the address the buyer typed (ORD-2), with no name.
+func (w *Worker) orderRecipient(ctx context.Context, o order.Order) (netmail.Address, error) {
+	if o.SavedTo() == uuid.Nil {
+		return netmail.Address{Address: o.Placement().BuyerEmail}, nil
+	}
+	acct, _, err := w.cfg.Accounts.Load(ctx, eventstore.StreamID(account.StreamName(o.SavedTo())))
+	if err != nil {
+		return netmail.Address{}, err
+	}
+	return accountRecipient(acct, o.SavedTo())
+}
+
+// accountRecipient is the address of account acct, id; an erased account
+// gets nothing (AUD-5).
+func accountRecipient(acct account.Account, id uuid.UUID) (netmail.Address, error) {
+	if !acct.Registered() {
+		return netmail.Address{}, fmt.Errorf("account %s is erased: its e-mails go nowhere", id)
+	}
+	return netmail.Address{Name: acct.Name().String(), Address: acct.Email().String()}, nil
 }
 
 // orderNeedsActionData is what the e-mail about an order awaiting its
@@ -473,10 +491,10 @@ func orderConfirmationData(o order.Order, name string) map[string]any {
 }
 
 // prepareSubscription resolves an e-mail of a subscription's renewal
-// lifecycle: it goes to the account the subscription is registered in (an
-// erased account gets nothing: AUD-5), and its send is recorded on the
-// subscription.
-func (w *Worker) prepareSubscription(p pending, streams loaded) (delivery, error) {
+// lifecycle: it goes to the account that owns the subscription, or, for
+// one in no account, through its order (orderRecipient); its send is
+// recorded on the subscription.
+func (w *Worker) prepareSubscription(ctx context.Context, p pending, streams loaded) (delivery, error) {
 	if w.cfg.Subscriptions == nil {
 		return delivery{}, errors.New("outbox: Config.Subscriptions is required for the renewal e-mails")
 	}
@@ -484,20 +502,17 @@ func (w *Worker) prepareSubscription(p pending, streams loaded) (delivery, error
 	if err := json.Unmarshal(p.data, &sd); err != nil {
 		return delivery{}, err
 	}
-	if !p.accountID.Valid {
-		return delivery{}, fmt.Errorf("outbox: e-mail %s names no account", p.kind)
-	}
-	acct := streams.accounts[p.accountID.UUID].State
-	if !acct.Registered() {
-		return delivery{}, fmt.Errorf("outbox: account %s is erased: its e-mail %s goes nowhere", p.accountID.UUID, p.kind)
-	}
 	stream := eventstore.StreamID(subscription.StreamPrefix + sd.SubscriptionID)
 	sub, version := streams.subscriptions[sd.SubscriptionID].State, streams.subscriptions[sd.SubscriptionID].Version
 	if !sub.Exists() {
 		return delivery{}, fmt.Errorf("outbox: subscription %s does not exist", sd.SubscriptionID)
 	}
+	to, err := w.subscriptionRecipient(ctx, p, streams, sub)
+	if err != nil {
+		return delivery{}, fmt.Errorf("outbox: e-mail %s of subscription %s: %w", p.kind, sd.SubscriptionID, err)
+	}
 	d := delivery{
-		to:   netmail.Address{Name: acct.Name().String(), Address: acct.Email().String()},
+		to:   to,
 		sent: sub.EmailSent(p.kind, p.cause),
 		record: func(r *records, msg int, meta eventstore.CommandMeta, messageID string) {
 			add(r, &r.subscriptions, msg, stream, eventstore.Loaded[subscription.Subscription]{State: sub, Version: version},
@@ -507,9 +522,33 @@ func (w *Worker) prepareSubscription(p pending, streams loaded) (delivery, error
 	if d.sent {
 		return d, nil
 	}
-	data, err := w.renewalData(p.kind, sub.Facts(), acct.Name().String(), sd.Event)
+	data, err := w.renewalData(p.kind, sub.Facts(), to.Name, sd.Event)
 	d.data = data
 	return d, err
+}
+
+// subscriptionRecipient is where an e-mail about sub goes: the account its
+// row names, else, for a subscription in no account, its order's recipient
+// (ARS-2: one bought without an account renews too, and is noticed).
+func (w *Worker) subscriptionRecipient(ctx context.Context, p pending, streams loaded, sub subscription.Subscription) (netmail.Address, error) {
+	if p.accountID.Valid {
+		return accountRecipient(streams.accounts[p.accountID.UUID].State, p.accountID.UUID)
+	}
+	orderID := sub.Facts().OrderID
+	switch {
+	case orderID == uuid.Nil:
+		return netmail.Address{}, errors.New("it is in no account and from no order")
+	case w.cfg.Orders == nil:
+		return netmail.Address{}, errors.New("the outbox has no Config.Orders to address the e-mails of a subscription in no account")
+	}
+	o, _, err := w.cfg.Orders.Load(ctx, eventstore.StreamID("order-"+orderID.String()))
+	if err != nil {
+		return netmail.Address{}, err
+	}
+	if !o.Exists() {
+		return netmail.Address{}, fmt.Errorf("its order %s does not exist", orderID)
+	}
+	return w.orderRecipient(ctx, o)
 }
 
 // emailDate is how an e-mail states a date.

@@ -215,7 +215,7 @@ func (w *Worker) load(ctx context.Context, ids []uuid.UUID) ([]*visit, error) {
 	}
 	accounts := make([]uuid.UUID, 0, len(loaded))
 	for _, l := range loaded {
-		accounts = append(accounts, l.State.Account())
+		accounts = append(accounts, l.State.Owner())
 	}
 	methods, err := w.billingMethods(ctx, accounts)
 	if err != nil {
@@ -223,7 +223,7 @@ func (w *Worker) load(ctx context.Context, ids []uuid.UUID) ([]*visit, error) {
 	}
 	visits := make([]*visit, len(ids))
 	for i, id := range ids {
-		visits[i] = &visit{id: id, stream: streams[i], state: loaded[i].State, version: loaded[i].Version, method: methods[loaded[i].State.Account()]}
+		visits[i] = &visit{id: id, stream: streams[i], state: loaded[i].State, version: loaded[i].Version, method: methods[loaded[i].State.Owner()]}
 	}
 	return visits, nil
 }
