@@ -209,6 +209,61 @@ func TestRule_MON1_CancelledPlanStaysCurrentUntilItsExpiry(t *testing.T) {
 	e.wantProblem(e.call("POST", "/v1/subscriptions/"+annual+"/cancel", ann(), ""), http.StatusConflict, "automatic renewal off")
 }
 
+// rule MON-1, MON-2: cancelling a monthly plan is turning its automatic
+// renewal off, so both ways give the same outcome: within 30 days of the
+// purchase the initial charge is refunded and the plan ends at once; later
+// it stays current until its expiry, with nothing refunded.
+func TestRule_MON1_TurningRenewalOffIsCancelling(t *testing.T) {
+	t.Parallel()
+	cancel := func(e *engineEnv, token, id string) map[string]any {
+		return e.want(e.call("POST", "/v1/subscriptions/"+id+"/cancel", token, ""), http.StatusOK).json(e.t)
+	}
+	turnOff := func(e *engineEnv, token, id string) map[string]any {
+		return e.want(e.call("PUT", "/v1/subscriptions/"+id+"/auto-renewal", token, `{"on":false}`), http.StatusOK).json(e.t)
+	}
+	for _, c := range []struct {
+		name     string
+		way      func(e *engineEnv, token, id string) map[string]any
+		renewed  bool // cancelled after the first renewal, past 30 days
+		refunded bool
+	}{
+		{"cancel within 30 days", cancel, false, true},
+		{"renewal off within 30 days", turnOff, false, true},
+		{"cancel after 30 days", cancel, true, false},
+		{"renewal off after 30 days", turnOff, true, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEngineEnv(t)
+			ann := e.sessions("ann@example.com")
+			id := e.buyOne(ann(), "NS-STD", "monthly")
+			expires := mustTime(t, e.row(ann(), id)["expires_at"])
+			if c.renewed {
+				e.renewAtExpiry(expires)
+				expires = mustTime(t, e.row(ann(), id)["expires_at"])
+			}
+			e.advance(5 * 24 * time.Hour)
+
+			row := c.way(e, ann(), id)
+			wantStatus, wantExpiry := "active", expires
+			if c.refunded {
+				wantStatus, wantExpiry = "refunded", e.clock.Now()
+			}
+			if row["status"] != wantStatus || row["auto_renewal"] != false || row["refunded"] != c.refunded ||
+				!mustTime(t, row["expires_at"]).Equal(wantExpiry) {
+				t.Errorf("row %v, want status %s, renewal off, refunded %v, expiry %v", row, wantStatus, c.refunded, wantExpiry)
+			}
+			got, ok := e.gatewayRefund(id, 0)
+			if want := usdPrice(t, "NS-STD", catalog.Monthly).Amount(); c.refunded && (!ok || got != want) {
+				t.Errorf("gateway refunded %d (%v) of the initial charge, want %d", got, ok, want)
+			}
+			if !c.refunded && ok {
+				t.Errorf("gateway refunded %d of the initial charge, want nothing for a partial month", got)
+			}
+		})
+	}
+}
+
 // rule MON-3: add-ons offered on a monthly plan's product are bought and
 // cancelled on their own, and charged with the base product each month
 // while active.

@@ -101,7 +101,8 @@ func (a *subscriptionsAPI) routes() {
 	a.s.Route(Route{Method: "PUT", Pattern: "/v1/subscriptions/{id}/auto-renewal", Tags: subs, Auth: AuthCustomer,
 		Summary: "Turn automatic renewal on or off",
 		Description: "Per subscription, once it is in the caller's account, or its order is (a non-registrable product: ARS-3, ORD-5). A subscription bought at an Asian online " +
-			"store is managed on that store: 409 naming it (ARS-5).",
+			"store is managed on that store: 409 naming it (ARS-5). Off on a monthly plan is its cancellation (MON-1): within 30 days " +
+			"of the purchase the initial charge is refunded and the plan ends at once (MON-2), as POST .../cancel does.",
 		Request:   autoRenewalRequest{},
 		Responses: map[int]any{http.StatusOK: productView{}, http.StatusNotFound: nil},
 		Handler:   HandlerFunc(a.setAutoRenewal)})
@@ -422,7 +423,9 @@ func (a *subscriptionsAPI) setAutoRenewal(w http.ResponseWriter, r *http.Request
 			return err
 		}
 	}
-	if _, err := a.handle(r.Context(), id, cmd); err != nil {
+	// Through the renewal path: turning a monthly plan's renewal off within
+	// 30 days of its purchase is a cancellation refunded at once (MON-2).
+	if _, err := a.runRenewal(r.Context(), id, cmd, customer(sess.AccountID)); err != nil {
 		return err
 	}
 	return a.writeRow(w, r, http.StatusOK, id)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/subs-engine/subs/domain"
+	"github.com/subs-engine/subs/domain/catalog"
 	"github.com/subs-engine/subs/domain/money"
 	"github.com/subs-engine/subs/domain/policy"
 )
@@ -392,6 +393,10 @@ func decide(s Subscription, cmd Command, now time.Time, p policy.Policy) ([]doma
 			return nil, &AsianStoreError{Storefront: s.st.Created.Storefront}
 		case s.st.AutoRenew == c.On:
 			return nil, nil
+		case !c.On && s.st.Renewal.Term == catalog.Monthly.String():
+			// Cancelling a monthly plan is turning its renewal off (MON-1),
+			// with MON-2's refund within 30 days of the purchase.
+			return s.cancel(Cancel{AccountID: c.AccountID}, now, p)
 		case c.On && s.st.Renewal.Price.IsZero() && c.Price.Amount() <= 0:
 			return nil, ErrNoRenewalPrice
 		case c.On && s.st.Renewal.Price.IsZero():
