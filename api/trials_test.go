@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"testing"
 	"time"
@@ -91,5 +92,29 @@ func TestRule_TRI4_TrialEndChargesTheOrdersCardTheStandardPriceThenTRI5Refund(t 
 	row = e.want(e.call("POST", "/v1/subscriptions/"+id+"/refund", ann(), ""), http.StatusOK).json(t)
 	if row["refunded"] != true || !mustTime(t, row["expires_at"]).Equal(ends) || row["auto_renewal"] != false {
 		t.Errorf("refunded after the trial: %v", row)
+	}
+}
+
+// rule TRI-6: the card a trial was ordered with, the charge's card when the
+// buyer's account has none (or there is no account), is warned of with the
+// trial-ending notice when it will have expired by the trial's end.
+func TestRule_TRI6_OrdersCardExpiringDuringTheTrialWarned(t *testing.T) {
+	t.Parallel()
+	e := newEngineEnv(t)
+	e.advance(time.Date(2027, 3, 20, 9, 0, 0, 0, time.UTC).Sub(e.clock.Now()))
+	expiring := `{"type":"card","card":{"number":"` + goodCard + `","cvv":"919","exp_month":3,"exp_year":2027,"holder_name":"Gus Guest"}}`
+	placed := e.want(e.call("POST", "/v1/orders", "", `{"storefront":"US","lines":[`+line("NS-DLX", "trial", "windows", 1)+`],`+
+		`"payment_method":`+expiring+`,"email":"guest@example.com","password":"any-pass"}`), http.StatusCreated).json(t)
+	if placed["saved_in_account"] != false {
+		t.Fatalf("the guest's order is saved: %v", placed)
+	}
+	e.advance(27 * 24 * time.Hour) // the trial ends on April 19, after the card's March
+	e.runRenewals()
+	mails := e.sendMail()
+	if got, want := mailBySubject(mails, "Your Norton Security Deluxe trial ends on April 19, 2027"), map[string]int{"guest@example.com": 1}; !maps.Equal(got, want) {
+		t.Errorf("trial-ending e-mails by recipient %v, want %v (TRI-3)", got, want)
+	}
+	if got, want := mailBySubject(mails, "Your card ending "+goodCard[len(goodCard)-4:]+" expires before"), map[string]int{"guest@example.com": 1}; !maps.Equal(got, want) {
+		t.Errorf("card-expiring e-mails by recipient %v, want %v (TRI-6)", got, want)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/subs-engine/subs/domain/catalog"
 	"github.com/subs-engine/subs/domain/money"
 	"github.com/subs-engine/subs/domain/order"
+	"github.com/subs-engine/subs/domain/payment"
 	"github.com/subs-engine/subs/domain/subscription"
 	"github.com/subs-engine/subs/eventstore"
 	"github.com/subs-engine/subs/workers/fulfilment"
@@ -434,7 +435,7 @@ func (g *agentAPI) placeFreeOrder(ctx context.Context, acct account.Account, ord
 	if meta.Metadata.CorrelationID == "" {
 		meta.Metadata.CorrelationID = orderID.String()
 	}
-	if _, err := g.orders.placeOnce(ctx, placed, func() (string, error) { return "", nil }, meta); err != nil {
+	if _, err := g.orders.placeOnce(ctx, placed, func() (payment.PaymentMethod, error) { return payment.PaymentMethod{}, nil }, meta); err != nil {
 		return fulfilment.Result{}, err
 	}
 	res, err := g.orders.fulfil.FulfilAs(ctx, orderID, meta.Metadata)

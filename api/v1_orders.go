@@ -233,8 +233,8 @@ func (o *ordersAPI) place(w http.ResponseWriter, r *http.Request) error {
 	}
 	placed := order.Placed{OrderID: id, Storefront: store.Code(), Lines: lines, Total: total, BuyerEmail: b.email,
 		SavedTo: b.savedTo}
-	token := func() (string, error) { return o.paymentToken(ctx, in, b, store, hasTrial(lines)) }
-	st, err := o.placeOnce(ctx, placed, token, o.actor(placed, "place/"+id.String()))
+	method := func() (payment.PaymentMethod, error) { return o.paymentMethod(ctx, in, b, store, hasTrial(lines)) }
+	st, err := o.placeOnce(ctx, placed, method, o.actor(placed, "place/"+id.String()))
 	if err != nil {
 		return err
 	}
@@ -405,14 +405,14 @@ func (o *ordersAPI) buyer(ctx context.Context, in placeOrderRequest, sess Sessio
 	return b, nil
 }
 
-// paymentToken returns the gateway token to charge: the card given, handed
+// paymentMethod returns the payment method to charge: the card given, handed
 // to the gateway (ACC-8's checks, for the storefront's country), or the
 // signed-in account's billing method. An order with a trial takes a credit
 // or debit card only (TRI-1), kept for the charge when the trial ends.
-func (o *ordersAPI) paymentToken(ctx context.Context, in placeOrderRequest, b buyer, store catalog.Storefront, trial bool) (string, error) {
+func (o *ordersAPI) paymentMethod(ctx context.Context, in placeOrderRequest, b buyer, store catalog.Storefront, trial bool) (payment.PaymentMethod, error) {
 	if in.PaymentMethod != nil {
 		if kind, err := payment.ParseMethodKind(in.PaymentMethod.Type); trial && err == nil && kind != payment.KindCard {
-			return "", domain.Invalid("payment_method.type", trialNeedsCard)
+			return payment.PaymentMethod{}, domain.Invalid("payment_method.type", trialNeedsCard)
 		}
 		_, method, err := o.accounts.tokenize(ctx, billingRequest{Country: store.Code(), PaymentMethod: *in.PaymentMethod})
 		var ve *domain.ValidationError
@@ -421,15 +421,15 @@ func (o *ordersAPI) paymentToken(ctx context.Context, in placeOrderRequest, b bu
 				ve.Fields[i].Field = strings.Replace(ve.Fields[i].Field, "country", "storefront", 1)
 			}
 		}
-		return method.Token(), err
+		return method, err
 	}
 	if _, method, ok := b.acct.Billing(); ok {
 		if trial && method.Kind() != payment.KindCard {
-			return "", domain.Invalid("payment_method", trialNeedsCard+": give one, the account's billing method is not a card")
+			return payment.PaymentMethod{}, domain.Invalid("payment_method", trialNeedsCard+": give one, the account's billing method is not a card")
 		}
-		return method.Token(), nil
+		return method, nil
 	}
-	return "", domain.Invalid("payment_method", "is required: give a card, or sign in to an account with billing information")
+	return payment.PaymentMethod{}, domain.Invalid("payment_method", "is required: give a card, or sign in to an account with billing information")
 }
 
 // trialNeedsCard refuses another payment method for a trial (TRI-1).
@@ -437,9 +437,9 @@ const trialNeedsCard = "a trial needs a credit or debit card, no other payment m
 
 // placeOnce places the order under a freshly drawn number, recorded with
 // meta, or finds the order an earlier attempt with the same Idempotency-Key
-// placed. token is called only for a new order, so a retry charges what the
-// first attempt charged.
-func (o *ordersAPI) placeOnce(ctx context.Context, p order.Placed, token func() (string, error), meta eventstore.CommandMeta) (order.Order, error) {
+// placed. method is called only for a new order, so a retry charges what
+// the first attempt charged.
+func (o *ordersAPI) placeOnce(ctx context.Context, p order.Placed, method func() (payment.PaymentMethod, error), meta eventstore.CommandMeta) (order.Order, error) {
 	stream := fulfilment.OrderStream(p.OrderID)
 	for range 5 {
 		st, _, err := o.orders.Load(ctx, stream)
@@ -454,8 +454,13 @@ func (o *ordersAPI) placeOnce(ctx context.Context, p order.Placed, token func() 
 			return st, nil
 		}
 		if p.PaymentToken == "" {
-			if p.PaymentToken, err = token(); err != nil {
+			m, err := method()
+			if err != nil {
 				return st, err
+			}
+			p.PaymentToken = m.Token()
+			if card, ok := m.CardExpiry(); ok {
+				p.PaymentCard = &card
 			}
 		}
 		if p.Number, err = order.NewNumber(o.Random); err != nil {

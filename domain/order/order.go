@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/subs-engine/subs/domain"
 	"github.com/subs-engine/subs/domain/money"
+	"github.com/subs-engine/subs/domain/payment"
 	"github.com/subs-engine/subs/domain/policy"
 	"github.com/subs-engine/subs/domain/subscription"
 )
@@ -103,6 +104,10 @@ type Placed struct {
 	// card number: SEC-3), so that a retried charge uses the same request
 	// under the same idempotency key.
 	PaymentToken string `json:"payment_token,omitempty"`
+	// PaymentCard is the expiry of the card behind PaymentToken (none for a
+	// direct debit), which its subscriptions' charges may fall back to
+	// (TRI-6: warned of before a charge it will not outlive).
+	PaymentCard *payment.CardExpiry `json:"payment_card,omitempty"`
 	// Free marks a support agent's free order (CNV-4, AGT-1): its total is
 	// zero, nothing is charged, and it counts as paid from its placement.
 	Free bool `json:"free,omitempty"`

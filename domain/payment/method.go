@@ -225,3 +225,29 @@ func (m *PaymentMethod) UnmarshalJSON(b []byte) error {
 	*m = v
 	return nil
 }
+
+// CardExpiry is what a subscription keeps of the card its order was paid
+// with, so that it can warn before a charge the card will not outlive
+// (TRI-6, ARS-6) when the charge falls back to that card: its last four
+// digits and its expiry month. No token, no holder. Take one from a card
+// method (PaymentMethod.CardExpiry).
+type CardExpiry struct {
+	LastFour string `json:"last4"`
+	Month    int    `json:"exp_month"`
+	Year     int    `json:"exp_year"`
+}
+
+// CardExpiry returns a card method's CardExpiry, and false for a direct
+// debit or the zero method, which do not expire.
+func (m PaymentMethod) CardExpiry() (CardExpiry, bool) {
+	if m.kind != KindCard {
+		return CardExpiry{}, false
+	}
+	return CardExpiry{LastFour: m.last4, Month: m.expMonth, Year: m.expYear}, true
+}
+
+// ExpiredAt reports whether the card is past its expiry month at t.
+func (c CardExpiry) ExpiredAt(t time.Time) bool { return !t.Before(ExpiryEnd(c.Month, c.Year)) }
+
+// String is the expiry as a card shows it: "MM/YYYY".
+func (c CardExpiry) String() string { return fmt.Sprintf("%02d/%04d", c.Month, c.Year) }

@@ -10,6 +10,7 @@ import (
 	"github.com/subs-engine/subs/domain/calendar"
 	"github.com/subs-engine/subs/domain/catalog"
 	"github.com/subs-engine/subs/domain/money"
+	"github.com/subs-engine/subs/domain/payment"
 	"github.com/subs-engine/subs/domain/policy"
 )
 
@@ -35,8 +36,10 @@ type Origin struct {
 	AutoRenew bool
 	// Price is what automatic renewal charges per term (Created.Price).
 	Price money.Money
-	// PaymentToken is the order's payment method (Created.PaymentToken).
+	// PaymentToken is the order's payment method (Created.PaymentToken),
+	// and PaymentCard its card's expiry (Created.PaymentCard).
 	PaymentToken string
+	PaymentCard  *payment.CardExpiry
 	// InitialChargeID and InitialCharge are the order's charge and this
 	// subscription's part of it (Created.InitialCharge, MON-2).
 	InitialChargeID string
@@ -99,6 +102,7 @@ func NewCreated(id uuid.UUID, product catalog.Product, term catalog.Term, platfo
 		OrderID:         origin.OrderID,
 		Price:           origin.Price,
 		PaymentToken:    origin.PaymentToken,
+		PaymentCard:     origin.PaymentCard,
 		InitialChargeID: origin.InitialChargeID,
 		InitialCharge:   origin.InitialCharge,
 	}, nil

@@ -740,11 +740,23 @@ func (s Subscription) notice(m payment.PaymentMethod, now time.Time, p policy.Po
 	} else {
 		out = append(out, RenewalNoticeIssued{Period: r.Period, Term: r.Term, ExpiresAt: r.ExpiresAt, ChargeAt: chargeAt, Amount: s.amount(), At: now})
 	}
-	if m.Kind() == payment.KindCard && m.ExpiredAt(chargeAt) {
-		out = append(out, PaymentMethodWarned{Period: r.Period, ChargeAt: chargeAt,
-			CardExpiry: fmt.Sprintf("%02d/%04d", m.ExpMonth(), m.ExpYear()), LastFour: m.LastFour(), At: now})
+	if card, ok := s.cardCharged(m); ok && card.ExpiredAt(chargeAt) {
+		out = append(out, PaymentMethodWarned{Period: r.Period, ChargeAt: chargeAt, CardExpiry: card.String(), LastFour: card.LastFour, At: now})
 	}
 	return out
+}
+
+// cardCharged is the expiry of the card a charge with the billable method
+// m goes to: m's, or, with none, the card the subscription was ordered
+// with (charge falls back to its token); false when that is no card.
+func (s Subscription) cardCharged(m payment.PaymentMethod) (payment.CardExpiry, bool) {
+	if !m.IsZero() {
+		return m.CardExpiry()
+	}
+	if c := s.st.Created.PaymentCard; c != nil && s.st.Created.PaymentToken != "" {
+		return *c, true
+	}
+	return payment.CardExpiry{}, false
 }
 
 func (s Subscription) charge(m payment.PaymentMethod, now time.Time, p policy.Policy) []domain.Event {

@@ -1055,18 +1055,29 @@ func TestRule_TRI5_RefundAfterTrialBilling(t *testing.T) {
 
 // rule TRI-6: a card that becomes invalid during the trial gets the
 // update-your-card e-mail with the trial-ending notice (ARS-6), and an
-// update retries the declined charge at once.
+// update retries the declined charge at once. The card is the account's
+// billing method, or, with none, the card the trial was ordered with.
 func TestRule_TRI6_CardInvalidDuringTheTrialWarned(t *testing.T) {
 	start := at(2027, 1, 10) // ends 2027-02-09
 	end := start.Add(30 * day)
 	for _, c := range []struct {
-		month int
-		warn  bool
-	}{{1, true}, {2, false}} {
-		t.Run(fmt.Sprintf("card %02d/2027", c.month), func(t *testing.T) {
+		month   int
+		ordered bool // the order's card, the account having no billing method
+		warn    bool
+	}{{1, false, true}, {2, false, false}, {1, true, true}, {2, true, false}} {
+		name := fmt.Sprintf("account's card %02d/2027", c.month)
+		if c.ordered {
+			name = fmt.Sprintf("order's card %02d/2027", c.month)
+		}
+		t.Run(name, func(t *testing.T) {
 			created := bought(t, catalog.Trial, start)
+			if c.ordered {
+				created.PaymentToken, created.PaymentCard = "tok_card", &payment.CardExpiry{LastFour: "4242", Month: c.month, Year: 2027}
+			}
 			l := newSim(t, created)
-			l.method = mustCard(t, "tok_card", c.month, 2027)
+			if !c.ordered {
+				l.method = mustCard(t, "tok_card", c.month, 2027)
+			}
 			notice := end.Add(-3 * day)
 			want := []domain.Event{subscription.TrialEndingNoticeIssued{Period: 1, ExpiresAt: end, ChargeAt: end, Amount: annualFee, At: notice}}
 			if c.warn {

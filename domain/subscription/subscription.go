@@ -12,6 +12,7 @@ import (
 	"github.com/subs-engine/subs/domain"
 	"github.com/subs-engine/subs/domain/catalog"
 	"github.com/subs-engine/subs/domain/money"
+	"github.com/subs-engine/subs/domain/payment"
 	"github.com/subs-engine/subs/domain/policy"
 )
 
@@ -68,6 +69,10 @@ type Created struct {
 	// trial, secured) with: the charges fall back to it when the account
 	// has no billing information.
 	PaymentToken string `json:"payment_token,omitempty"`
+	// PaymentCard is the expiry of the card behind PaymentToken, if it is
+	// a card: a charge that falls back to it is warned of when the card
+	// will have expired by then (TRI-6, ARS-6).
+	PaymentCard *payment.CardExpiry `json:"payment_card,omitempty"`
 	// InitialChargeID and InitialCharge are the order's charge and this
 	// subscription's part of it, which a monthly plan cancelled early
 	// refunds (MON-2).

@@ -355,7 +355,7 @@ func (f *Fulfiller) newSubscription(o order.Order, li int, id uuid.UUID) (subscr
 	}
 	return subscription.NewCreated(id, product, term, platform, key, serial, p.PlacedAt, f.cfg.Policy,
 		subscription.Origin{OrderID: p.OrderID, Storefront: store, AutoRenew: term.Paid() || term == catalog.Trial,
-			Price: renewalPrice(line), PaymentToken: p.PaymentToken, InitialChargeID: o.ChargeID(), InitialCharge: line.UnitPrice})
+			Price: renewalPrice(line), PaymentToken: p.PaymentToken, PaymentCard: p.PaymentCard, InitialChargeID: o.ChargeID(), InitialCharge: line.UnitPrice})
 }
 
 // renewalPrice is what automatic renewal charges per term for a line: its
