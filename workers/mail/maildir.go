@@ -58,6 +58,10 @@ func (d *Maildir) Unsynced() *Maildir {
 	return &c
 }
 
+// DeliversOnce is true: the maildir keeps one file per Message-ID, so a
+// repeated Send delivers nothing again (see mail.DeliversOnce).
+func (d *Maildir) DeliversOnce() bool { return true }
+
 // Dir returns the maildir's root directory.
 func (d *Maildir) Dir() string { return d.dir }
 

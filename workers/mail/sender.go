@@ -25,6 +25,16 @@ type Sender interface {
 	Send(ctx context.Context, m Message) error
 }
 
+// DeliversOnce reports whether s delivers each Message-ID at most once
+// however often it is sent (Maildir): a send repeated after a crash then
+// delivers nothing again, so a caller may record several sends together.
+// Where it does not (SMTP), each send should be recorded before the next,
+// so that a crash repeats at most the one message in between (EML-2).
+func DeliversOnce(s Sender) bool {
+	o, ok := s.(interface{ DeliversOnce() bool })
+	return ok && o.DeliversOnce()
+}
+
 // NewSender returns the engine's sender (DESIGN §8): an SMTP sender when
 // smtpURL is set (see NewSMTP, with SMTPConfig's defaults), else a Maildir at
 // <dataDir>/mail. The domain is the Message-IDs' domain; empty means

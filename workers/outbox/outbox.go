@@ -128,6 +128,11 @@ func (c Config) Validate() error {
 // Worker drains the e-mail outbox. Several may run at once.
 type Worker struct {
 	cfg Config
+	// recordEachSend: the sender may deliver a message again (SMTP), so
+	// each send is recorded before the run goes on, and a crash repeats
+	// at most the message in between (EML-2). A sender that delivers each
+	// Message-ID once (the maildir) lets a run record its sends together.
+	recordEachSend bool
 }
 
 // New returns a worker.
@@ -136,7 +141,7 @@ func New(cfg Config) (*Worker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("outbox: invalid config: %w", err)
 	}
-	return &Worker{cfg: cfg}, nil
+	return &Worker{cfg: cfg, recordEachSend: !mail.DeliversOnce(cfg.Sender)}, nil
 }
 
 // Run sends due messages every interval until ctx is done.
@@ -333,8 +338,9 @@ func loadInto[K comparable, S, C any](ctx context.Context, h *eventstore.Command
 	return nil
 }
 
-// send sends p, message i of the run, and queues the record of its send in
-// recs.
+// send sends p, message i of the run, and records its send: at once when
+// the sender may deliver a message again (recordEachSend), else queued in
+// recs for the run to record with the others.
 func (w *Worker) send(ctx context.Context, p pending, streams loaded, recs *records, i int) error {
 	d, err := w.prepare(ctx, p, streams)
 	if err != nil {
@@ -350,10 +356,18 @@ func (w *Worker) send(ctx context.Context, p pending, streams loaded, recs *reco
 		if err := w.cfg.Sender.Send(ctx, msg); err != nil {
 			return err
 		}
-		d.record(recs, i, eventstore.CommandMeta{
+		meta := eventstore.CommandMeta{
 			CommandID: "email/" + p.kind + "/" + p.cause.String(),
 			Metadata:  eventstore.Metadata{ActorKind: eventstore.ActorSystem, ActorID: "outbox", CausationID: p.cause.String()},
-		}, mail.MessageID(p.cause, p.kind, ""))
+		}
+		if w.recordEachSend {
+			var own records
+			d.record(&own, 0, meta, mail.MessageID(p.cause, p.kind, ""))
+			errs := make([]error, 1)
+			own.append(ctx, w, errs)
+			return errs[0]
+		}
+		d.record(recs, i, meta, mail.MessageID(p.cause, p.kind, ""))
 	}
 	return nil
 }

@@ -13,7 +13,8 @@ import (
 
 // records collects the records of a run's sends, to append them per kind
 // of aggregate in one round trip each (HandleBatch) once every message of
-// the run went out.
+// the run went out: for a sender that delivers each Message-ID once, which
+// a crash before the records cannot make deliver twice (EML-2).
 type records struct {
 	mu            sync.Mutex
 	accounts      recordBatch[account.Account, account.Command]
