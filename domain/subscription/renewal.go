@@ -135,8 +135,10 @@ type Refunded struct {
 }
 
 // AddOnAdded: an add-on was bought on a monthly base product; it is charged
-// with the base product each month from the next renewal whose notice is
-// still to come (the notice states the fee, ARS-2, MON-3).
+// with the base product each month from the next renewal (MON-3). Bought
+// after that renewal's notice, the notice is given again with the new fee
+// and the charge follows it (ARS-2); bought while that renewal's charge is
+// under way, it comes with the one after.
 type AddOnAdded struct {
 	AddOn string      `json:"add_on"`
 	Name  string      `json:"name"`
@@ -311,8 +313,7 @@ type addOn struct {
 	Name  string      `json:"name"`
 	Price money.Money `json:"price"`
 	// From is the first renewal period that charges it: the period it was
-	// bought in, or the next one when that period's notice had stated the
-	// fee already.
+	// bought in, or the next one when that period's charge was under way.
 	From int `json:"from,omitempty"`
 }
 
@@ -993,8 +994,14 @@ func evolveRenewal(s Subscription, e domain.Event) (Subscription, bool) {
 		s.st.AutoRenew = false
 	case AddOnAdded:
 		from := r.Period
-		if !r.Cycle.NoticedAt.IsZero() {
-			from++
+		switch {
+		case r.Cycle.NoticedAt.IsZero():
+		case r.Cycle.unbilled():
+			// The notice stated the fee without the add-on: it is given
+			// again with it, and the charge follows it (ARS-2, MON-3).
+			r.Cycle.forgetNotice()
+		default:
+			from++ // this period's charge is under way: the add-on comes with the next
 		}
 		r.AddOns = append(slices.Clip(r.AddOns), addOn{Code: e.AddOn, Name: e.Name, Price: e.Price, From: from})
 	case AddOnCancelled:

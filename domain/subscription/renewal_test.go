@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/subs-engine/subs/domain"
+	"github.com/subs-engine/subs/domain/calendar"
 	"github.com/subs-engine/subs/domain/catalog"
 	"github.com/subs-engine/subs/domain/money"
 	"github.com/subs-engine/subs/domain/payment"
@@ -829,8 +830,9 @@ func TestRule_MON2_EarlyCancellationWaitsForAChargeUnderWay(t *testing.T) {
 }
 
 // rule MON-3: add-ons are charged with the base product each month while
-// active, and cancelled on their own; one bought after a period's notice
-// is charged from the next period, the notice having stated the fee.
+// active, and cancelled on their own. rule ARS-2: one bought after a
+// period's notice has the notice given again with the new fee, and the
+// charge waits its lead after it (in grace past the expiry).
 func TestRule_MON3_AddOnsChargedWithTheBaseWhileActive(t *testing.T) {
 	start := at(2027, 1, 10)
 	storage := subscription.AddAddOn{AccountID: ann, AddOn: "storage", Name: "Additional storage", Price: money.New(199, usd)}
@@ -842,19 +844,30 @@ func TestRule_MON3_AddOnsChargedWithTheBaseWhileActive(t *testing.T) {
 		t.Helper()
 		l.advance(l.s.ExpiresAt())
 		notices, charges := logged[subscription.RenewalNoticeIssued](l), logged[subscription.ChargeSucceeded](l)
-		if len(notices) != n || len(charges) != n || notices[n-1].Period != n || charges[n-1].Period != n {
+		last := notices[len(notices)-1]
+		if len(charges) != n || last.Period != n || charges[n-1].Period != n {
 			t.Fatalf("period %d: notices %+v, charges %+v", n, notices, charges)
 		}
-		return notices[n-1].Amount, charges[n-1].Amount
+		return last.Amount, charges[n-1].Amount
 	}
 	if n, c := period(1); n != money.New(1198, usd) || c != n {
 		t.Fatalf("period 1: notice %v, charge %v, want 11.98 both", n, c)
 	}
 	exp := l.s.ExpiresAt()
 	l.advance(exp.Add(-3 * day))
-	l.do(exp.Add(-day), users) // after the notice of period 2
-	if n, c := period(2); n != money.New(1198, usd) || c != n {
-		t.Fatalf("period 2 (users bought after its notice): notice %v, charge %v, want 11.98 both", n, c)
+	usersAt := exp.Add(-day)
+	l.do(usersAt, users) // after the notice of period 2
+	l.advance(exp.Add(3 * day))
+	notices, charges := logged[subscription.RenewalNoticeIssued](l), logged[subscription.ChargeSucceeded](l)
+	if len(notices) != 3 || len(charges) != 2 {
+		t.Fatalf("period 2 (users bought after its notice): notices %+v, charges %+v, want the notice given again", notices, charges)
+	}
+	if again, c := notices[2], charges[1]; again.Period != 2 || !again.At.Equal(usersAt) || again.Amount != money.New(1497, usd) ||
+		c.Period != 2 || c.Amount != again.Amount || !c.At.Equal(usersAt.Add(3*day)) {
+		t.Fatalf("period 2: notice again %+v, charge %+v, want 14.97 noticed at the purchase and charged 3 days later", again, c)
+	}
+	if !l.s.ExpiresAt().Equal(calendar.AddMonths(start, 3)) {
+		t.Fatalf("period 2 renewed until %s, want %s: a month from the old expiry (ARS-1)", l.s.ExpiresAt(), calendar.AddMonths(start, 3))
 	}
 	if n, c := period(3); n != money.New(1497, usd) || c != n {
 		t.Fatalf("period 3: notice %v, charge %v, want 14.97 both", n, c)
