@@ -399,3 +399,25 @@ func TestRule_ARS2_SubscriptionInNoAccountGetsItsRenewalEmails(t *testing.T) {
 		t.Errorf("%d subscription.email_sent events, want 4 (EML-1)", n)
 	}
 }
+
+// rule ARS-4: a subscription bought at any storefront, in every region, is
+// enrolled in automatic renewal (the Asian stores' too, whose settings are
+// managed there: ARS-5).
+func TestRule_ARS4_OrdersAtEveryStorefrontAreEnrolled(t *testing.T) {
+	t.Parallel()
+	e := newEngineEnv(t)
+	ann := e.sessions("ann@example.com")
+	lines := `[` + line("NS-STD", "annual", "windows", 1) + `]`
+	stores := catalogdata.MustLoad().Storefronts()
+	if len(stores) == 0 {
+		t.Fatal("the catalog has no storefront")
+	}
+	for _, sf := range stores {
+		placed := e.want(e.call("POST", "/v1/orders", ann(), orderBody(sf.Code(), lines, goodCard, "")), http.StatusCreated).json(t)
+		id := items(t, placed)[0]["subscription_id"].(string)
+		if row := e.row(ann(), id); row["auto_renewal"] != true || row["renewing"] != true || row["storefront"] != sf.Code() {
+			t.Errorf("%s (%v): bought with renewal %v, renewing %v, storefront %v; want enrolled", sf.Code(), sf.Region(),
+				row["auto_renewal"], row["renewing"], row["storefront"])
+		}
+	}
+}
