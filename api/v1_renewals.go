@@ -84,16 +84,18 @@ func (a *subscriptionsAPI) runRenewal(ctx context.Context, id uuid.UUID, cmd sub
 		return out, renewalProblem(err, a.s.Policy())
 	}
 	last := out.Append.Checkpoint()
-	cause := meta.Metadata // the outcome is the command's author's too (AGT-1)
-	if cause.CommandID == "" {
-		cause.CommandID = meta.CommandID
-	}
-	cp, err := a.Renewals.Settle(ctx, id, cause)
-	if err != nil {
-		a.Logger.Warn("the gateway step of a renewal command is left to the renewal worker", "subscription", id, "err", err)
-	}
-	if cp.Position != 0 {
-		last = cp
+	if _, refund := out.State.PendingRefund(); refund {
+		cause := meta.Metadata // the outcome is the command's author's too (AGT-1)
+		if cause.CommandID == "" {
+			cause.CommandID = meta.CommandID
+		}
+		cp, err := a.Renewals.Settle(ctx, id, cause)
+		if err != nil {
+			a.Logger.Warn("the gateway step of a renewal command is left to the renewal worker", "subscription", id, "err", err)
+		}
+		if cp.Position != 0 {
+			last = cp
+		}
 	}
 	a.settleAt(ctx, last)
 	return out, nil

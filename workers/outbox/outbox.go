@@ -125,9 +125,13 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Worker drains the e-mail outbox. Several may run at once.
+// Worker drains the e-mail outbox. Several may run at once; one Worker's
+// runs take turns, so that a run (a Drain's) that returns after another of
+// its runs started has seen that run's messages sent: an advance of the test
+// clock drains while the Worker's loop may be sending (TIM-2).
 type Worker struct {
-	cfg Config
+	cfg  Config
+	runs sync.Mutex
 	// recordEachSend: the sender may deliver a message again (SMTP), so
 	// each send is recorded before the run goes on, and a crash repeats
 	// at most the message in between (EML-2). A sender that delivers each
@@ -194,6 +198,8 @@ func (w *Worker) Drain(ctx context.Context) (int, error) {
 
 // runOnce is RunOnce, which also returns how many messages it claimed.
 func (w *Worker) runOnce(ctx context.Context) (claimed, sent int, err error) {
+	w.runs.Lock()
+	defer w.runs.Unlock()
 	leased := w.cfg.LeaseClock.Now()
 	batch, err := w.claim(ctx, leased)
 	if err != nil || len(batch) == 0 {

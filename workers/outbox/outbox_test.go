@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -457,5 +458,53 @@ func TestRule_EML2_CrashOverSMTPResendsOnlyTheMessageBetweenSendAndRecord(t *tes
 	}
 	if len(deliveries) != 3 || twice != 1 || len(server.Received()) != 4 {
 		t.Errorf("deliveries by Message-ID %v, want 3 messages, one of them (the crash's) twice", deliveries)
+	}
+}
+
+// heldSender delivers each message once release is closed, telling started
+// when it holds one.
+type heldSender struct {
+	mail.Sender
+	started chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (h *heldSender) Send(ctx context.Context, m mail.Message) error {
+	h.once.Do(func() { close(h.started) })
+	<-h.release
+	return h.Sender.Send(ctx, m)
+}
+
+// rule TIM-2: a Drain that starts while another run of the same worker is
+// sending (the serve loop's, during an advance of the test clock) returns
+// only once that run's messages are out, so that the advance answers with
+// every e-mail of its instants sent.
+func TestRule_TIM2_DrainWaitsForTheWorkersRunInFlight(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.requestReset(t)
+	held := &heldSender{Sender: f.maildir, started: make(chan struct{}), release: make(chan struct{})}
+	w := f.worker(t, held)
+	loop := make(chan error, 1)
+	go func() { _, err := w.RunOnce(context.Background()); loop <- err }()
+	<-held.started // the loop's run claimed the message and is sending it
+
+	drained := make(chan error, 1)
+	go func() { _, err := w.Drain(context.Background()); drained <- err }()
+	select {
+	case err := <-drained:
+		t.Fatalf("Drain returned (%v) while the loop's run was still sending", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(held.release)
+	if err := <-drained; err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.delivered(t)); n != 1 {
+		t.Fatalf("%d messages delivered when Drain returned, want the loop's one", n)
+	}
+	if err := <-loop; err != nil {
+		t.Fatal(err)
 	}
 }
