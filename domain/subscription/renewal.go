@@ -236,6 +236,10 @@ var (
 	// ErrNotMonthly: only a monthly plan is cancelled; other terms turn
 	// automatic renewal off (MON-1).
 	ErrNotMonthly error = domain.Conflict("only a monthly plan is cancelled: turn automatic renewal off instead")
+	// ErrEnded: automatic renewal turned on for a subscription that has
+	// ended (expired, refunded or disabled): nothing is left to renew, and
+	// an opted-out trial stays uncharged (TRI-2).
+	ErrEnded error = domain.Conflict("this subscription has ended: automatic renewal cannot renew it; buy it again")
 	// ErrNoRenewalPrice: a boxed key enrolled with no price to renew at.
 	ErrNoRenewalPrice error = domain.Invalid("on", "no price is known to renew this product key at: renew by buying a new key")
 	// ErrRefundPending: a refund is under way.

@@ -930,6 +930,35 @@ func TestRule_TRI2_OptOutNeverCharges(t *testing.T) {
 	}
 }
 
+// rule TRI-2: an opted-out trial that has ended stays uncharged: turning
+// automatic renewal on then is refused (nothing is left to renew), for a
+// monthly plan cancelled (MON-1: refunded and ended at once, MON-2) alike;
+// before the end it is allowed.
+func TestRule_TRI2_RenewalTurnedOnAfterAnOptedOutTrialEndedChargesNothing(t *testing.T) {
+	start := at(2027, 1, 10)
+	for term, ended := range map[catalog.Term]subscription.Status{catalog.Trial: subscription.StatusExpired, catalog.Monthly: subscription.StatusRefunded} {
+		t.Run(term.String(), func(t *testing.T) {
+			l := newSim(t, bought(t, term, start))
+			end := l.s.ExpiresAt()
+			l.advance(start.Add(day))
+			l.do(start.Add(day), subscription.SetAutoRenewal{AccountID: ann, On: false})
+			l.advance(end.Add(2 * day))
+			if _, err := l.peek(l.now, subscription.SetAutoRenewal{AccountID: ann, On: true}); !errors.Is(err, subscription.ErrEnded) {
+				t.Fatalf("renewal turned on after the end: %v, want ErrEnded", err)
+			}
+			l.advance(end.AddDate(1, 0, 0))
+			if got := logged[subscription.ChargeRequested](l); len(got) > 0 {
+				t.Fatalf("charged after the end: %v", got)
+			}
+			wantStatus(t, l.s, l.now, ended)
+		})
+	}
+	l := newSim(t, bought(t, catalog.Trial, start))
+	l.do(start.Add(day), subscription.SetAutoRenewal{AccountID: ann, On: false})
+	wantEvents(t, "on again before the end", l.do(start.Add(2*day), subscription.SetAutoRenewal{AccountID: ann, On: true}),
+		subscription.AutoRenewalChanged{On: true, At: start.Add(2 * day)})
+}
+
 // rule TRI-3: the trial-ending e-mail 3 days before the trial ends, with
 // the price of the year that follows.
 func TestRule_TRI3_TrialEndingNoticeThreeDaysBefore(t *testing.T) {
