@@ -91,26 +91,23 @@ type SubscriptionEmailData struct {
 	Event          json.RawMessage `json:"event"`
 }
 
+// SubscriptionEmailCauses maps the type of each event of the renewal
+// lifecycle that calls for an e-mail to the e-mail's kind (EML-1).
+var SubscriptionEmailCauses = map[string]string{
+	subscription.RenewalNoticeIssued{}.EventType():     EmailRenewalNotice,
+	subscription.RenewalReminderIssued{}.EventType():   EmailRenewalReminder,
+	subscription.TrialEndingNoticeIssued{}.EventType(): EmailTrialEnding,
+	subscription.ChargeSucceeded{}.EventType():         EmailRenewalReceipt,
+	subscription.ChargeDeclined{}.EventType():          EmailChargeDeclined,
+	subscription.PaymentMethodWarned{}.EventType():     EmailCardExpiring,
+	subscription.Refunded{}.EventType():                EmailRefundConfirmation,
+}
+
 // subscriptionEmail is the e-mail kind an event of the renewal lifecycle
 // calls for, if any (EML-1).
 func subscriptionEmail(e domain.Event) (string, bool) {
-	switch e.(type) {
-	case subscription.RenewalNoticeIssued:
-		return EmailRenewalNotice, true
-	case subscription.RenewalReminderIssued:
-		return EmailRenewalReminder, true
-	case subscription.TrialEndingNoticeIssued:
-		return EmailTrialEnding, true
-	case subscription.ChargeSucceeded:
-		return EmailRenewalReceipt, true
-	case subscription.ChargeDeclined:
-		return EmailChargeDeclined, true
-	case subscription.PaymentMethodWarned:
-		return EmailCardExpiring, true
-	case subscription.Refunded:
-		return EmailRefundConfirmation, true
-	}
-	return "", false
+	kind, ok := SubscriptionEmailCauses[e.EventType()]
+	return kind, ok
 }
 
 // Apply implements Projection.

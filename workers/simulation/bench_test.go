@@ -32,7 +32,7 @@ func BenchmarkSimulation(b *testing.B) {
 				b.Skip("set " + largeEnv + "=1 to run it")
 			}
 			for range b.N {
-				r := simulate(b, customers, 1)
+				r := simulate(b, customers, 1, "")
 				if !r.Passed() {
 					b.Fatalf("an invariant failed: %+v", r.Checks)
 				}

@@ -16,6 +16,7 @@ import (
 	"github.com/subs-engine/subs/domain/payment"
 	"github.com/subs-engine/subs/domain/subscription"
 	"github.com/subs-engine/subs/eventstore"
+	"github.com/subs-engine/subs/projections"
 )
 
 // Report is what a simulation did and whether the engine kept its rules.
@@ -93,31 +94,93 @@ func (s *sim) report(ctx context.Context, end time.Time) (Report, error) {
 	if err != nil {
 		return r, err
 	}
-	gatewayTotals, duplicates, err := s.gatewayLedger(ctx)
+	gatewayTotals, duplicates, charged, err := s.gatewayLedger(ctx)
 	if err != nil {
 		return r, err
 	}
 	r.Checks = append(r.Checks, check("one successful charge per subscription and period (ARS-8)", duplicates == 0,
 		fmt.Sprintf("%d periods charged more than once at the gateway", duplicates)))
-	lifecycle, err := s.checkLifecycles(ctx, end, &r)
+	lifecycle, err := s.checkLifecycles(ctx, end, charged, &r)
 	if err != nil {
 		return r, err
 	}
 	r.Checks = append(r.Checks, lifecycle...)
-	twice, unsent := 0, 0
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM events WHERE event_type IN ('account.email_sent', 'order.email_sent')
-GROUP BY data->>'kind', data->>'cause' HAVING count(*) > 1) d`).Scan(&twice); err != nil {
+	emails, err := s.checkEmails(ctx)
+	if err != nil {
 		return r, err
 	}
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM email_outbox WHERE sent_at IS NULL`).Scan(&unsent); err != nil {
-		return r, err
-	}
-	r.Checks = append(r.Checks,
-		check("no e-mail sent twice for one cause (EML-2)", twice == 0, fmt.Sprintf("%d causes with more than one send", twice)),
-		check("every e-mail called for was sent (EML-1)", unsent == 0, fmt.Sprintf("%d e-mails never sent", unsent)),
-		check("gateway ledger = engine ledger = revenue in the report", maps.Equal(engineTotals, gatewayTotals),
-			fmt.Sprintf("engine %v, gateway %v", engineTotals, gatewayTotals)))
+	r.Checks = append(r.Checks, emails...)
+	r.Checks = append(r.Checks, check("gateway ledger = engine ledger = revenue in the report", maps.Equal(engineTotals, gatewayTotals),
+		fmt.Sprintf("engine %v, gateway %v", engineTotals, gatewayTotals)))
 	return r, nil
+}
+
+// checkEmails compares three sources of the e-mails: the events that called
+// for them (EML-1: each caused by an event), the messages the sender
+// delivered, and the records of the sends (*.email_sent events). Every
+// subscription of the simulation is in an account, so every lifecycle event
+// that calls for an e-mail has one.
+func (s *sim) checkEmails(ctx context.Context) ([]Check, error) {
+	pool := s.store.Pool()
+	calledFor := map[string]int{}
+	rows, err := pool.Query(ctx, `SELECT event_type, count(*) FROM events WHERE event_type = ANY($1) GROUP BY 1`,
+		slices.Collect(maps.Keys(projections.SubscriptionEmailCauses)))
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var typ string
+		var n int
+		if err := rows.Scan(&typ, &n); err != nil {
+			return nil, err
+		}
+		calledFor[projections.SubscriptionEmailCauses[typ]] += n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	recorded, recordedTwice := map[string]int{}, 0
+	rows, err = pool.Query(ctx, `SELECT data->>'kind', count(*) FROM events WHERE event_type LIKE '%.email_sent'
+GROUP BY data->>'kind', data->>'cause'`)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var kind string
+		var n int
+		if err := rows.Scan(&kind, &n); err != nil {
+			return nil, err
+		}
+		recorded[kind]++
+		if n > 1 {
+			recordedTwice++
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var unsent int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM email_outbox WHERE sent_at IS NULL`).Scan(&unsent); err != nil {
+		return nil, err
+	}
+	delivered, deliveredTwice := s.sends.byKind()
+	var mismatched []string
+	for _, kind := range slices.Sorted(maps.Keys(delivered)) {
+		if recorded[kind] != delivered[kind] {
+			mismatched = append(mismatched, fmt.Sprintf("%s: %d delivered, %d recorded", kind, delivered[kind], recorded[kind]))
+		}
+	}
+	for _, kind := range slices.Sorted(maps.Keys(calledFor)) {
+		if calledFor[kind] != delivered[kind] || calledFor[kind] != recorded[kind] {
+			mismatched = append(mismatched, fmt.Sprintf("%s: %d called for, %d delivered, %d recorded", kind, calledFor[kind], delivered[kind], recorded[kind]))
+		}
+	}
+	return []Check{
+		check("no e-mail sent twice for one cause (EML-2)", deliveredTwice == 0 && recordedTwice == 0,
+			fmt.Sprintf("%d causes delivered more than once, %d recorded more than once", deliveredTwice, recordedTwice)),
+		check("every e-mail called for was sent and recorded (EML-1)", unsent == 0 && len(mismatched) == 0,
+			fmt.Sprintf("%d left in the outbox; %v", unsent, first(mismatched))),
+	}, nil
 }
 
 func check(name string, ok bool, detail string) Check {
@@ -167,9 +230,9 @@ FROM charges`).Scan(&retries, &recoveries); err != nil {
 }
 
 // revenue fills r.Revenue from the engine's charge ledger and returns its
-// totals by currency.
+// totals by currency. Months are UTC's, whatever the session's time zone.
 func (s *sim) revenue(ctx context.Context, r *Report) (map[string]int64, error) {
-	rows, err := s.store.Pool().Query(ctx, `SELECT currency, to_char(charged_at, 'YYYY-MM'), sum(amount_minor - refunded_minor)
+	rows, err := s.store.Pool().Query(ctx, `SELECT currency, to_char(charged_at AT TIME ZONE 'UTC', 'YYYY-MM'), sum(amount_minor - refunded_minor)
 FROM charges WHERE status = 'succeeded' GROUP BY 1, 2`)
 	if err != nil {
 		return nil, err
@@ -190,16 +253,25 @@ FROM charges WHERE status = 'succeeded' GROUP BY 1, 2`)
 	return totals, rows.Err()
 }
 
+// gatewayCharge is a renewal charge the gateway made: when, and whether
+// it was refunded.
+type gatewayCharge struct {
+	at       time.Time
+	refunded bool
+}
+
 // gatewayLedger returns the gateway's renewal charges, net of refunds, by
-// currency, and how many periods it charged more than once.
-func (s *sim) gatewayLedger(ctx context.Context) (map[string]int64, int, error) {
+// currency, how many periods it charged more than once, and each
+// subscription's charges.
+func (s *sim) gatewayLedger(ctx context.Context) (map[string]int64, int, map[uuid.UUID][]gatewayCharge, error) {
 	totals := map[string]int64{}
 	periods := map[string]int{}
+	charged := map[uuid.UUID][]gatewayCharge{}
 	filter := payment.ChargeFilter{Limit: payment.MaxChargeFilterLimit}
 	for {
 		page, err := s.gateway.Charges(ctx, filter)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, nil, err
 		}
 		for _, e := range page {
 			id, period, _, ok := subscription.ParseIdempotencyKey(e.IdempotencyKey)
@@ -208,6 +280,7 @@ func (s *sim) gatewayLedger(ctx context.Context) (map[string]int64, int, error) 
 			}
 			periods[fmt.Sprintf("%s/%d", id, period)]++
 			totals[e.Amount.Currency().String()] += e.Amount.Amount() - e.Refunded.Amount()
+			charged[id] = append(charged[id], gatewayCharge{at: e.CreatedAt, refunded: e.Refunded.Amount() > 0})
 		}
 		if len(page) < filter.Limit {
 			break
@@ -220,19 +293,20 @@ func (s *sim) gatewayLedger(ctx context.Context) (map[string]int64, int, error) 
 			duplicates++
 		}
 	}
-	return totals, duplicates, nil
+	return totals, duplicates, charged, nil
 }
 
 // checkLifecycles folds every subscription and checks it ended as its
 // customer's behaviour and the rules say: no due period skipped, every
-// expiry explained. A card updated only once the renewal had lapsed (the
+// expiry explained, and, from the gateway's charges, nothing charged that
+// the rules forbid. A card updated only once the renewal had lapsed (the
 // retries over) explains the expiry: the update came too late.
-func (s *sim) checkLifecycles(ctx context.Context, end time.Time, r *Report) ([]Check, error) {
+func (s *sim) checkLifecycles(ctx context.Context, end time.Time, charged map[uuid.UUID][]gatewayCharge, r *Report) ([]Check, error) {
 	lapsed, err := s.lapses(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var skipped, unexplained, badCards, converted, optedOut, late []string
+	var skipped, unexplained, badCharges, converted, optedOut, late []string
 	for i, id := range s.ids {
 		sub, _, err := s.subs.Load(ctx, eventstore.StreamID(subscription.StreamName(id)))
 		if err != nil {
@@ -263,20 +337,62 @@ func (s *sim) checkLifecycles(ctx context.Context, end time.Time, r *Report) ([]
 			case expired:
 				unexplained = append(unexplained, id.String())
 			}
-		case kindDeclinedCard:
-			if sub.Term() != c.term.String() { // a declined card never pays for a term
-				badCards = append(badCards, id.String())
-			}
+		}
+		if why := s.forbiddenCharge(c, charged[id]); why != "" {
+			badCharges = append(badCharges, id.String()+" "+why)
 		}
 	}
 	r.Counts["trials converted"], r.Counts["trials opted out"] = len(converted), len(optedOut)
 	r.Counts["expired: card updated after the renewal lapsed"] = len(late)
 	return []Check{
 		check("no due period skipped (ARS-8)", len(skipped) == 0, fmt.Sprintf("%d renewing past expiry and grace, e.g. %v", len(skipped), first(skipped))),
-		check("every expiring subscription renewed, expired or refunded as its rules say", len(unexplained) == 0 && len(badCards) == 0,
-			fmt.Sprintf("%d expired while renewing with a working card, %d renewed on a declined card, e.g. %v %v",
-				len(unexplained), len(badCards), first(unexplained), first(badCards))),
+		check("every expiring subscription renewed, expired or refunded as its rules say", len(unexplained) == 0 && len(badCharges) == 0,
+			fmt.Sprintf("%d expired while renewing with a working card, %d charged or refunded against the rules, e.g. %v %v",
+				len(unexplained), len(badCharges), first(unexplained), first(badCharges))),
 	}, nil
+}
+
+// forbiddenCharge says what is wrong with the gateway's charges of customer
+// c's subscription, given what the customer did, or "": an always-declined
+// card never pays; a card is never charged once expired unless replaced; an
+// opted-out trial is never charged (TRI-2); nothing is charged once renewal
+// was turned off or the plan cancelled (ARS-3, MON-1); a refund asked for
+// is made if and only if it came within the window of the last charge
+// (ARS-7).
+func (s *sim) forbiddenCharge(c customer, charges []gatewayCharge) string {
+	var action time.Time
+	if len(c.actions) > 0 {
+		action = c.actions[0].at
+	}
+	switch c.kind {
+	case kindDeclinedCard, kindOptsOut:
+		if len(charges) > 0 {
+			return fmt.Sprintf("(%s) charged %d times", c.kind, len(charges))
+		}
+	case kindExpiringCard:
+		for _, ch := range charges {
+			if !ch.at.Before(c.cardExpiry) {
+				return fmt.Sprintf("charged on %s, after the card expired", ch.at.Format(time.DateOnly))
+			}
+		}
+	case kindCancels:
+		for _, ch := range charges {
+			if !ch.at.Before(action) {
+				return fmt.Sprintf("charged on %s, after renewal was turned off", ch.at.Format(time.DateOnly))
+			}
+		}
+	case kindRefunds:
+		var last *gatewayCharge
+		for i := range charges {
+			if !charges[i].at.After(action) && (last == nil || charges[i].at.After(last.at)) {
+				last = &charges[i]
+			}
+		}
+		if last != nil && last.refunded != !action.After(last.at.Add(s.cfg.Policy.RefundWindow)) {
+			return fmt.Sprintf("refund asked %s after the charge: refunded %v", action.Sub(last.at), last.refunded)
+		}
+	}
+	return ""
 }
 
 // lapses returns the instant of each subscription's first lapsed renewal.

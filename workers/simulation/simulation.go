@@ -157,6 +157,7 @@ type sim struct {
 	ids       []uuid.UUID // subscription of customer n
 	acctIDs   []uuid.UUID // account of customer n
 	refusals  map[string]int
+	sends     *sends // the sender, counting what it delivered
 	// dirty: something was appended since the outbox was last drained.
 	dirty bool
 }
@@ -167,7 +168,8 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return Report{}, err
 	}
-	s := &sim{cfg: cfg, clock: clock.NewSimulated(cfg.Start), types: eventstore.NewEventTypes(), refusals: map[string]int{}}
+	s := &sim{cfg: cfg, clock: clock.NewSimulated(cfg.Start), types: eventstore.NewEventTypes(), refusals: map[string]int{}, sends: newSends(cfg.Mail)}
+	s.cfg.Mail = s.sends
 	s.types.Register(1, events.All()...)
 	s.store = eventstore.New(cfg.Pool, eventstore.Config{})
 	if err := s.open(ctx); err != nil {
