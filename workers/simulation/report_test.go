@@ -18,7 +18,9 @@ func TestRule_TRI2_ReportFlagsChargesTheRulesForbid(t *testing.T) {
 	day := policy.Day
 	at := time.Date(2027, 6, 1, 0, 0, 0, 0, time.UTC)
 	action := []action{{at: at}}
-	charge := func(d time.Duration, refunded bool) gatewayCharge { return gatewayCharge{at: at.Add(d), refunded: refunded} }
+	charge := func(d time.Duration, refunded bool) gatewayCharge {
+		return gatewayCharge{at: at.Add(d), refunded: refunded}
+	}
 	for _, c := range []struct {
 		name    string
 		c       customer
