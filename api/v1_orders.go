@@ -85,8 +85,8 @@ func (o *ordersAPI) routes() {
 			"charged to the given card or the account's billing method. Not signed in, give email and password: when they match an " +
 			"account the order is saved there, otherwise it awaits that address's account with \"action required\" (ORD-2); both " +
 			"answers look alike. A paid order yields one subscription, key and serial number per seat pack (PRD-4). A trial line " +
-			"(term trial) costs nothing and needs a credit or debit card, given or on file, which is kept for the charge when the " +
-			"trial ends: any other payment method is refused naming the field and TRI-1. An order whose total is zero is paid " +
+			"(term trial) costs nothing and needs a credit or debit card, given or on file; the charge when the trial ends goes to " +
+			"the card in the account's billing information, else to this one (TRI-4): any other payment method is refused naming the field and TRI-1. An order whose total is zero is paid " +
 			"without a charge; the trial is current for 30 days (policy) with automatic renewal on at the catalog's standard annual " +
 			"price (TRI-1, TRI-4).",
 		Request: placeOrderRequest{}, Responses: map[int]any{http.StatusCreated: orderView{}, http.StatusPaymentRequired: nil,

@@ -222,7 +222,8 @@ func TestRule_EML1_RenewalEmailsStateTheirFactsAndAreRecorded(t *testing.T) {
 		"renewal_receipt":     {"renewed until March 1, 2029", "Amount charged: USD 89.99", "Now expires on: March 1, 2029"},
 		"refund_confirmation": {"Refund of USD 89.99", "now expires on March 1, 2028", "automatic renewal is off"},
 		"renewal_reminder":    {"expires on March 1, 2028", "in 30 days, and automatic renewal is off"},
-		"trial_ending":        {"trial ends on March 31, 2027", "standard price of USD 89.99", "charged on March 31, 2027"},
+		"trial_ending": {"trial ends on March 31, 2027", "standard price of USD 89.99", "charged on March 31, 2027",
+			"to the card in\nyour account's billing information or, if it has none, to the card you gave"}, // TRI-4: the account's card first
 	}
 	msgs := r.delivered(t)
 	if len(msgs) != len(want) {
