@@ -143,6 +143,9 @@ func PlanConversion(cat *catalog.Catalog, s Subscription, target string, acknowl
 	plan := Plan{ConversionPlan: cp}
 	if old := s.st.Renewal.Price; !old.IsZero() {
 		term, err := catalog.ParseTerm(s.Term())
+		if term == catalog.Trial {
+			term = catalog.Annual // a trial renews into a year at the standard price (TRI-4)
+		}
 		if err == nil {
 			plan.Price, err = cat.Price(cp.To.Code(), term, old.Currency())
 		}

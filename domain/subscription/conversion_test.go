@@ -180,6 +180,26 @@ func TestRule_ARS2_ConversionAfterTheNoticeAnnouncesTheNewFee(t *testing.T) {
 	}
 }
 
+// rule TRI-4, CNV-3: a legacy trial converted before its end is billed at
+// the new product's standard annual price when the trial ends.
+func TestRule_TRI4_ConvertedTrialBilledAtTheNewProductsPrice(t *testing.T) {
+	us, _ := cat.Storefront("US")
+	old, _ := cat.Price("NIS", catalog.Annual, us.Currency())
+	want, _ := cat.Price("NS-STD", catalog.Annual, us.Currency())
+	if old.Equal(want) {
+		t.Fatalf("NIS and NS-STD both cost %v: the test needs two prices", want)
+	}
+	l := newSim(t, created(t, "NIS", catalog.Trial, catalog.Windows, subscription.Origin{Storefront: us, AutoRenew: true, Price: old}))
+	l.method = mustCard(t, "tok_card", 12, 2035)
+	end := l.s.ExpiresAt()
+	l.do(end.Add(-25*day), subscription.Convert{AccountID: ann, Plan: plan(t, l.s, "NS-STD"), Key: mustKey(t, newKey)})
+	l.advance(end.Add(day))
+	notices, charged := logged[subscription.TrialEndingNoticeIssued](l), logged[subscription.ChargeSucceeded](l)
+	if len(notices) != 1 || !notices[0].Amount.Equal(want) || len(charged) != 1 || !charged[0].Amount.Equal(want) {
+		t.Fatalf("trial-ending notices %+v, charges %+v; want one of each at %v", notices, charged, want)
+	}
+}
+
 // rule CNV-3: a converted subscription that renews at a price renews at the
 // new product's price, in the same currency.
 func TestRule_CNV3_ConvertedSubscriptionRenewsAtTheNewPrice(t *testing.T) {

@@ -236,6 +236,11 @@ var (
 	// ErrNotMonthly: only a monthly plan is cancelled; other terms turn
 	// automatic renewal off (MON-1).
 	ErrNotMonthly error = domain.Conflict("only a monthly plan is cancelled: turn automatic renewal off instead")
+	// ErrDisabledNotRefunded: a refund asked of a disabled key, such as a
+	// legacy key an agent converted into a new subscription (CNV-4): its
+	// term went on in the new one, so taking it back here would leave that
+	// one unpaid (ARS-7).
+	ErrDisabledNotRefunded error = domain.Conflict("this product key is disabled (converted into another subscription): its charges are not refunded here; ask support")
 	// ErrEnded: automatic renewal turned on for a subscription that has
 	// ended (expired, refunded or disabled): nothing is left to renew, and
 	// an opted-out trial stays uncharged (TRI-2).
@@ -846,6 +851,8 @@ func (s Subscription) requestRefund(c RequestRefund, now time.Time, p policy.Pol
 	}
 	r := s.st.Renewal
 	switch {
+	case s.st.Disabled:
+		return nil, ErrDisabledNotRefunded
 	case r.PendingRefund != nil:
 		return nil, ErrRefundPending
 	case r.Cycle.Pending != nil:

@@ -595,6 +595,21 @@ func TestRule_ARS6_DeclinedBillingUpdatesKeepTheScheduledRetries(t *testing.T) {
 	}
 }
 
+// rule ARS-7, CNV-4: a renewed key an agent converted into a new
+// subscription (disabled) is not refunded: its renewed term goes on in the
+// new subscription, which taking it back here would leave unpaid.
+func TestRule_ARS7_DisabledKeyNotRefunded(t *testing.T) {
+	l := newSim(t, bought(t, catalog.Annual, at(2027, 1, 10)))
+	l.advance(l.s.ExpiresAt().Add(-7 * day))
+	if paid := logged[subscription.ChargeSucceeded](l); len(paid) != 1 {
+		t.Fatalf("charges: %v", paid)
+	}
+	l.do(l.now.Add(day), subscription.Disable{})
+	if _, err := l.peek(l.now.Add(day), subscription.RequestRefund{AccountID: ann}); !errors.Is(err, subscription.ErrDisabledNotRefunded) {
+		t.Fatalf("refund of a disabled key: %v, want ErrDisabledNotRefunded", err)
+	}
+}
+
 // rule ARS-7: a renewal charge is refunded within 60 days of it (day 60
 // included); after, the refusal says when the window closed. The refund
 // takes the renewed term back off.
