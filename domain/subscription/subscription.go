@@ -351,9 +351,11 @@ func decide(s Subscription, cmd Command, now time.Time, p policy.Policy) ([]doma
 			return []domain.Event{SavedWithOrder{AccountID: c.AccountID, OrderID: c.OrderID, At: now}}, nil
 		case !s.st.Created.Registrable:
 			return nil, nil // an order is saved in one account only
-		}
-		if s.st.Account != uuid.Nil {
-			return nil, ErrRegisteredElsewhere
+		case s.st.Account != uuid.Nil:
+			// The key's holder registered it while the order awaited its
+			// account (KEY-2): it stays there, and the order is saved all
+			// the same (a refusal would stall the order's saving for good).
+			return nil, nil
 		}
 		return []domain.Event{Registered{AccountID: c.AccountID, At: now}}, nil
 	case Activate:
@@ -411,8 +413,10 @@ func decide(s Subscription, cmd Command, now time.Time, p policy.Policy) ([]doma
 		}
 		return []domain.Event{AutoRenewalChanged{On: c.On, At: now}}, nil
 	case StopAutoRenewalForOrder:
-		// A retail key has no order: a nil order id matches nothing.
-		if c.OrderID == uuid.Nil || s.st.Created.OrderID != c.OrderID || !s.st.AutoRenew {
+		// A retail key has no order: a nil order id matches nothing. A key
+		// its holder registered in an account while the order was pending
+		// is that account's, not the disowning one's (ORD-4).
+		if c.OrderID == uuid.Nil || s.st.Created.OrderID != c.OrderID || !s.st.AutoRenew || s.Owner() != uuid.Nil {
 			return nil, nil
 		}
 		return []domain.Event{AutoRenewalChanged{On: false, At: now}}, nil

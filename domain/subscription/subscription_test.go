@@ -238,6 +238,22 @@ func TestRule_ORD4_StopAutoRenewalForOrderTouchesOnlyThatOrdersSubscriptions(t *
 	decidertest.Given(t, subscription.Decider, bought).When(subscription.StopAutoRenewalForOrder{OrderID: uuid.New()}).ThenNothing()
 	retail := created(t, "NS-STD", catalog.Annual, catalog.Windows, subscription.Origin{AutoRenew: true})
 	decidertest.Given(t, subscription.Decider, retail).When(subscription.StopAutoRenewalForOrder{OrderID: uuid.Nil}).ThenNothing()
+	// A key of the pending order that bob registered is bob's: the order's
+	// disowning leaves its renewal alone.
+	decidertest.Given(t, subscription.Decider, bought, subscription.Registered{AccountID: bob, At: now}).
+		When(subscription.StopAutoRenewalForOrder{OrderID: order}).ThenNothing()
+}
+
+// rule ORD-3, KEY-2: a key of a pending order that its holder registered in
+// another account stays there when the order is saved, and the saving goes
+// on (a refusal stalled the fulfilment process on that order for good).
+func TestRule_ORD3_SavingAnOrderWhoseKeyWasRegisteredElsewhere(t *testing.T) {
+	us, _ := cat.Storefront("US")
+	bought := created(t, "NS-STD", catalog.Annual, catalog.Windows, subscription.Origin{OrderID: order, Storefront: us, AutoRenew: true})
+	decidertest.Given(t, subscription.Decider, bought, subscription.Registered{AccountID: bob, At: now}).
+		When(subscription.RegisterFromOrder{AccountID: ann, OrderID: order}).ThenNothing()
+	decidertest.Given(t, subscription.Decider, bought).
+		When(subscription.RegisterFromOrder{AccountID: ann, OrderID: order}).Then(subscription.Registered{AccountID: ann, At: now})
 }
 
 func TestRule_PRD2_PRD3_StatusDownloadAndRecoveryTool(t *testing.T) {

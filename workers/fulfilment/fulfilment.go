@@ -354,7 +354,9 @@ func (f *Fulfiller) newSubscription(o order.Order, li int, id uuid.UUID) (subscr
 		return subscription.Created{}, err
 	}
 	return subscription.NewCreated(id, product, term, platform, key, serial, p.PlacedAt, f.cfg.Policy,
-		subscription.Origin{OrderID: p.OrderID, Storefront: store, AutoRenew: term.Paid() || term == catalog.Trial,
+		// An order disowned before it was paid (ORD-4) yields subscriptions
+		// that do not renew, as its disowning turned off those it had.
+		subscription.Origin{OrderID: p.OrderID, Storefront: store, AutoRenew: (term.Paid() || term == catalog.Trial) && !o.Disowned(),
 			Price: renewalPrice(line), PaymentToken: p.PaymentToken, PaymentCard: p.PaymentCard, InitialChargeID: o.ChargeID(), InitialCharge: line.UnitPrice})
 }
 
