@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -404,6 +405,27 @@ func TestRule_CNV4_AgentProcedureInterruptedAfterEachStepAndResumed(t *testing.T
 			}
 			c.want(c.call("POST", "/v1/agent/conversions/"+id+"/continue", c.agent, `{"reason":"again"}`), http.StatusOK) // nothing left
 			c.checkConverted(t, id)
+		})
+	}
+}
+
+// rule ARS-3, CNV-4: the agent's conversion gives the new subscription the
+// old one's automatic renewal setting: off stays off (no notice, no
+// charge), on stays on.
+func TestRule_ARS3_AgentConversionKeepsTheRenewalSetting(t *testing.T) {
+	t.Parallel()
+	for _, on := range []bool{false, true} {
+		t.Run(fmt.Sprintf("renewal on %v", on), func(t *testing.T) {
+			t.Parallel()
+			c := newConversionEnv(t, "NIS")
+			c.want(c.call("PUT", "/v1/subscriptions/"+c.sub+"/auto-renewal", c.session(), fmt.Sprintf(`{"on":%v}`, on)), http.StatusOK)
+			v := c.want(c.call("POST", "/v1/agent/conversions", c.agent, c.startBody("", `,"target":"NS-DLX"`)), http.StatusCreated).json(t)
+			c.checkConverted(t, v["conversion_id"].(string))
+			for _, p := range c.products(c.session()) {
+				if p["product"] == "NS-DLX" && (p["auto_renewal"] != on || p["renewing"] != on) {
+					t.Errorf("new subscription %v: auto_renewal %v, renewing %v; want %v as the old one", p["subscription_id"], p["auto_renewal"], p["renewing"], on)
+				}
+			}
 		})
 	}
 }

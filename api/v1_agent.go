@@ -389,7 +389,7 @@ func (g *agentAPI) freeOrder(w http.ResponseWriter, r *http.Request) error {
 	if key := r.Header.Get("Idempotency-Key"); key != "" {
 		orderID = uuid.NewSHA1(freeOrderSpace, []byte(principal(r)+"\x00"+key))
 	}
-	res, err := g.placeFreeOrder(ctx, acct, orderID, product, platform, in.Storefront, agentMeta(ctx, reason, agentlog.FreeOrder, ""))
+	res, err := g.placeFreeOrder(ctx, acct, orderID, product, platform, in.Storefront, true, agentMeta(ctx, reason, agentlog.FreeOrder, ""))
 	if err != nil {
 		return err
 	}
@@ -400,13 +400,14 @@ func (g *agentAPI) freeOrder(w http.ResponseWriter, r *http.Request) error {
 // placeFreeOrder places (or finds, for a retry) the free order orderID of
 // one annual seat pack of product on platform in acct, at storefront (else
 // the account's country, else US), and fulfils it into a subscription
-// registered in the account, every event recorded with meta (AGT-1).
-// A free order records no payment, so the fulfilment process manager
+// registered in the account, every event recorded with meta (AGT-1),
+// enrolled in automatic renewal when renews holds. A free order records
+// no payment, so the fulfilment process manager
 // (which reacts to payments) leaves it alone: a retry with the same
 // Idempotency-Key, or the conversion resumed, finishes a fulfilment cut
 // short, on the agent's behalf.
 func (g *agentAPI) placeFreeOrder(ctx context.Context, acct account.Account, orderID uuid.UUID, product catalog.Product,
-	platform catalog.Platform, storefront string, meta eventstore.CommandMeta) (fulfilment.Result, error) {
+	platform catalog.Platform, storefront string, renews bool, meta eventstore.CommandMeta) (fulfilment.Result, error) {
 	store, err := g.storefront(storefront, acct)
 	if err != nil {
 		return fulfilment.Result{}, err
@@ -428,7 +429,7 @@ func (g *agentAPI) placeFreeOrder(ctx context.Context, acct account.Account, ord
 	}
 	zero := money.Zero(store.Currency())
 	placed := order.Placed{OrderID: orderID, Storefront: store.Code(), BuyerEmail: acct.Email().String(), SavedTo: acct.ID(),
-		Total: zero, Free: true,
+		Total: zero, Free: true, NoAutoRenewal: !renews,
 		Lines: []order.Line{{Product: product.Code(), ProductName: product.Name(), Term: catalog.Annual.String(), Platform: platform.String(),
 			Quantity: 1, UnitPrice: zero, Amount: zero, RenewalPrice: renewal}}}
 	meta.CommandID = "place/" + orderID.String()

@@ -295,8 +295,14 @@ func (c *conversions) freeOrderStep(ctx context.Context, plan conversion.Started
 	if err != nil {
 		return uuid.Nil, uuid.Nil, err
 	}
+	// The new subscription renews as the old one did: one whose renewal was
+	// off (or an opted-out trial) is not enrolled by its conversion (ARS-3).
+	old, _, err := c.subs.handler.Load(ctx, subscriptionStream(plan.SubscriptionID))
+	if err != nil {
+		return uuid.Nil, uuid.Nil, err
+	}
 	orderID := uuid.NewSHA1(plan.ConversionID, []byte("free-order"))
-	res, err := c.placeFreeOrder(ctx, acct, orderID, product, platform, plan.Storefront, meta)
+	res, err := c.placeFreeOrder(ctx, acct, orderID, product, platform, plan.Storefront, old.AutoRenew(), meta)
 	if err != nil {
 		return uuid.Nil, uuid.Nil, err
 	}

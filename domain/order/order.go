@@ -111,6 +111,10 @@ type Placed struct {
 	// Free marks a support agent's free order (CNV-4, AGT-1): its total is
 	// zero, nothing is charged, and it counts as paid from its placement.
 	Free bool `json:"free,omitempty"`
+	// NoAutoRenewal: the subscriptions it yields start with automatic
+	// renewal off, as a conversion's free order does for a subscription
+	// whose renewal was off (ARS-3, CNV-4).
+	NoAutoRenewal bool `json:"no_auto_renewal,omitempty"`
 }
 
 // Paid: the payment gateway charged the order's total.

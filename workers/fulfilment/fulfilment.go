@@ -356,7 +356,7 @@ func (f *Fulfiller) newSubscription(o order.Order, li int, id uuid.UUID) (subscr
 	return subscription.NewCreated(id, product, term, platform, key, serial, p.PlacedAt, f.cfg.Policy,
 		// An order disowned before it was paid (ORD-4) yields subscriptions
 		// that do not renew, as its disowning turned off those it had.
-		subscription.Origin{OrderID: p.OrderID, Storefront: store, AutoRenew: (term.Paid() || term == catalog.Trial) && !o.Disowned(),
+		subscription.Origin{OrderID: p.OrderID, Storefront: store, AutoRenew: (term.Paid() || term == catalog.Trial) && !o.Disowned() && !p.NoAutoRenewal,
 			Price: renewalPrice(line), PaymentToken: p.PaymentToken, PaymentCard: p.PaymentCard, InitialChargeID: o.ChargeID(), InitialCharge: line.UnitPrice})
 }
 
