@@ -10,11 +10,13 @@ import (
 	"github.com/subs-engine/subs/domain/clock"
 )
 
-// ClockAdvancer moves a simulated clock to an instant, running every due
+// ClockAdvancer moves a simulated clock to an instant, or by a span read
+// from the clock once the advances before it are done, running every due
 // worker action on the way, in time order (TIM-2). workers/schedule's
 // Scheduler is one.
 type ClockAdvancer interface {
 	AdvanceTo(ctx context.Context, target time.Time) (ticks int, err error)
+	Advance(ctx context.Context, d time.Duration) (ticks int, err error)
 }
 
 type (
@@ -59,11 +61,18 @@ func RegisterTestClock(s *Server, adv ClockAdvancer) {
 			if err := DecodeJSON(w, r, &in); err != nil {
 				return err
 			}
-			target, err := in.target(s.Clock().Now())
+			to, by, err := in.move()
 			if err != nil {
 				return err
 			}
-			ticks, err := adv.AdvanceTo(r.Context(), target)
+			// A span is added to the clock as the advance finds it (TIM-1:
+			// one instant), so that concurrent advances by a day add up.
+			var ticks int
+			if in.To == nil {
+				ticks, err = adv.Advance(r.Context(), by)
+			} else {
+				ticks, err = adv.AdvanceTo(r.Context(), to)
+			}
 			if errors.Is(err, clock.ErrBackwards) {
 				return domain.Invalid("to", "is before the clock's instant: a clock only moves forward")
 			}
@@ -74,8 +83,9 @@ func RegisterTestClock(s *Server, adv ClockAdvancer) {
 		})})
 }
 
-// target is the instant the request names, from now.
-func (in advanceRequest) target(now time.Time) (time.Time, error) {
+// move is what the request asks: the instant to move to, or else the span
+// to move by (days are 24 hours: the clock is UTC's).
+func (in advanceRequest) move() (to time.Time, by time.Duration, err error) {
 	given := 0
 	for _, set := range []bool{in.To != nil, in.Days != nil, in.Duration != ""} {
 		if set {
@@ -83,20 +93,20 @@ func (in advanceRequest) target(now time.Time) (time.Time, error) {
 		}
 	}
 	if given != 1 {
-		return time.Time{}, domain.Invalid("to", "give exactly one of to, days and duration")
+		return time.Time{}, 0, domain.Invalid("to", "give exactly one of to, days and duration")
 	}
 	switch {
 	case in.To != nil:
-		return in.To.UTC(), nil
+		return in.To.UTC(), 0, nil
 	case in.Days != nil:
 		if *in.Days < 0 {
-			return time.Time{}, domain.Invalid("days", "must not be negative")
+			return time.Time{}, 0, domain.Invalid("days", "must not be negative")
 		}
-		return now.AddDate(0, 0, *in.Days), nil
+		return time.Time{}, time.Duration(*in.Days) * 24 * time.Hour, nil
 	}
 	d, err := time.ParseDuration(in.Duration)
 	if err != nil || d < 0 {
-		return time.Time{}, domain.Invalid("duration", "is not a forward Go duration such as 36h or 90m")
+		return time.Time{}, 0, domain.Invalid("duration", "is not a forward Go duration such as 36h or 90m")
 	}
-	return now.Add(d), nil
+	return time.Time{}, d, nil
 }

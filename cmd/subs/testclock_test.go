@@ -9,6 +9,8 @@ import (
 	"net/mail"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -54,6 +56,23 @@ func TestRule_TIM2_TestClockAdvanceRenewsAsIfTimePassed(t *testing.T) {
 	problem := c.call("POST", "/v1/test-clock/advance", `{"to":"2027-04-01T00:00:00Z"}`, http.StatusBadRequest)
 	if errs, _ := problem["errors"].([]any); len(errs) != 1 || errs[0].(map[string]any)["field"] != "to" {
 		t.Errorf("moving the clock back answered %v, want 400 naming to", problem)
+	}
+	// Two advances by a day at once move the clock by two days: each adds
+	// its day to the clock as it finds it (TIM-1), not as it was read first.
+	statuses := make([]int, 2)
+	var wg sync.WaitGroup
+	for i := range statuses {
+		wg.Go(func() {
+			resp, err := http.Post(c.base+"/v1/test-clock/advance", "application/json", strings.NewReader(`{"days":1}`))
+			if err == nil {
+				statuses[i] = resp.StatusCode
+				resp.Body.Close()
+			}
+		})
+	}
+	wg.Wait()
+	if got := c.call("GET", "/v1/test-clock", "", http.StatusOK)["now"]; statuses[0] != http.StatusOK || statuses[1] != http.StatusOK || got != "2027-04-05T09:00:00Z" {
+		t.Errorf("two concurrent advances by a day answered %v and left the clock at %v, want 2027-04-05T09:00:00Z", statuses, got)
 	}
 	srv.MustStop(t, 7*time.Second)
 
