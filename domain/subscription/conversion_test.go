@@ -180,6 +180,34 @@ func TestRule_ARS2_ConversionAfterTheNoticeAnnouncesTheNewFee(t *testing.T) {
 	}
 }
 
+// rule ARS-2, CNV-3: a conversion while the period's charge is being
+// retried does not raise that charge above the fee its notice stated: the
+// retry charges the noticed fee, and the next period the new one, noticed.
+func TestRule_ARS2_ConversionDuringTheRetriesChargesNoMoreThanTheNotice(t *testing.T) {
+	us, _ := cat.Storefront("US")
+	old, _ := cat.Price("NAV", catalog.Annual, us.Currency())
+	fee, _ := cat.Price("NS-DLX", catalog.Annual, us.Currency())
+	if old.Amount() >= fee.Amount() {
+		t.Fatalf("NAV costs %v, NS-DLX %v: the test needs a dearer target", old, fee)
+	}
+	l := newSim(t, created(t, "NAV", catalog.Annual, catalog.Windows, subscription.Origin{Storefront: us, AutoRenew: true, Price: old}))
+	l.method = mustCard(t, "tok_card", 12, 2035)
+	l.gateway = declineAttempts(1)
+	exp := l.s.ExpiresAt()
+	declinedAt := exp.Add(-pol.AnnualChargeLead)
+	l.advance(declinedAt)
+	l.do(declinedAt.Add(time.Hour), subscription.Convert{AccountID: ann, Plan: plan(t, l.s, "NS-DLX"), Key: mustKey(t, newKey)})
+	l.advance(exp.AddDate(1, 0, 0))
+	charged := logged[subscription.ChargeSucceeded](l)
+	if len(charged) != 2 || !charged[0].Amount.Equal(old) || !charged[1].Amount.Equal(fee) {
+		t.Fatalf("charges %+v, want the retry at the noticed %v, then the next year at %v", charged, old, fee)
+	}
+	notices := logged[subscription.RenewalNoticeIssued](l)
+	if len(notices) != 2 || !notices[1].Amount.Equal(fee) || !notices[1].At.Before(charged[1].At) {
+		t.Fatalf("notices %+v, want the next year's at %v before its charge", notices, fee)
+	}
+}
+
 // rule TRI-4, CNV-3: a legacy trial converted before its end is billed at
 // the new product's standard annual price when the trial ends.
 func TestRule_TRI4_ConvertedTrialBilledAtTheNewProductsPrice(t *testing.T) {

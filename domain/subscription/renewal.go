@@ -297,7 +297,11 @@ type renewalState struct {
 
 // cycle is what happened in the period under way.
 type cycle struct {
-	NoticedAt      time.Time        `json:"noticed_at,omitzero"`
+	NoticedAt time.Time `json:"noticed_at,omitzero"`
+	// NoticedAmount is the fee the notice stated: the period is never
+	// charged more (ARS-2), whatever changed since (a conversion during the
+	// retries).
+	NoticedAmount  money.Money      `json:"noticed_amount,omitzero"`
 	ChargeAt       time.Time        `json:"charge_at,omitzero"`
 	ReminderDays   int              `json:"reminder_days,omitempty"` // the smallest lead reminded (ARS-3)
 	Attempts       int              `json:"attempts,omitempty"`
@@ -315,7 +319,9 @@ func (c cycle) unbilled() bool { return c.Attempts == 0 && c.Pending == nil && !
 
 // forgetNotice makes the period's notice due again, with the charge date it
 // will set.
-func (c *cycle) forgetNotice() { c.NoticedAt, c.ChargeAt = time.Time{}, time.Time{} }
+func (c *cycle) forgetNotice() {
+	c.NoticedAt, c.NoticedAmount, c.ChargeAt = time.Time{}, money.Money{}, time.Time{}
+}
 
 type addOn struct {
 	Code  string      `json:"code"`
@@ -781,8 +787,19 @@ func (s Subscription) charge(m payment.PaymentMethod, now time.Time, p policy.Po
 	}
 	id := s.st.Created.SubscriptionID
 	return []domain.Event{ChargeRequested{Period: r.Period, Attempt: attempt, IdempotencyKey: IdempotencyKey(id, r.Period, attempt),
-		Token: token, Amount: s.amount(), At: now,
+		Token: token, Amount: s.chargedAmount(), At: now,
 		Description: fmt.Sprintf("%s, %s renewal from %s", s.st.Created.ProductName, renewedTerm(r.Term), r.ExpiresAt.Format("2006-01-02"))}}
+}
+
+// chargedAmount is what the period's charge takes: what one more term costs
+// now, but never more than its notice stated (ARS-2): a price raised during
+// the retries (a conversion) applies from the next period.
+func (s Subscription) chargedAmount() money.Money {
+	now, noticed := s.amount(), s.st.Renewal.Cycle.NoticedAmount
+	if noticed.IsZero() || noticed.Currency() != now.Currency() || noticed.Amount() >= now.Amount() {
+		return now
+	}
+	return noticed
 }
 
 func renewedTerm(term string) string {
@@ -959,9 +976,9 @@ func evolveRenewal(s Subscription, e domain.Event) (Subscription, bool) {
 	r := &s.st.Renewal
 	switch e := e.(type) {
 	case RenewalNoticeIssued:
-		r.Cycle.NoticedAt, r.Cycle.ChargeAt = e.At, e.ChargeAt
+		r.Cycle.NoticedAt, r.Cycle.NoticedAmount, r.Cycle.ChargeAt = e.At, e.Amount, e.ChargeAt
 	case TrialEndingNoticeIssued:
-		r.Cycle.NoticedAt, r.Cycle.ChargeAt = e.At, e.ChargeAt
+		r.Cycle.NoticedAt, r.Cycle.NoticedAmount, r.Cycle.ChargeAt = e.At, e.Amount, e.ChargeAt
 	case RenewalReminderIssued:
 		r.Cycle.ReminderDays = e.DaysBefore
 	case PaymentMethodWarned:
