@@ -89,13 +89,23 @@ func decideAdjustDays(s Subscription, c AdjustDays, now time.Time) ([]domain.Eve
 // announced the old date, and its charge date was counted from it (ARS-2);
 // the next notice announces the new one, and the charge follows that
 // notice's policy (removing days no longer lets the old charge date fall
-// past the grace, lapsing the period with automatic renewal on).
+// past the grace, lapsing the period with automatic renewal on). A period
+// whose charge was declined (awaiting a retry, or lapsed once the retries
+// ended) starts over from the new date the same way, its attempts numbered
+// on (a new attempt, a new idempotency key: ARS-8): days added to a lapsed
+// subscription renew it again (ARS-1), and a retry no longer charges the new
+// date's term before its notice (ARS-2). A charge in flight is left to its
+// outcome.
 func evolveDaysAdjusted(s Subscription, e DaysAdjusted) Subscription {
 	r := &s.st.Renewal
 	r.ExpiresAt, r.Anchor, r.Terms, r.Refunded = e.ExpiresAt, e.ExpiresAt, 0, false
-	if r.Cycle.unbilled() {
+	switch {
+	case r.Cycle.Pending != nil:
+	case r.Cycle.unbilled():
 		r.Cycle.forgetNotice()
 		r.Cycle.ReminderDays = 0
+	default:
+		r.Cycle = cycle{Attempts: r.Cycle.Attempts, PriorAttempts: r.Cycle.Attempts}
 	}
 	return s
 }

@@ -310,12 +310,19 @@ type cycle struct {
 	NextRetryAt    time.Time        `json:"next_retry_at,omitzero"`
 	DeclinedToken  string           `json:"declined_token,omitempty"`
 	Lapsed         bool             `json:"lapsed,omitempty"`
+	// PriorAttempts are the period's attempts made before it started over
+	// (days adjusted after a decline, AGT-2): Attempts numbers on from
+	// them, so that each attempt keeps its own idempotency key (ARS-8).
+	PriorAttempts int `json:"prior_attempts,omitempty"`
 }
+
+// tries is how many charges this cycle has attempted.
+func (c cycle) tries() int { return c.Attempts - c.PriorAttempts }
 
 // unbilled reports whether no charge of the period has been tried and the
 // period has not lapsed: its notice may still be given again, announcing
 // what changed since (ARS-2).
-func (c cycle) unbilled() bool { return c.Attempts == 0 && c.Pending == nil && !c.Lapsed }
+func (c cycle) unbilled() bool { return c.tries() == 0 && c.Pending == nil && !c.Lapsed }
 
 // forgetNotice makes the period's notice due again, with the charge date it
 // will set.
@@ -473,9 +480,9 @@ func (s Subscription) nextRenewal(p policy.Policy) (step, time.Time) {
 	switch {
 	case r.Cycle.NoticedAt.IsZero():
 		return stepNotice, r.ExpiresAt.Add(-s.noticeLead(p))
-	case r.Cycle.Attempts == 0 && r.Cycle.ChargeAt.Before(graceEnd):
+	case r.Cycle.tries() == 0 && r.Cycle.ChargeAt.Before(graceEnd):
 		return stepCharge, r.Cycle.ChargeAt
-	case r.Cycle.Attempts == 0, r.Cycle.NextRetryAt.IsZero():
+	case r.Cycle.tries() == 0, r.Cycle.NextRetryAt.IsZero():
 		return stepLapse, graceEnd
 	}
 	return stepCharge, r.Cycle.NextRetryAt
@@ -744,7 +751,7 @@ func (s Subscription) billable(m payment.PaymentMethod) payment.PaymentMethod {
 // method to try.
 func (s Subscription) billingChanged(m payment.PaymentMethod) bool {
 	c := s.st.Renewal.Cycle
-	return c.Attempts > 0 && !c.NextRetryAt.IsZero() && !m.IsZero() && m.Token() != c.DeclinedToken
+	return c.tries() > 0 && !c.NextRetryAt.IsZero() && !m.IsZero() && m.Token() != c.DeclinedToken
 }
 
 func (s Subscription) notice(m payment.PaymentMethod, now time.Time, p policy.Policy) []domain.Event {
@@ -1047,7 +1054,7 @@ func evolveRenewal(s Subscription, e domain.Event) (Subscription, bool) {
 		}
 		if e.On && e.At.Before(r.ExpiresAt) {
 			r.Cycle.Lapsed = false
-			if r.Cycle.Attempts > 0 && r.Cycle.NextRetryAt.IsZero() && r.Cycle.Pending == nil {
+			if r.Cycle.tries() > 0 && r.Cycle.NextRetryAt.IsZero() && r.Cycle.Pending == nil {
 				r.Cycle.NextRetryAt = e.At // turned back on after the retries ended: try again
 			}
 		}

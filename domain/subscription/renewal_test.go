@@ -102,6 +102,50 @@ func TestRule_ARS1_AdjustedExpiryRenewsFromTheNewDate(t *testing.T) {
 	}
 }
 
+// rule ARS-1, ARS-2 with AGT-2: days an agent adds to a period whose charge
+// was declined start it over from the new date: after the retries ended
+// (lapsed, expired) the subscription renews again; during the retries the
+// next charge waits for a notice of the new date. Its attempts are numbered
+// on (a new idempotency key each, ARS-8).
+func TestRule_ARS1_DaysAddedToADeclinedPeriodRenewFromTheNewDate(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		after time.Duration // after the first decline, 7 days before expiry
+	}{
+		{"during the retries", 2 * day},
+		{"after the retries ended, expired", 8 * day},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			l := newSim(t, bought(t, catalog.Annual, at(2027, 1, 10)))
+			l.method = mustCard(t, "tok_card", 12, 2035)
+			declining := true
+			l.gateway = func(r subscription.ChargeRequested) payment.ChargeOutcome {
+				if declining {
+					return decline(r)
+				}
+				return approve(r)
+			}
+			exp := l.s.ExpiresAt()
+			adjusted := exp.Add(-pol.AnnualChargeLead).Add(c.after)
+			l.advance(adjusted)
+			attempts := len(logged[subscription.ChargeRequested](l))
+			declining = false
+			l.do(adjusted, subscription.AdjustDays{Days: 60})
+			newExpiry := exp.AddDate(0, 0, 60)
+			l.advance(newExpiry.Add(pol.Grace))
+			notices, charged := logged[subscription.RenewalNoticeIssued](l), logged[subscription.ChargeSucceeded](l)
+			last := notices[len(notices)-1]
+			if len(charged) != 1 || !last.ExpiresAt.Equal(newExpiry) || !charged[0].At.After(last.At) || charged[0].Attempt != attempts+1 {
+				t.Fatalf("notices %+v, charges %+v; want a notice of %s, then its charge as attempt %d", notices, charged,
+					newExpiry.Format(time.DateOnly), attempts+1)
+			}
+			if !l.s.ExpiresAt().Equal(newExpiry.AddDate(1, 0, 0)) {
+				t.Fatalf("renewed until %s, want a year from %s", l.s.ExpiresAt().Format(time.DateOnly), newExpiry.Format(time.DateOnly))
+			}
+		})
+	}
+}
+
 // rule ARS-2: the pre-billing notice 30 (annual) or 3 (monthly) days before
 // expiry, with the date and the fee; the charge 7 days before expiry
 // (annual) or on the expiry day (monthly).
