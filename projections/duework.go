@@ -37,7 +37,11 @@ func (DueWork) Name() string { return "due_work" }
 func (DueWork) Tables() []string { return []string{"due_work"} }
 
 // OperationalColumns implements Operational: checked_at is the instant of
-// the workers' last visit, which no event records.
+// the workers' last visit, which no event records. The projection clears
+// it when an event makes the row due at or before that visit (a command at
+// the instant a run visited, say a billing update after a decline): the
+// visit did not see that work, and a run at that same instant (the test
+// clock's advance, TIM-2) must still do it.
 func (DueWork) OperationalColumns() map[string][]string {
 	return map[string][]string{"due_work": {"checked_at"}}
 }
@@ -70,7 +74,8 @@ func (d DueWork) ApplyBatch(ctx context.Context, tx pgx.Tx, recs []eventstore.Re
 		}
 		q.Queue(`INSERT INTO due_work (subscription_id, account_id, due_at, awaiting_retry, version, state)
 VALUES ($1, $2, $3, $4, $5, $6)
-ON CONFLICT (subscription_id) DO UPDATE SET account_id = $2, due_at = $3, awaiting_retry = $4, version = $5, state = $6`,
+ON CONFLICT (subscription_id) DO UPDATE SET account_id = $2, due_at = $3, awaiting_retry = $4, version = $5, state = $6,
+    checked_at = CASE WHEN $3 <= due_work.checked_at THEN NULL ELSE due_work.checked_at END`,
 			id, accountID, dueAt, s.AwaitingRetry(), last.rec.Version, stateJSON{s})
 	}
 	for i, rec := range recs {
@@ -80,7 +85,9 @@ ON CONFLICT (subscription_id) DO UPDATE SET account_id = $2, due_at = $3, awaiti
 				continue
 			}
 			states.flush(write)
-			states.queue.Queue(`UPDATE due_work SET due_at = LEAST(due_at, $2) WHERE account_id = $1 AND awaiting_retry`, id, rec.RecordedAt)
+			states.queue.Queue(`UPDATE due_work SET due_at = LEAST(due_at, $2),
+    checked_at = CASE WHEN LEAST(due_at, $2) <= checked_at THEN NULL ELSE checked_at END
+WHERE account_id = $1 AND awaiting_retry`, id, rec.RecordedAt)
 			continue
 		}
 		id, ok := strings.CutPrefix(string(rec.StreamID), subscription.StreamPrefix)

@@ -8,6 +8,9 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/subs-engine/subs/domain/catalog"
+	"github.com/subs-engine/subs/domain/subscription"
+	"github.com/subs-engine/subs/eventstore"
+	"github.com/subs-engine/subs/workers/renewal"
 )
 
 // A run claims batch after batch until every subscription due is visited
@@ -41,5 +44,41 @@ func TestRun_VisitsEveryDueSubscriptionBatchAfterBatch(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// rule TIM-2: work a command makes due at the very instant a run visited
+// (renewal turned off after the notice, which calls for the reminder at
+// once, ARS-3) is due at that instant still: the test clock's advance from
+// it runs it first (DueNow), instead of waiting for a later run.
+func TestRule_TIM2_WorkMadeDueAtAVisitedInstantIsDueNow(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	id := w.subscribe(t, "NS-STD", catalog.Annual, w.card(t, "4242424242424242"))
+	w.settle(t)
+	if err := w.clock.Advance(340 * 24 * time.Hour); err != nil { // 25 days before the renewal: the notice is due
+		t.Fatal(err)
+	}
+	now := w.clock.Now()
+	if res, err := w.worker(t, w.gateway).Run(context.Background(), now); err != nil || res.Visited != 1 {
+		t.Fatalf("run: %+v, %v", res, err)
+	}
+	w.settle(t)
+	if due, err := renewal.DueNow(context.Background(), w.store.Pool(), now); err != nil || due {
+		t.Fatalf("due now after the run: %v, %v; want nothing left", due, err)
+	}
+	if _, err := w.subs.Handle(context.Background(), eventstore.StreamID(subscription.StreamName(id)), subscription.SetAutoRenewal{On: false},
+		eventstore.CommandMeta{Metadata: eventstore.Metadata{ActorKind: eventstore.ActorSystem, ActorID: "test"}}); err != nil {
+		t.Fatal(err)
+	}
+	w.settle(t)
+	if due, err := renewal.DueNow(context.Background(), w.store.Pool(), now); err != nil || !due {
+		t.Fatalf("due now after renewal was turned off at the run's instant: %v, %v; want the 30-day reminder due", due, err)
+	}
+	if res, err := w.worker(t, w.gateway).Run(context.Background(), now); err != nil || res.Visited != 1 {
+		t.Fatalf("a second run at the same instant: %+v, %v; want the reminder's visit", res, err)
+	}
+	if types := w.eventTypes(t, id); !slices.Contains(types, "subscription.renewal_reminder_issued") {
+		t.Errorf("no reminder: %v", types)
 	}
 }
