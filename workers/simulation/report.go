@@ -6,6 +6,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -105,6 +106,11 @@ func (s *sim) report(ctx context.Context, end time.Time) (Report, error) {
 		return r, err
 	}
 	r.Checks = append(r.Checks, lifecycle...)
+	noticed, err := s.checkNotices(ctx, charged)
+	if err != nil {
+		return r, err
+	}
+	r.Checks = append(r.Checks, noticed)
 	emails, err := s.checkEmails(ctx)
 	if err != nil {
 		return r, err
@@ -256,6 +262,7 @@ FROM charges WHERE status = 'succeeded' GROUP BY 1, 2`)
 // gatewayCharge is a renewal charge the gateway made: when, and whether
 // it was refunded.
 type gatewayCharge struct {
+	period   int
 	at       time.Time
 	refunded bool
 }
@@ -280,7 +287,7 @@ func (s *sim) gatewayLedger(ctx context.Context) (map[string]int64, int, map[uui
 			}
 			periods[fmt.Sprintf("%s/%d", id, period)]++
 			totals[e.Amount.Currency().String()] += e.Amount.Amount() - e.Refunded.Amount()
-			charged[id] = append(charged[id], gatewayCharge{at: e.CreatedAt, refunded: e.Refunded.Amount() > 0})
+			charged[id] = append(charged[id], gatewayCharge{period: period, at: e.CreatedAt, refunded: e.Refunded.Amount() > 0})
 		}
 		if len(page) < filter.Limit {
 			break
@@ -393,6 +400,72 @@ func (s *sim) forbiddenCharge(c customer, charges []gatewayCharge) string {
 		}
 	}
 	return ""
+}
+
+// checkNotices checks every renewal charge the gateway made against the
+// notices of its period: the last one before the charge came at least the
+// policy's least time before it (ARS-2: 7 days for an annual term, 3 for a
+// monthly one; TRI-3: 3 days for a trial's end).
+func (s *sim) checkNotices(ctx context.Context, charged map[uuid.UUID][]gatewayCharge) (Check, error) {
+	notices := map[string][]notice{} // by subscription/period
+	rows, err := s.store.Pool().Query(ctx, `SELECT stream_id, event_type, (data->>'period')::int, coalesce(data->>'term', ''), (data->>'at')::timestamptz
+FROM events WHERE event_type IN ('subscription.renewal_notice_issued', 'subscription.trial_ending_notice_issued')`)
+	if err != nil {
+		return Check{}, err
+	}
+	p := s.cfg.Policy
+	for rows.Next() {
+		var stream, typ, term string
+		var period int
+		var at time.Time
+		if err := rows.Scan(&stream, &typ, &period, &term, &at); err != nil {
+			return Check{}, err
+		}
+		gap := p.AnnualMinNoticeToCharge
+		switch {
+		case typ == "subscription.trial_ending_notice_issued":
+			gap = p.TrialEndingNotice
+		case term == catalog.Monthly.String():
+			gap = p.MonthlyMinNoticeToCharge
+		}
+		key := strings.TrimPrefix(stream, subscription.StreamPrefix) + "/" + strconv.Itoa(period)
+		notices[key] = append(notices[key], notice{at: at, gap: gap})
+	}
+	if err := rows.Err(); err != nil {
+		return Check{}, err
+	}
+	early := earlyCharges(notices, charged)
+	return check("every charge came after its notice, by the policy's least time (ARS-2, TRI-3)", len(early) == 0,
+		fmt.Sprintf("%d charges without a notice long enough before them, e.g. %v", len(early), first(early))), nil
+}
+
+// notice is a pre-billing or trial-ending notice: when, and the least time
+// its period's charge must wait after it.
+type notice struct {
+	at  time.Time
+	gap time.Duration
+}
+
+// earlyCharges lists the charges that came without a notice of their period
+// at least its least time before them; notices are by subscription/period.
+func earlyCharges(notices map[string][]notice, charged map[uuid.UUID][]gatewayCharge) []string {
+	var early []string
+	for id, charges := range charged {
+		for _, c := range charges {
+			var last *notice
+			period := notices[id.String()+"/"+strconv.Itoa(c.period)]
+			for i, n := range period {
+				if !n.at.After(c.at) && (last == nil || n.at.After(last.at)) {
+					last = &period[i]
+				}
+			}
+			if last == nil || c.at.Before(last.at.Add(last.gap)) {
+				early = append(early, fmt.Sprintf("%s period %d charged %s", id, c.period, c.at.Format(time.RFC3339)))
+			}
+		}
+	}
+	slices.Sort(early)
+	return early
 }
 
 // lapses returns the instant of each subscription's first lapsed renewal.

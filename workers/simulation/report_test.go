@@ -73,3 +73,28 @@ func TestRule_EML2_ReportCountsACauseSentTwice(t *testing.T) {
 		t.Errorf("a counting sender around the maildir does not deliver once (%v): the outbox would record each send alone", err)
 	}
 }
+
+// rule ARS-2: the report flags a charge with no notice of its period, or
+// one that came sooner after its last notice than the policy allows.
+func TestRule_ARS2_ReportFlagsAChargeTooSoonAfterItsNotice(t *testing.T) {
+	id := uuid.New()
+	at := time.Date(2027, 6, 1, 0, 0, 0, 0, time.UTC)
+	notices := map[string][]notice{id.String() + "/1": {{at: at, gap: 7 * policy.Day}, {at: at.Add(10 * policy.Day), gap: 7 * policy.Day}}}
+	for _, c := range []struct {
+		name    string
+		charge  gatewayCharge
+		flagged bool
+	}{
+		{"7 days after the notice", gatewayCharge{period: 1, at: at.Add(7 * policy.Day)}, false},
+		{"6 days after the notice", gatewayCharge{period: 1, at: at.Add(6 * policy.Day)}, true},
+		{"3 days after a notice given again", gatewayCharge{period: 1, at: at.Add(13 * policy.Day)}, true},
+		{"7 days after the notice given again", gatewayCharge{period: 1, at: at.Add(17 * policy.Day)}, false},
+		{"a period never noticed", gatewayCharge{period: 2, at: at.Add(400 * policy.Day)}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if early := earlyCharges(notices, map[uuid.UUID][]gatewayCharge{id: {c.charge}}); (len(early) > 0) != c.flagged {
+				t.Errorf("flagged %v, want flagged %v", early, c.flagged)
+			}
+		})
+	}
+}

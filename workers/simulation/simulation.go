@@ -194,6 +194,15 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
+	// Work due when the year starts (the notices of subscriptions bought
+	// before it) runs at its first instant: the schedule's stops are the
+	// due instants after the clock's (TIM-2).
+	if err := s.runRenewals(ctx, cfg.Start); err != nil {
+		return Report{}, err
+	}
+	if err := s.drainOutbox(ctx); err != nil {
+		return Report{}, err
+	}
 	end := cfg.Start.AddDate(0, 0, cfg.Days)
 	next := 0
 	for day := 1; day <= cfg.Days; day++ {
