@@ -345,7 +345,7 @@ func (s *sim) checkLifecycles(ctx context.Context, end time.Time, charged map[uu
 				unexplained = append(unexplained, id.String())
 			}
 		}
-		if why := s.forbiddenCharge(c, charged[id]); why != "" {
+		if why := s.forbiddenCharge(c, charged[id], end); why != "" {
 			badCharges = append(badCharges, id.String()+" "+why)
 		}
 	}
@@ -365,11 +365,14 @@ func (s *sim) checkLifecycles(ctx context.Context, end time.Time, charged map[uu
 // opted-out trial is never charged (TRI-2); nothing is charged once renewal
 // was turned off or the plan cancelled (ARS-3, MON-1); a refund asked for
 // is made if and only if it came within the window of the last charge
-// (ARS-7).
-func (s *sim) forbiddenCharge(c customer, charges []gatewayCharge) string {
+// (ARS-7). An action the year ended before did not happen.
+func (s *sim) forbiddenCharge(c customer, charges []gatewayCharge, end time.Time) string {
 	var action time.Time
 	if len(c.actions) > 0 {
 		action = c.actions[0].at
+	}
+	if !action.IsZero() && !action.Before(end) {
+		return "" // the year ended before the customer acted
 	}
 	switch c.kind {
 	case kindDeclinedCard, kindOptsOut:

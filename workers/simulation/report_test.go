@@ -17,7 +17,7 @@ func TestRule_TRI2_ReportFlagsChargesTheRulesForbid(t *testing.T) {
 	s := &sim{cfg: Config{Policy: policy.Default()}}
 	day := policy.Day
 	at := time.Date(2027, 6, 1, 0, 0, 0, 0, time.UTC)
-	action := []action{{at: at}}
+	acted := []action{{at: at}}
 	charge := func(d time.Duration, refunded bool) gatewayCharge {
 		return gatewayCharge{at: at.Add(d), refunded: refunded}
 	}
@@ -27,19 +27,20 @@ func TestRule_TRI2_ReportFlagsChargesTheRulesForbid(t *testing.T) {
 		charges []gatewayCharge
 		flagged bool
 	}{
-		{"opted-out trial charged", customer{kind: kindOptsOut, actions: action}, []gatewayCharge{charge(10*day, false)}, true},
-		{"opted-out trial not charged", customer{kind: kindOptsOut, actions: action}, nil, false},
+		{"opted-out trial charged", customer{kind: kindOptsOut, actions: acted}, []gatewayCharge{charge(10*day, false)}, true},
+		{"opted-out trial not charged", customer{kind: kindOptsOut, actions: acted}, nil, false},
 		{"declined card charged", customer{kind: kindDeclinedCard}, []gatewayCharge{charge(0, false)}, true},
-		{"renewal off, charged after", customer{kind: kindCancels, actions: action}, []gatewayCharge{charge(-30*day, false), charge(day, false)}, true},
-		{"renewal off, charged before only", customer{kind: kindCancels, actions: action}, []gatewayCharge{charge(-30*day, false)}, false},
+		{"renewal off, charged after", customer{kind: kindCancels, actions: acted}, []gatewayCharge{charge(-30*day, false), charge(day, false)}, true},
+		{"renewal off, charged before only", customer{kind: kindCancels, actions: acted}, []gatewayCharge{charge(-30*day, false)}, false},
 		{"expired card charged after its expiry", customer{kind: kindExpiringCard, cardExpiry: at}, []gatewayCharge{charge(day, false)}, true},
-		{"refund in the window not made", customer{kind: kindRefunds, actions: action}, []gatewayCharge{charge(-10*day, false)}, true},
-		{"refund in the window made", customer{kind: kindRefunds, actions: action}, []gatewayCharge{charge(-10*day, true)}, false},
-		{"refund after the window made", customer{kind: kindRefunds, actions: action}, []gatewayCharge{charge(-61*day, true)}, true},
-		{"refund after the window refused", customer{kind: kindRefunds, actions: action}, []gatewayCharge{charge(-61*day, false)}, false},
+		{"refund in the window not made", customer{kind: kindRefunds, actions: acted}, []gatewayCharge{charge(-10*day, false)}, true},
+		{"refund in the window made", customer{kind: kindRefunds, actions: acted}, []gatewayCharge{charge(-10*day, true)}, false},
+		{"refund after the window made", customer{kind: kindRefunds, actions: acted}, []gatewayCharge{charge(-61*day, true)}, true},
+		{"refund after the window refused", customer{kind: kindRefunds, actions: acted}, []gatewayCharge{charge(-61*day, false)}, false},
+		{"refund the year ended before", customer{kind: kindRefunds, actions: []action{{at: at.AddDate(1, 0, 0)}}}, []gatewayCharge{charge(-10*day, false)}, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			if why := s.forbiddenCharge(c.c, c.charges); (why != "") != c.flagged {
+			if why := s.forbiddenCharge(c.c, c.charges, at.AddDate(1, 0, 0)); (why != "") != c.flagged {
 				t.Errorf("flagged %q, want flagged %v", why, c.flagged)
 			}
 		})
