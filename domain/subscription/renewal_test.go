@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/subs-engine/subs/domain"
 	"github.com/subs-engine/subs/domain/calendar"
 	"github.com/subs-engine/subs/domain/catalog"
@@ -636,6 +637,25 @@ func TestRule_ARS6_DeclinedBillingUpdatesKeepTheScheduledRetries(t *testing.T) {
 	}
 	if lapsed := logged[subscription.RenewalLapsed](l); len(lapsed) != 1 || !lapsed[0].At.Equal(first.Add(5*day)) {
 		t.Fatalf("lapsed %+v, want once, at the last retry", lapsed)
+	}
+}
+
+// rule ARS-7 with AGT-1: a renewal charge of a subscription in no account
+// (a guest's order) is refunded on an agent's request, made for no account
+// (uuid.Nil), as there is no customer to ask; a customer's account cannot.
+func TestRule_ARS7_AgentRefundsAChargeOfASubscriptionInNoAccount(t *testing.T) {
+	c := bought(t, catalog.Annual, at(2027, 1, 10))
+	l := &sim{t: t, p: pol, now: c.StartsAt}
+	l.apply(c.StartsAt, c)
+	l.advance(l.s.ExpiresAt().Add(-7 * day))
+	if paid := logged[subscription.ChargeSucceeded](l); len(paid) != 1 {
+		t.Fatalf("charges: %v", paid)
+	}
+	if events, err := l.peek(l.now.Add(day), subscription.RequestRefund{AccountID: uuid.Nil}); err != nil || len(only[subscription.RefundRequested](events)) != 1 {
+		t.Fatalf("the agent's refund: %v, %v", events, err)
+	}
+	if _, err := l.peek(l.now.Add(day), subscription.RequestRefund{AccountID: ann}); !errors.Is(err, subscription.ErrNotFound) {
+		t.Fatalf("a customer's refund of a subscription not theirs: %v, want ErrNotFound", err)
 	}
 }
 
