@@ -102,7 +102,8 @@ func (a *subscriptionsAPI) routes() {
 		Summary: "Turn automatic renewal on or off",
 		Description: "Per subscription, once it is in the caller's account, or its order is (a non-registrable product: ARS-3, ORD-5). A subscription bought at an Asian online " +
 			"store is managed on that store: 409 naming it (ARS-5). Off on a monthly plan is its cancellation (MON-1): within 30 days " +
-			"of the purchase the initial charge is refunded and the plan ends at once (MON-2), as POST .../cancel does.",
+			"of the purchase the initial charge is refunded and the plan ends at once (MON-2), as POST .../cancel does. On for a " +
+			"subscription that has ended (expired, refunded) answers 409: nothing is left to renew (TRI-2).",
 		Request:   autoRenewalRequest{},
 		Responses: map[int]any{http.StatusOK: productView{}, http.StatusNotFound: nil},
 		Handler:   HandlerFunc(a.setAutoRenewal)})
