@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/subs-engine/subs/domain/catalog"
 	"github.com/subs-engine/subs/domain/money"
 	"github.com/subs-engine/subs/domain/payment"
@@ -76,21 +77,11 @@ func (s *sim) report(ctx context.Context, end time.Time) (Report, error) {
 	if err := s.countEvents(ctx, &r); err != nil {
 		return r, err
 	}
-	rows, err := pool.Query(ctx, `SELECT kind, count(*) FROM email_outbox WHERE sent_at IS NOT NULL GROUP BY kind`)
+	sent, err := s.counts(ctx, `SELECT kind, count(*) FROM email_outbox WHERE sent_at IS NOT NULL GROUP BY kind`)
 	if err != nil {
 		return r, err
 	}
-	for rows.Next() {
-		var kind string
-		var n int
-		if err := rows.Scan(&kind, &n); err != nil {
-			return r, err
-		}
-		r.Emails[kind] = n
-	}
-	if err := rows.Err(); err != nil {
-		return r, err
-	}
+	r.Emails = sent
 	engineTotals, err := s.revenue(ctx, &r)
 	if err != nil {
 		return r, err
@@ -128,25 +119,17 @@ func (s *sim) report(ctx context.Context, end time.Time) (Report, error) {
 // that calls for an e-mail has one.
 func (s *sim) checkEmails(ctx context.Context) ([]Check, error) {
 	pool := s.store.Pool()
-	calledFor := map[string]int{}
-	rows, err := pool.Query(ctx, `SELECT event_type, count(*) FROM events WHERE event_type = ANY($1) GROUP BY 1`,
+	byType, err := s.counts(ctx, `SELECT event_type, count(*) FROM events WHERE event_type = ANY($1) GROUP BY 1`,
 		slices.Collect(maps.Keys(projections.SubscriptionEmailCauses)))
 	if err != nil {
 		return nil, err
 	}
-	for rows.Next() {
-		var typ string
-		var n int
-		if err := rows.Scan(&typ, &n); err != nil {
-			return nil, err
-		}
+	calledFor := map[string]int{}
+	for typ, n := range byType {
 		calledFor[projections.SubscriptionEmailCauses[typ]] += n
 	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
 	recorded, recordedTwice := map[string]int{}, 0
-	rows, err = pool.Query(ctx, `SELECT data->>'kind', count(*) FROM events WHERE event_type LIKE '%.email_sent'
+	rows, err := pool.Query(ctx, `SELECT data->>'kind', count(*) FROM events WHERE event_type LIKE '%.email_sent'
 GROUP BY data->>'kind', data->>'cause'`)
 	if err != nil {
 		return nil, err
@@ -189,6 +172,23 @@ GROUP BY data->>'kind', data->>'cause'`)
 	}, nil
 }
 
+// counts runs query, whose rows are a name and a count, and returns the
+// counts by name.
+func (s *sim) counts(ctx context.Context, query string, args ...any) (map[string]int, error) {
+	rows, err := s.store.Pool().Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	var name string
+	var n int
+	_, err = pgx.ForEachRow(rows, []any{&name, &n}, func() error {
+		out[name] += n
+		return nil
+	})
+	return out, err
+}
+
 func check(name string, ok bool, detail string) Check {
 	if ok {
 		detail = ""
@@ -198,7 +198,7 @@ func check(name string, ok bool, detail string) Check {
 
 // countEvents counts the lifecycle's events and derived outcomes.
 func (s *sim) countEvents(ctx context.Context, r *Report) error {
-	rows, err := s.store.Pool().Query(ctx, `SELECT event_type, count(*) FROM events WHERE event_type LIKE 'subscription.%' GROUP BY 1`)
+	byType, err := s.counts(ctx, `SELECT event_type, count(*) FROM events WHERE event_type LIKE 'subscription.%' GROUP BY 1`)
 	if err != nil {
 		return err
 	}
@@ -213,18 +213,10 @@ func (s *sim) countEvents(ctx context.Context, r *Report) error {
 		"subscription.renewal_lapsed":             "renewals lapsed",
 		"subscription.refunded":                   "refunds",
 	}
-	for rows.Next() {
-		var typ string
-		var n int
-		if err := rows.Scan(&typ, &n); err != nil {
-			return err
-		}
+	for typ, n := range byType {
 		if name, ok := names[typ]; ok {
 			r.Counts[name] = n
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return err
 	}
 	var retries, recoveries int
 	if err := s.store.Pool().QueryRow(ctx, `SELECT count(*) FILTER (WHERE attempt > 1), count(*) FILTER (WHERE attempt > 1 AND status = 'succeeded')
