@@ -20,6 +20,7 @@ import (
 	"github.com/subs-engine/subs/domain/clock"
 	"github.com/subs-engine/subs/domain/events"
 	"github.com/subs-engine/subs/domain/order"
+	"github.com/subs-engine/subs/domain/payment"
 	"github.com/subs-engine/subs/domain/subscription"
 	"github.com/subs-engine/subs/eventstore"
 	"github.com/subs-engine/subs/eventstore/pgtest"
@@ -52,6 +53,13 @@ type engineEnv struct {
 // (an agent authenticator, say).
 func newEngineEnv(t testing.TB, opts ...func(*api.ServerConfig)) *engineEnv {
 	t.Helper()
+	return newEngineEnvWithGateway(t, nil, opts...)
+}
+
+// newEngineEnvWithGateway is newEngineEnv whose engine reaches the sandbox
+// gateway through wrap (a test double failing some calls), when not nil.
+func newEngineEnvWithGateway(t testing.TB, wrap func(payment.Gateway) payment.Gateway, opts ...func(*api.ServerConfig)) *engineEnv {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pool := pgtest.NewPool(t)
 	logs := &syncBuffer{}
@@ -82,11 +90,15 @@ func newEngineEnv(t testing.TB, opts ...func(*api.ServerConfig)) *engineEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	renewals, err := renewal.New(renewal.Config{Store: store, Types: types, Gateway: gw, Policy: testPolicy, Clock: clk, Logger: logger})
+	var engineGateway payment.Gateway = gw
+	if wrap != nil {
+		engineGateway = wrap(gw)
+	}
+	renewals, err := renewal.New(renewal.Config{Store: store, Types: types, Gateway: engineGateway, Policy: testPolicy, Clock: clk, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := api.RegisterEngine(srv, api.Engine{Store: store, Types: types, Projections: runner, Gateway: gw,
+	if err := api.RegisterEngine(srv, api.Engine{Store: store, Types: types, Projections: runner, Gateway: engineGateway,
 		Catalog: catalogdata.MustLoad(), Renewals: renewals, SecretKey: engineSecret}); err != nil {
 		t.Fatal(err)
 	}

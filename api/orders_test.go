@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -694,4 +695,49 @@ func waitFor(t *testing.T, cond func() bool) bool {
 		}
 	}
 	return true
+}
+
+// unavailableCharges answers every charge "unavailable" (a gateway that
+// cannot answer now) while down holds, and passes the calls on after.
+type unavailableCharges struct {
+	payment.Gateway
+	down atomic.Bool
+}
+
+func (g *unavailableCharges) Charge(ctx context.Context, req payment.ChargeRequest) (payment.ChargeOutcome, error) {
+	if g.down.Load() {
+		return payment.ChargeOutcome{}, payment.ErrUnavailable
+	}
+	return g.Gateway.Charge(ctx, req)
+}
+
+// rule ORD-4: an order disowned while its payment had not gone through
+// yet, then paid on the buyer's retry, yields subscriptions whose automatic
+// renewal is off, as disowning turns it off for those it had.
+func TestRule_ORD4_DisownedBeforeItWasPaidNeverRenews(t *testing.T) {
+	t.Parallel()
+	gw := &unavailableCharges{}
+	gw.down.Store(true)
+	e := newEngineEnvWithGateway(t, func(g payment.Gateway) payment.Gateway { gw.Gateway = g; return gw })
+	e.signUp("ann@example.com", "right-pass")
+	ann := e.signIn("ann@example.com", "right-pass")
+	body := orderBody("US", `[`+line("NS-STD", "annual", "windows", 1)+`]`, goodCard, `,"email":"ann@example.com","password":"wrong-pass"`)
+	e.want(e.postWithKey("/v1/orders", "", "bobs-order", body), http.StatusServiceUnavailable)
+	pending := e.want(e.call("GET", "/v1/orders", ann, ""), http.StatusOK).json(t)["action_required"].([]any)
+	if len(pending) != 1 {
+		t.Fatalf("action required %v, want the unpaid order", pending)
+	}
+	e.want(e.call("POST", "/v1/orders/"+pending[0].(map[string]any)["order_id"].(string)+"/disown", ann, ""), http.StatusNoContent)
+	gw.down.Store(false)
+	paid := e.want(e.postWithKey("/v1/orders", "", "bobs-order", body), http.StatusCreated).json(t)
+	subs := subscriptionHandler(t, e)
+	for _, it := range items(t, paid) {
+		st, _, err := subs.Load(context.Background(), eventstore.StreamID(subscription.StreamName(uuid.MustParse(it["subscription_id"].(string)))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.AutoRenew() {
+			t.Errorf("subscription %s of the disowned order renews automatically", it["subscription_id"])
+		}
+	}
 }
