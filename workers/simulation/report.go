@@ -379,7 +379,7 @@ func (s *sim) forbiddenCharge(c customer, charges []gatewayCharge, end time.Time
 		}
 	case kindCancels:
 		for _, ch := range charges {
-			if !ch.at.Before(action) {
+			if ch.at.After(action) { // work due at the action's instant runs before it (TIM-2)
 				return fmt.Sprintf("charged on %s, after renewal was turned off", ch.at.Format(time.DateOnly))
 			}
 		}

@@ -32,6 +32,7 @@ func TestRule_TRI2_ReportFlagsChargesTheRulesForbid(t *testing.T) {
 		{"declined card charged", customer{kind: kindDeclinedCard}, []gatewayCharge{charge(0, false)}, true},
 		{"renewal off, charged after", customer{kind: kindCancels, actions: acted}, []gatewayCharge{charge(-30*day, false), charge(day, false)}, true},
 		{"renewal off, charged before only", customer{kind: kindCancels, actions: acted}, []gatewayCharge{charge(-30*day, false)}, false},
+		{"renewal off, charged at the same instant, first", customer{kind: kindCancels, actions: acted}, []gatewayCharge{charge(0, false)}, false},
 		{"expired card charged after its expiry", customer{kind: kindExpiringCard, cardExpiry: at}, []gatewayCharge{charge(day, false)}, true},
 		{"refund in the window not made", customer{kind: kindRefunds, actions: acted}, []gatewayCharge{charge(-10*day, false)}, true},
 		{"refund in the window made", customer{kind: kindRefunds, actions: acted}, []gatewayCharge{charge(-10*day, true)}, false},
