@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -83,6 +84,10 @@ func RegisterTestClock(s *Server, adv ClockAdvancer) {
 		})})
 }
 
+// maxAdvanceDays bounds an advance by days: ten years at once is beyond
+// any test, and keeps the span within a time.Duration.
+const maxAdvanceDays = 3660
+
 // move is what the request asks: the instant to move to, or else the span
 // to move by (days are 24 hours: the clock is UTC's).
 func (in advanceRequest) move() (to time.Time, by time.Duration, err error) {
@@ -99,8 +104,8 @@ func (in advanceRequest) move() (to time.Time, by time.Duration, err error) {
 	case in.To != nil:
 		return in.To.UTC(), 0, nil
 	case in.Days != nil:
-		if *in.Days < 0 {
-			return time.Time{}, 0, domain.Invalid("days", "must not be negative")
+		if *in.Days < 0 || *in.Days > maxAdvanceDays {
+			return time.Time{}, 0, domain.Invalid("days", fmt.Sprintf("must be from 0 to %d (ten years) at once", maxAdvanceDays))
 		}
 		return time.Time{}, time.Duration(*in.Days) * 24 * time.Hour, nil
 	}

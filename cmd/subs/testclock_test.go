@@ -53,6 +53,10 @@ func TestRule_TIM2_TestClockAdvanceRenewsAsIfTimePassed(t *testing.T) {
 	if want := map[string]int{"order_confirmation": 1, "renewal_notice": 2, "renewal_receipt": 2}; !maps.Equal(kinds, want) {
 		t.Errorf("the maildir holds %v, want %v", kinds, want)
 	}
+	tooFar := c.call("POST", "/v1/test-clock/advance", `{"days":213504}`, http.StatusBadRequest)
+	if errs, _ := tooFar["errors"].([]any); len(errs) != 1 || errs[0].(map[string]any)["field"] != "days" {
+		t.Errorf("an advance by 213,504 days answered %v, want 400 naming days", tooFar)
+	}
 	problem := c.call("POST", "/v1/test-clock/advance", `{"to":"2027-04-01T00:00:00Z"}`, http.StatusBadRequest)
 	if errs, _ := problem["errors"].([]any); len(errs) != 1 || errs[0].(map[string]any)["field"] != "to" {
 		t.Errorf("moving the clock back answered %v, want 400 naming to", problem)

@@ -198,7 +198,9 @@ type Order struct {
 	decline  string
 	items    []Item
 	disowned bool
-	sent     map[string]bool // e-mail kind + "/" + cause
+	// disownedBy is the account that disowned the order (ORD-4).
+	disownedBy uuid.UUID
+	sent       map[string]bool // e-mail kind + "/" + cause
 }
 
 // Exists reports whether the order was placed.
@@ -227,6 +229,9 @@ func (o Order) Items() []Item { return append([]Item(nil), o.items...) }
 
 // Disowned reports whether the buyer's account disowned the order.
 func (o Order) Disowned() bool { return o.disowned }
+
+// DisownedBy returns the account that disowned the order, or uuid.Nil.
+func (o Order) DisownedBy() uuid.UUID { return o.disownedBy }
 
 // EmailSent reports whether the e-mail of kind caused by cause was sent.
 func (o Order) EmailSent(kind string, cause uuid.UUID) bool {
@@ -417,7 +422,7 @@ func evolve(o Order, e domain.Event) Order {
 	case Saved:
 		o.savedTo = e.AccountID
 	case Disowned:
-		o.disowned = true
+		o.disowned, o.disownedBy = true, e.AccountID
 	case EmailSent:
 		sent := make(map[string]bool, len(o.sent)+1) // a fresh map: earlier states stay as they were
 		for k, v := range o.sent {

@@ -248,9 +248,12 @@ type (
 	}
 
 	// StopAutoRenewalForOrder turns automatic renewal off because the
-	// customer does not recognize the order the subscription came from
-	// (ORD-4).
-	StopAutoRenewalForOrder struct{ OrderID uuid.UUID }
+	// account AccountID does not recognize the order the subscription came
+	// from (ORD-4): the order's subscriptions in no account, or in that one.
+	StopAutoRenewalForOrder struct {
+		OrderID   uuid.UUID
+		AccountID uuid.UUID
+	}
 )
 
 func (Create) subscriptionCommand()                  {}
@@ -414,9 +417,9 @@ func decide(s Subscription, cmd Command, now time.Time, p policy.Policy) ([]doma
 		return []domain.Event{AutoRenewalChanged{On: c.On, At: now}}, nil
 	case StopAutoRenewalForOrder:
 		// A retail key has no order: a nil order id matches nothing. A key
-		// its holder registered in an account while the order was pending
+		// another account's holder registered while the order was pending
 		// is that account's, not the disowning one's (ORD-4).
-		if c.OrderID == uuid.Nil || s.st.Created.OrderID != c.OrderID || !s.st.AutoRenew || s.Owner() != uuid.Nil {
+		if c.OrderID == uuid.Nil || s.st.Created.OrderID != c.OrderID || !s.st.AutoRenew || (s.Owner() != uuid.Nil && s.Owner() != c.AccountID) {
 			return nil, nil
 		}
 		return []domain.Event{AutoRenewalChanged{On: false, At: now}}, nil

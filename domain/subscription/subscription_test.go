@@ -238,10 +238,13 @@ func TestRule_ORD4_StopAutoRenewalForOrderTouchesOnlyThatOrdersSubscriptions(t *
 	decidertest.Given(t, subscription.Decider, bought).When(subscription.StopAutoRenewalForOrder{OrderID: uuid.New()}).ThenNothing()
 	retail := created(t, "NS-STD", catalog.Annual, catalog.Windows, subscription.Origin{AutoRenew: true})
 	decidertest.Given(t, subscription.Decider, retail).When(subscription.StopAutoRenewalForOrder{OrderID: uuid.Nil}).ThenNothing()
-	// A key of the pending order that bob registered is bob's: the order's
-	// disowning leaves its renewal alone.
+	// A key of the pending order that bob registered is bob's: ann's
+	// disowning leaves its renewal alone; one ann registered herself is hers.
 	decidertest.Given(t, subscription.Decider, bought, subscription.Registered{AccountID: bob, At: now}).
-		When(subscription.StopAutoRenewalForOrder{OrderID: order}).ThenNothing()
+		When(subscription.StopAutoRenewalForOrder{OrderID: order, AccountID: ann}).ThenNothing()
+	decidertest.Given(t, subscription.Decider, bought, subscription.Registered{AccountID: ann, At: now}).
+		When(subscription.StopAutoRenewalForOrder{OrderID: order, AccountID: ann}).
+		Then(subscription.AutoRenewalChanged{On: false, At: now})
 }
 
 // rule ORD-3, KEY-2: a key of a pending order that its holder registered in

@@ -262,7 +262,7 @@ func (f *Fulfiller) StopAutoRenewal(ctx context.Context, orderID uuid.UUID) (Res
 		return res, nil
 	}
 	for _, it := range o.Items() {
-		out, err := f.subs.Handle(ctx, SubscriptionStream(it.SubscriptionID), subscription.StopAutoRenewalForOrder{OrderID: orderID},
+		out, err := f.subs.Handle(ctx, SubscriptionStream(it.SubscriptionID), subscription.StopAutoRenewalForOrder{OrderID: orderID, AccountID: o.DisownedBy()},
 			system(orderID, "disown/"+it.SubscriptionID.String()))
 		if err != nil {
 			return res, fmt.Errorf("fulfilment: stop renewal of %s (order %s): %w", it.SubscriptionID, orderID, err)
