@@ -138,12 +138,17 @@ type Refunded struct {
 // with the base product each month from the next renewal (MON-3). Bought
 // after that renewal's notice, the notice is given again with the new fee
 // and the charge follows it (ARS-2); bought while that renewal's charge is
-// under way, it comes with the one after.
+// under way, or so late in the grace that the charge following a new notice
+// would fall past it, it comes with the one after (NextPeriod).
 type AddOnAdded struct {
 	AddOn string      `json:"add_on"`
 	Name  string      `json:"name"`
 	Price money.Money `json:"price"`
-	At    time.Time   `json:"at"`
+	// NextPeriod: the add-on is first charged with the next renewal, not
+	// the one under way, whose charge is being tried or whose notice given
+	// again would put the charge past the grace.
+	NextPeriod bool      `json:"next_period,omitempty"`
+	At         time.Time `json:"at"`
 }
 
 // AddOnCancelled: the add-on is no longer charged nor provided (MON-3).
@@ -964,7 +969,12 @@ func (s Subscription) addAddOn(c AddAddOn, now time.Time, p policy.Policy) ([]do
 			return nil, nil // bought already
 		}
 	}
-	return []domain.Event{AddOnAdded{AddOn: c.AddOn, Name: c.Name, Price: c.Price, At: now}}, nil
+	// Bought after the renewal's notice, the add-on comes with that renewal,
+	// noticed again, unless its charge is being tried already or the new
+	// notice would put it past the grace (the plan would lapse).
+	r := s.st.Renewal
+	next := !r.Cycle.NoticedAt.IsZero() && (!r.Cycle.unbilled() || !s.chargeAt(now, p).Before(r.ExpiresAt.Add(p.Grace)))
+	return []domain.Event{AddOnAdded{AddOn: c.AddOn, Name: c.Name, Price: c.Price, NextPeriod: next, At: now}}, nil
 }
 
 func (s Subscription) cancelAddOn(c CancelAddOn, now time.Time) ([]domain.Event, error) {
@@ -1032,13 +1042,12 @@ func evolveRenewal(s Subscription, e domain.Event) (Subscription, bool) {
 	case AddOnAdded:
 		from := r.Period
 		switch {
-		case r.Cycle.NoticedAt.IsZero():
-		case r.Cycle.unbilled():
+		case e.NextPeriod:
+			from++
+		case !r.Cycle.NoticedAt.IsZero():
 			// The notice stated the fee without the add-on: it is given
 			// again with it, and the charge follows it (ARS-2, MON-3).
 			r.Cycle.forgetNotice()
-		default:
-			from++ // this period's charge is under way: the add-on comes with the next
 		}
 		r.AddOns = append(slices.Clip(r.AddOns), addOn{Code: e.AddOn, Name: e.Name, Price: e.Price, From: from})
 	case AddOnCancelled:

@@ -968,6 +968,37 @@ func TestRule_MON3_AddOnsChargedWithTheBaseWhileActive(t *testing.T) {
 	}
 }
 
+// rule MON-3, ARS-2: add-ons bought one after another in a monthly plan's
+// grace each have the notice given again while the charge it sets still
+// falls within the grace; one that would push it past the grace comes with
+// the next month instead, and the plan renews (it lapsed, the plan ending).
+func TestRule_MON3_AddOnLateInTheGraceComesWithTheNextMonth(t *testing.T) {
+	start := at(2027, 1, 10)
+	storage := subscription.AddAddOn{AccountID: ann, AddOn: "storage", Name: "Additional storage", Price: money.New(199, usd)}
+	users := subscription.AddAddOn{AccountID: ann, AddOn: "users", Name: "Additional users", Price: money.New(299, usd)}
+	l := newSim(t, bought(t, catalog.Monthly, start))
+	exp := l.s.ExpiresAt()
+	l.advance(exp.Add(-day))
+	l.do(exp.Add(-day), storage)       // noticed again: charged 3 days later, in the grace
+	l.advance(exp.Add(36 * time.Hour)) // in the grace, the charge not yet made
+	l.do(l.now, users)                 // noticed again: charged at exp + 4.5 days, still in the grace
+	late := exp.Add(4*day + 6*time.Hour)
+	l.advance(late)
+	l.do(late, subscription.CancelAddOn{AccountID: ann, AddOn: "storage"})
+	events := l.do(late, storage) // noticed again, it would be charged past the grace
+	if added := only[subscription.AddOnAdded](events); len(added) != 1 || !added[0].NextPeriod {
+		t.Fatalf("storage bought again late in the grace: %+v, want it for the next month", events)
+	}
+	l.advance(exp.Add(pol.Grace + day))
+	if lapsed := logged[subscription.RenewalLapsed](l); len(lapsed) > 0 {
+		t.Fatalf("the plan lapsed: %+v", lapsed)
+	}
+	charged := logged[subscription.ChargeSucceeded](l)
+	if len(charged) != 1 || !charged[0].At.Equal(exp.Add(36*time.Hour+3*day)) || !charged[0].Amount.Equal(money.New(1198+299-199, usd)) {
+		t.Fatalf("charges %+v, want the month with users (storage cancelled) 3 days after the last notice", charged)
+	}
+}
+
 // rule TRI-1: a trial is current for 30 days from its start and charges
 // nothing before it ends.
 func TestRule_TRI1_TrialCurrentForThirtyDays(t *testing.T) {
