@@ -16,6 +16,7 @@ import (
 	"github.com/subs-engine/subs/domain/catalog"
 	"github.com/subs-engine/subs/domain/money"
 	"github.com/subs-engine/subs/domain/subscription"
+	"github.com/subs-engine/subs/workers/mail/mailtest"
 )
 
 // gatewayRefund is the amount the sandbox gateway refunded under the
@@ -334,17 +335,20 @@ func TestRule_SEC1_RenewalEndpointsOnAnotherAccountsSubscription(t *testing.T) {
 
 // mailBySubject counts the messages of mails whose subject starts with
 // prefix, by recipient address.
-func mailBySubject(mails []string, prefix string) map[string]int {
+func mailBySubject(t testing.TB, mails []string, prefix string) map[string]int {
+	t.Helper()
 	out := map[string]int{}
 	for _, m := range mails {
-		if !strings.Contains(m, "\nSubject: "+prefix) {
+		msg := mailtest.MustParse(t, []byte(m))
+		if !strings.HasPrefix(msg.Header.Get("Subject"), prefix) {
 			continue
 		}
-		for l := range strings.Lines(m) {
-			if to, ok := strings.CutPrefix(strings.TrimSpace(l), "To: "); ok {
-				out[strings.Trim(to[strings.LastIndex(to, " ")+1:], "<>")]++
-				break
-			}
+		to, err := msg.Header.AddressList("To")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range to {
+			out[a.Address]++
 		}
 	}
 	return out
@@ -379,20 +383,20 @@ func TestRule_ARS2_SubscriptionInNoAccountGetsItsRenewalEmails(t *testing.T) {
 	e.advance(expires.AddDate(0, 0, -30).Sub(e.clock.Now()))
 	e.runRenewals()
 	mails := e.sendMail()
-	if got, want := mailBySubject(mails, "Your Norton Security Standard will renew on"), map[string]int{"guest@example.com": 1}; !maps.Equal(got, want) {
+	if got, want := mailBySubject(t, mails, "Your Norton Security Standard will renew on"), map[string]int{"guest@example.com": 1}; !maps.Equal(got, want) {
 		t.Errorf("renewal notices by recipient %v, want %v (ARS-2)", got, want)
 	}
-	if got, want := mailBySubject(mails, "Your Norton Utilities expires on"), map[string]int{"ann@example.com": 1}; !maps.Equal(got, want) {
+	if got, want := mailBySubject(t, mails, "Your Norton Utilities expires on"), map[string]int{"ann@example.com": 1}; !maps.Equal(got, want) {
 		t.Errorf("30-day reminders by recipient %v, want %v (ARS-3)", got, want)
 	}
 
 	e.advance(23 * 24 * time.Hour) // 7 days before expiry: the charge, and the last reminder
 	e.runRenewals()
 	mails = e.sendMail()
-	if got, want := mailBySubject(mails, "Receipt: Norton Security Standard renewed"), map[string]int{"guest@example.com": 1}; !maps.Equal(got, want) {
+	if got, want := mailBySubject(t, mails, "Receipt: Norton Security Standard renewed"), map[string]int{"guest@example.com": 1}; !maps.Equal(got, want) {
 		t.Errorf("renewal receipts by recipient %v, want %v (ARS-1)", got, want)
 	}
-	if got, want := mailBySubject(mails, "Your Norton Utilities expires on"), map[string]int{"ann@example.com": 2}; !maps.Equal(got, want) {
+	if got, want := mailBySubject(t, mails, "Your Norton Utilities expires on"), map[string]int{"ann@example.com": 2}; !maps.Equal(got, want) {
 		t.Errorf("reminders by recipient %v, want %v: at 30 and 7 days (ARS-3)", got, want)
 	}
 	if n := e.countEvents("subscription.email_sent"); n != 4 {

@@ -111,10 +111,10 @@ func TestRule_TRI6_OrdersCardExpiringDuringTheTrialWarned(t *testing.T) {
 	e.advance(27 * 24 * time.Hour) // the trial ends on April 19, after the card's March
 	e.runRenewals()
 	mails := e.sendMail()
-	if got, want := mailBySubject(mails, "Your Norton Security Deluxe trial ends on April 19, 2027"), map[string]int{"guest@example.com": 1}; !maps.Equal(got, want) {
+	if got, want := mailBySubject(t, mails, "Your Norton Security Deluxe trial ends on April 19, 2027"), map[string]int{"guest@example.com": 1}; !maps.Equal(got, want) {
 		t.Errorf("trial-ending e-mails by recipient %v, want %v (TRI-3)", got, want)
 	}
-	if got, want := mailBySubject(mails, "Your card ending "+goodCard[len(goodCard)-4:]+" expires before"), map[string]int{"guest@example.com": 1}; !maps.Equal(got, want) {
+	if got, want := mailBySubject(t, mails, "Your card ending "+goodCard[len(goodCard)-4:]+" expires before"), map[string]int{"guest@example.com": 1}; !maps.Equal(got, want) {
 		t.Errorf("card-expiring e-mails by recipient %v, want %v (TRI-6)", got, want)
 	}
 }
