@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	catalogdata "github.com/subs-engine/subs/catalog"
 	"github.com/subs-engine/subs/domain/catalog"
 	"github.com/subs-engine/subs/domain/events"
@@ -741,4 +742,83 @@ func TestRule_ORD4_DisownedBeforeItWasPaidNeverRenews(t *testing.T) {
 			t.Errorf("subscription %s of the disowned order renews automatically", it["subscription_id"])
 		}
 	}
+}
+
+// outboxRows is each e-mail of kind in the outbox: whether it was dropped,
+// why, and how many runs claimed it.
+func (e *engineEnv) outboxRows(kind string) []outboxRow {
+	e.t.Helper()
+	rows, err := e.store.Pool().Query(context.Background(),
+		`SELECT dropped_at IS NOT NULL, coalesce(last_error, ''), attempts FROM email_outbox WHERE kind = $1`, kind)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[outboxRow])
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return out
+}
+
+type outboxRow struct {
+	Dropped  bool
+	Reason   string
+	Attempts int
+}
+
+// wantDroppedOnce checks that the outbox holds one e-mail of kind, dropped
+// for the rule named, and that later runs leave it alone (it is not retried
+// at every lease).
+func (e *engineEnv) wantDroppedOnce(kind, rule string) {
+	e.t.Helper()
+	before := len(e.sendMail())
+	e.clock.Advance(time.Hour) // past the lease of the run that dropped it
+	if after := len(e.sendMail()); after != before {
+		e.t.Errorf("later runs sent %d messages", after-before)
+	}
+	rows := e.outboxRows(kind)
+	if len(rows) != 1 || !rows[0].Dropped || !strings.Contains(rows[0].Reason, rule) || rows[0].Attempts != 1 {
+		e.t.Errorf("outbox rows of %s: %+v; want one dropped for %s, claimed once", kind, rows, rule)
+	}
+}
+
+// rule ORD-4, ARS-3: a disowned order's subscriptions (in no account, their
+// renewal off) are reminded to no one: the address the order was placed
+// with is the account's that said it does not recognize the order.
+func TestRule_ORD4_DisownedOrdersSubscriptionsAreRemindedToNoOne(t *testing.T) {
+	t.Parallel()
+	e := newEngineEnv(t)
+	e.signUp("ann@example.com", "right-pass")
+	ann := e.signIn("ann@example.com", "right-pass")
+	o := pendingOrder(e, `[`+line("NS-STD", "annual", "windows", 1)+`]`)
+	e.want(e.call("POST", "/v1/orders/"+o["order_id"].(string)+"/disown", ann, ""), http.StatusNoContent)
+	e.sendMail() // the order's own e-mail, from before
+
+	st, _, err := subscriptionHandler(t, e).Load(context.Background(),
+		eventstore.StreamID(subscription.StreamName(uuid.MustParse(items(t, o)[0]["subscription_id"].(string)))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.advance(st.StatusFacts().ExpiresAt.AddDate(0, 0, -30).Sub(e.clock.Now()))
+	e.runRenewals()
+	if got := mailBySubject(t, e.sendMail(), "Your Norton Security Standard expires on"); len(got) != 0 {
+		t.Errorf("reminders of the disowned order's subscription sent to %v, want none", got)
+	}
+	e.wantDroppedOnce("renewal_reminder", "ORD-4")
+}
+
+// rule AUD-5, ORD-2: an order placed with an account's address and not
+// saved in it, whose account is erased before its e-mail went out, e-mails
+// no one: its address is erased with the account.
+func TestRule_AUD5_PendingOrderOfAnErasedAccountEmailsNoOne(t *testing.T) {
+	t.Parallel()
+	e := newEngineEnv(t, withAgents)
+	id := e.signUp("ann@example.com", "right-pass")
+	pendingOrder(e, `[`+line("NS-STD", "annual", "windows", 1)+`]`)
+	e.want(e.call("POST", "/v1/agent/accounts/"+id+"/erase", supportCredential, `{"reason":"the customer asked"}`), http.StatusOK)
+	e.caughtUp()
+	if mails := e.sendMail(); len(mails) != 0 {
+		t.Errorf("sent %d messages after the erasure, want none: %q", len(mails), mails)
+	}
+	e.wantDroppedOnce("order_needs_action", "AUD-5")
 }

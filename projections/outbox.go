@@ -63,7 +63,7 @@ func (EmailOutbox) Tables() []string { return []string{"email_outbox", "email_su
 // is the part the log determines: which e-mails exist, for whom, with what
 // data and when they were called for.
 func (EmailOutbox) OperationalColumns() map[string][]string {
-	return map[string][]string{"email_outbox": {"claimed_until", "attempts", "last_error", "sent_at"}}
+	return map[string][]string{"email_outbox": {"claimed_until", "attempts", "last_error", "sent_at", "dropped_at"}}
 }
 
 // PasswordResetData is what the password reset e-mail needs besides the

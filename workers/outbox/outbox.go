@@ -23,6 +23,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/subs-engine/subs/domain"
 	"github.com/subs-engine/subs/domain/account"
 	"github.com/subs-engine/subs/domain/clock"
 	"github.com/subs-engine/subs/domain/order"
@@ -172,43 +173,46 @@ type pending struct {
 // RunOnce claims the messages due now, sends them (Concurrency at once),
 // records the sends (one round trip per kind of aggregate), marks the sent
 // ones in one statement, and returns how many went out. A message that
-// fails stays in the outbox for a later run. Two messages about one
+// fails stays in the outbox for a later run; one with no one to send it to
+// (noRecipient) is dropped, never tried again. Two messages about one
 // stream are recorded one after the other in the same round trip
 // (HandleBatch decides the second on the state the first leaves).
 func (w *Worker) RunOnce(ctx context.Context) (int, error) {
-	_, sent, err := w.runOnce(ctx)
+	_, sent, _, err := w.runOnce(ctx)
 	return sent, err
 }
 
 // Drain runs RunOnce until every message due now has been tried: it stops
 // after a run that claimed less than a full batch (none was left to
-// claim) or sent none (the rest fail for now; their leases hold them for
-// a later run). It returns how many went out. A process that waits for its
-// outbox to empty (workers/simulation) saves the last, empty claim.
+// claim) or settled none, neither sending nor dropping one (the rest fail
+// for now; their leases hold them for a later run). It returns how many
+// went out. A process that waits for its outbox to empty
+// (workers/simulation) saves the last, empty claim.
 func (w *Worker) Drain(ctx context.Context) (int, error) {
 	total := 0
 	for {
-		claimed, sent, err := w.runOnce(ctx)
+		claimed, sent, dropped, err := w.runOnce(ctx)
 		total += sent
-		if err != nil || claimed < w.cfg.BatchSize || sent == 0 {
+		if err != nil || claimed < w.cfg.BatchSize || sent+dropped == 0 {
 			return total, err
 		}
 	}
 }
 
-// runOnce is RunOnce, which also returns how many messages it claimed.
-func (w *Worker) runOnce(ctx context.Context) (claimed, sent int, err error) {
+// runOnce is RunOnce, which also returns how many messages it claimed and
+// how many it dropped.
+func (w *Worker) runOnce(ctx context.Context) (claimed, sent, dropped int, err error) {
 	w.runs.Lock()
 	defer w.runs.Unlock()
 	leased := w.cfg.LeaseClock.Now()
 	batch, err := w.claim(ctx, leased)
 	if err != nil || len(batch) == 0 {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	sendBy := leased.Add(w.cfg.Lease / 2)
 	streams, err := w.load(ctx, batch)
 	if err != nil {
-		return len(batch), 0, err
+		return len(batch), 0, 0, err
 	}
 	errs := make([]error, len(batch))
 	var recs records
@@ -230,15 +234,21 @@ func (w *Worker) runOnce(ctx context.Context) (claimed, sent int, err error) {
 	var causes []uuid.UUID
 	var kinds []string
 	for i, p := range batch {
-		if errs[i] != nil {
+		var nobody noRecipient
+		switch {
+		case errors.As(errs[i], &nobody):
+			w.cfg.Logger.Info("e-mail dropped: no one to send it to", "kind", p.kind, "cause", p.cause, "reason", errs[i])
+			w.drop(ctx, p, errs[i])
+			dropped++
+		case errs[i] != nil:
 			w.cfg.Logger.Warn("e-mail not sent; will retry", "kind", p.kind, "cause", p.cause, "err", errs[i])
 			w.failed(ctx, p, errs[i])
-			continue
+		default:
+			causes, kinds = append(causes, p.cause), append(kinds, p.kind)
 		}
-		causes, kinds = append(causes, p.cause), append(kinds, p.kind)
 	}
 	if len(causes) == 0 {
-		return len(batch), 0, nil
+		return len(batch), 0, dropped, nil
 	}
 	// A message whose send is recorded but not marked here (a crash in
 	// between) is claimed again, found recorded, and marked then. Rows
@@ -250,10 +260,18 @@ FROM (SELECT cause, kind FROM email_outbox WHERE (cause, kind) IN (SELECT * FROM
       FOR UPDATE SKIP LOCKED) AS s
 WHERE o.cause = s.cause AND o.kind = s.kind`, causes, kinds, w.cfg.Clock.Now())
 	if err != nil {
-		return len(batch), 0, fmt.Errorf("outbox: mark %d messages sent: %w", len(causes), err)
+		return len(batch), 0, dropped, fmt.Errorf("outbox: mark %d messages sent: %w", len(causes), err)
 	}
-	return len(batch), len(causes), nil
+	return len(batch), len(causes), dropped, nil
 }
+
+// noRecipient is why an e-mail has no one to send it to: its account was
+// erased (AUD-5), or it is about a subscription in no account whose order
+// the buyer's account disowned (ORD-4). The run drops such a message
+// rather than retrying it at every lease.
+type noRecipient struct{ reason string }
+
+func (e noRecipient) Error() string { return "no recipient: " + e.reason }
 
 // errLeaseRunningOut: a run reached a message after the first half of its
 // lease; a later run sends it.
@@ -265,7 +283,7 @@ func (w *Worker) claim(ctx context.Context, now time.Time) ([]pending, error) {
 	rows, err := w.cfg.Store.Pool().Query(ctx, `UPDATE email_outbox SET claimed_until = $1, attempts = attempts + 1
 WHERE (cause, kind) IN (
     SELECT cause, kind FROM email_outbox
-    WHERE sent_at IS NULL AND (claimed_until IS NULL OR claimed_until <= $2)
+    WHERE sent_at IS NULL AND dropped_at IS NULL AND (claimed_until IS NULL OR claimed_until <= $2)
     ORDER BY created_at LIMIT $3 FOR UPDATE SKIP LOCKED)
 RETURNING cause, kind, account_id, data`, now.Add(w.cfg.Lease), now, w.cfg.BatchSize)
 	if err != nil {
@@ -454,6 +472,9 @@ func (w *Worker) prepareOrder(ctx context.Context, p pending) (delivery, error) 
 // in, else the address the buyer typed (ORD-2), with no name.
 func (w *Worker) orderRecipient(ctx context.Context, o order.Order) (netmail.Address, error) {
 	if o.SavedTo() == uuid.Nil {
+		if o.Placement().BuyerEmail == domain.ErasedText {
+			return netmail.Address{}, noRecipient{fmt.Sprintf("the address order %s was placed with is erased (AUD-5)", o.Placement().OrderID)}
+		}
 		return netmail.Address{Address: o.Placement().BuyerEmail}, nil
 	}
 	acct, _, err := w.cfg.Accounts.Load(ctx, eventstore.StreamID(account.StreamName(o.SavedTo())))
@@ -467,7 +488,7 @@ func (w *Worker) orderRecipient(ctx context.Context, o order.Order) (netmail.Add
 // gets nothing (AUD-5).
 func accountRecipient(acct account.Account, id uuid.UUID) (netmail.Address, error) {
 	if !acct.Registered() {
-		return netmail.Address{}, fmt.Errorf("account %s is erased: its e-mails go nowhere", id)
+		return netmail.Address{}, noRecipient{fmt.Sprintf("account %s is erased: its e-mails go nowhere (AUD-5)", id)}
 	}
 	return netmail.Address{Name: acct.Name().String(), Address: acct.Email().String()}, nil
 }
@@ -568,6 +589,11 @@ func (w *Worker) subscriptionRecipient(ctx context.Context, p pending, streams l
 	if !o.Exists() {
 		return netmail.Address{}, fmt.Errorf("its order %s does not exist", orderID)
 	}
+	if o.Disowned() {
+		// The address the order was placed with belongs to the account
+		// that said "I do not recognize this order" (ORD-4).
+		return netmail.Address{}, noRecipient{fmt.Sprintf("its order %s was disowned by the account of its address (ORD-4)", orderID)}
+	}
 	return w.orderRecipient(ctx, o)
 }
 
@@ -621,11 +647,22 @@ func (w *Worker) renewalData(kind string, facts subscription.Created, name strin
 	return data, err
 }
 
+// failed records why p did not go out, for a later run to try again.
 func (w *Worker) failed(ctx context.Context, p pending, cause error) {
-	_, err := w.cfg.Store.Pool().Exec(context.WithoutCancel(ctx), `UPDATE email_outbox SET last_error = $3 WHERE cause = $1 AND kind = $2`,
-		p.cause, p.kind, cause.Error())
-	if err != nil {
-		w.cfg.Logger.Error("outbox: record failure", "err", err)
+	w.exec(ctx, `UPDATE email_outbox SET last_error = $3 WHERE cause = $1 AND kind = $2`, p.cause, p.kind, cause.Error())
+}
+
+// drop records that p has no one to send it to: no run claims it again.
+func (w *Worker) drop(ctx context.Context, p pending, cause error) {
+	w.exec(ctx, `UPDATE email_outbox SET last_error = $3, dropped_at = $4 WHERE cause = $1 AND kind = $2`,
+		p.cause, p.kind, cause.Error(), w.cfg.Clock.Now())
+}
+
+// exec runs a statement recording a message's outcome, even when the run is
+// being cancelled: the outcome is known, and losing it costs a retry.
+func (w *Worker) exec(ctx context.Context, sql string, args ...any) {
+	if _, err := w.cfg.Store.Pool().Exec(context.WithoutCancel(ctx), sql, args...); err != nil {
+		w.cfg.Logger.Error("outbox: record a message's outcome", "err", err)
 	}
 }
 
