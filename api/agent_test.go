@@ -339,6 +339,23 @@ func (c conversionEnv) checkConverted(t *testing.T, id string) {
 	if old := c.row(c.session(), c.sub); old["status"] != "disabled" {
 		t.Errorf("old subscription %v", old["status"])
 	}
+	// The old key records the subscription its term went on in, so that
+	// its charges are not refunded (ARS-7): the new one would be unpaid.
+	var replacedBy []string
+	for _, rec := range c.events(subscription.StreamPrefix + c.sub) {
+		if rec.Type != "subscription.replaced" {
+			continue
+		}
+		var d subscription.Replaced
+		if err := json.Unmarshal(rec.Data, &d); err != nil {
+			t.Fatal(err)
+		}
+		replacedBy = append(replacedBy, d.By.String())
+	}
+	if len(replacedBy) != 1 || replacedBy[0] != live[0]["subscription_id"] {
+		t.Errorf("the old key was replaced by %v, want once by the new subscription %v", replacedBy, live[0]["subscription_id"])
+	}
+	c.wantProblem(c.call("POST", "/v1/subscriptions/"+c.sub+"/refund", c.session(), ""), http.StatusConflict, "CNV-4")
 	var steps []string
 	for _, rec := range c.events(conversion.StreamName(uuid.MustParse(id))) {
 		if rec.Metadata.ActorKind != eventstore.ActorAgent || rec.Metadata.ActorID != "ava" || rec.Metadata.Reason == "" || rec.Metadata.LogCode == "" {

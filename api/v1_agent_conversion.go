@@ -272,7 +272,7 @@ func (c *conversions) take(ctx context.Context, st conversion.Conversion, step c
 				subscription.Activate{AccountID: plan.AccountID, Device: device}, meta)
 		}
 	case conversion.DisableOldKey:
-		out, err = c.subs.handler.Handle(ctx, subscriptionStream(plan.SubscriptionID), subscription.Disable{}, meta)
+		out, err = c.subs.handler.Handle(ctx, subscriptionStream(plan.SubscriptionID), subscription.Disable{ReplacedBy: st.NewSubscription()}, meta)
 	case conversion.AdjustDays:
 		done.Days, done.ExpiresAt, err = c.adjustStep(ctx, st.NewSubscription(), plan.OldExpiresAt, meta)
 	}

@@ -35,7 +35,9 @@ func (a *subscriptionsAPI) renewalRoutes() {
 			"the charge is refunded through the payment gateway at once and the renewed term is taken back off the subscription, " +
 			"which typically leaves it expired (status refunded); automatic renewal is then off. Answers the subscription's " +
 			"products-view row. After the window: 409 naming ARS-7 and the date the window closed. A monthly plan is not refunded " +
-			"by the month: cancel it instead (MON-2). No charge to refund, or a refund under way: 409.",
+			"by the month: cancel it instead (MON-2). No charge to refund, or a refund under way: 409; so is the old key of a " +
+			"support-assisted conversion, whose term goes on in the new subscription (409 naming CNV-4). A key an agent disabled " +
+			"alone is refunded like any other.",
 		Responses: map[int]any{http.StatusOK: productView{}, http.StatusNotFound: nil, http.StatusConflict: nil},
 		Handler:   HandlerFunc(a.refund)})
 	a.s.Route(Route{Method: "POST", Pattern: "/v1/subscriptions/{id}/cancel", Tags: subs, Auth: AuthCustomer,

@@ -241,11 +241,10 @@ var (
 	// ErrNotMonthly: only a monthly plan is cancelled; other terms turn
 	// automatic renewal off (MON-1).
 	ErrNotMonthly error = domain.Conflict("only a monthly plan is cancelled: turn automatic renewal off instead")
-	// ErrDisabledNotRefunded: a refund asked of a disabled key, such as a
-	// legacy key an agent converted into a new subscription (CNV-4): its
-	// term went on in the new one, so taking it back here would leave that
-	// one unpaid (ARS-7).
-	ErrDisabledNotRefunded error = domain.Conflict("this product key is disabled (converted into another subscription): its charges are not refunded here; ask support")
+	// ErrConvertedNotRefunded: a refund asked of a key a support-assisted
+	// conversion disabled (CNV-4): its renewed term goes on in the new
+	// subscription, which taking it back here would leave unpaid.
+	ErrConvertedNotRefunded error = domain.Conflict("this product key was converted into another subscription, which carries its term on (CNV-4): its charges are not refunded")
 	// ErrEnded: automatic renewal turned on for a subscription that has
 	// ended (expired, refunded or disabled): nothing is left to renew, and
 	// an opted-out trial stays uncharged (TRI-2).
@@ -882,8 +881,8 @@ func (s Subscription) requestRefund(c RequestRefund, now time.Time, p policy.Pol
 	}
 	r := s.st.Renewal
 	switch {
-	case s.st.Disabled:
-		return nil, ErrDisabledNotRefunded
+	case s.st.ReplacedBy != uuid.Nil:
+		return nil, ErrConvertedNotRefunded
 	case r.PendingRefund != nil:
 		return nil, ErrRefundPending
 	case r.Cycle.Pending != nil:

@@ -659,18 +659,34 @@ func TestRule_ARS7_AgentRefundsAChargeOfASubscriptionInNoAccount(t *testing.T) {
 	}
 }
 
-// rule ARS-7, CNV-4: a renewed key an agent converted into a new
-// subscription (disabled) is not refunded: its renewed term goes on in the
-// new subscription, which taking it back here would leave unpaid.
-func TestRule_ARS7_DisabledKeyNotRefunded(t *testing.T) {
-	l := newSim(t, bought(t, catalog.Annual, at(2027, 1, 10)))
-	l.advance(l.s.ExpiresAt().Add(-7 * day))
-	if paid := logged[subscription.ChargeSucceeded](l); len(paid) != 1 {
-		t.Fatalf("charges: %v", paid)
-	}
-	l.do(l.now.Add(day), subscription.Disable{})
-	if _, err := l.peek(l.now.Add(day), subscription.RequestRefund{AccountID: ann}); !errors.Is(err, subscription.ErrDisabledNotRefunded) {
-		t.Fatalf("refund of a disabled key: %v, want ErrDisabledNotRefunded", err)
+// rule ARS-7, CNV-4: a renewed key a support-assisted conversion disabled
+// is not refunded: its renewed term goes on in the new subscription, which
+// taking it back here would leave unpaid. A key an agent disabled alone is
+// refunded within the window like any other.
+func TestRule_ARS7_DisabledKeyRefundedUnlessConverted(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		disable subscription.Disable
+		wantErr error
+	}{
+		{"disabled by an agent alone", subscription.Disable{}, nil},
+		{"converted into a new subscription", subscription.Disable{ReplacedBy: uuid.New()}, subscription.ErrConvertedNotRefunded},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newSim(t, bought(t, catalog.Annual, at(2027, 1, 10)))
+			l.advance(l.s.ExpiresAt().Add(-7 * day))
+			if paid := logged[subscription.ChargeSucceeded](l); len(paid) != 1 {
+				t.Fatalf("charges: %v", paid)
+			}
+			l.do(l.now.Add(day), tc.disable)
+			events, err := l.peek(l.now.Add(day), subscription.RequestRefund{AccountID: ann})
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("refund of the disabled key: %v, want %v", err, tc.wantErr)
+			}
+			if tc.wantErr == nil && len(only[subscription.RefundRequested](events)) != 1 {
+				t.Errorf("refund of the disabled key: %v, want it requested", events)
+			}
+		})
 	}
 }
 

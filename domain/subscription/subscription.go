@@ -114,6 +114,14 @@ type Disabled struct {
 	At time.Time `json:"at"`
 }
 
+// Replaced: a support-assisted conversion moved the disabled key's term to
+// subscription By (CNV-4), so that the key's charges are not refunded
+// (ARS-7): the term goes on there.
+type Replaced struct {
+	By uuid.UUID `json:"by"`
+	At time.Time `json:"at"`
+}
+
 // AutoRenewalChanged: automatic renewal turned on or off (ARS-3, ORD-4).
 // Price is the price renewals will charge, set when a boxed key, which has
 // none of its own, is enrolled.
@@ -129,6 +137,7 @@ func (SavedWithOrder) EventType() string     { return "subscription.saved_with_o
 func (Activated) EventType() string          { return "subscription.activated" }
 func (Deactivated) EventType() string        { return "subscription.deactivated" }
 func (Disabled) EventType() string           { return "subscription.disabled" }
+func (Replaced) EventType() string           { return "subscription.replaced" }
 func (AutoRenewalChanged) EventType() string { return "subscription.auto_renewal_changed" }
 
 // Claims reserves the key and the serial number store-wide (KEY-1).
@@ -138,7 +147,7 @@ func (e Created) Claims() []domain.Claim {
 
 // Events lists a zero value of every subscription event, for the codec.
 func Events() []domain.Event {
-	return append([]domain.Event{Created{}, Registered{}, SavedWithOrder{}, Activated{}, Deactivated{}, Disabled{}, AutoRenewalChanged{}, DaysAdjusted{}, Converted{},
+	return append([]domain.Event{Created{}, Registered{}, SavedWithOrder{}, Activated{}, Deactivated{}, Disabled{}, Replaced{}, AutoRenewalChanged{}, DaysAdjusted{}, Converted{},
 		EmailSent{}},
 		renewalEvents()...)
 }
@@ -155,11 +164,14 @@ type state struct {
 	Account uuid.UUID `json:"account,omitzero"`
 	// OrderAccount is the account the order of a non-registrable product
 	// was saved in (SavedWithOrder).
-	OrderAccount uuid.UUID    `json:"order_account,omitzero"`
-	Devices      []DeviceID   `json:"devices,omitempty"`
-	Disabled     bool         `json:"disabled,omitempty"`
-	AutoRenew    bool         `json:"auto_renew,omitempty"`
-	Renewal      renewalState `json:"renewal"`
+	OrderAccount uuid.UUID  `json:"order_account,omitzero"`
+	Devices      []DeviceID `json:"devices,omitempty"`
+	Disabled     bool       `json:"disabled,omitempty"`
+	// ReplacedBy is the subscription a conversion moved the disabled key's
+	// term to (Replaced).
+	ReplacedBy uuid.UUID    `json:"replaced_by,omitzero"`
+	AutoRenew  bool         `json:"auto_renew,omitempty"`
+	Renewal    renewalState `json:"renewal"`
 	// RetiredKeys are the keys a conversion replaced (CNV-3).
 	RetiredKeys []ProductKey `json:"retired_keys,omitempty"`
 	// EmailsSent are the e-mails sent about the subscription, as kind/cause
@@ -234,8 +246,11 @@ type (
 		Device    DeviceID
 	}
 
-	// Disable stops the key from registering or activating.
-	Disable struct{}
+	// Disable stops the key from registering or activating. ReplacedBy
+	// names the subscription a support-assisted conversion moved its term
+	// to (CNV-4), if that is why: recorded also when the key was disabled
+	// already (by hand, during the conversion).
+	Disable struct{ ReplacedBy uuid.UUID }
 
 	// SetAutoRenewal turns automatic renewal on or off for the account that
 	// holds the subscription (ARS-3, ARS-5, ORD-5). Price is what a boxed
@@ -391,10 +406,14 @@ func decide(s Subscription, cmd Command, now time.Time, p policy.Policy) ([]doma
 		}
 		return nil, ErrNotActivated
 	case Disable:
-		if s.st.Disabled {
-			return nil, nil
+		var events []domain.Event
+		if !s.st.Disabled {
+			events = append(events, Disabled{At: now})
 		}
-		return []domain.Event{Disabled{At: now}}, nil
+		if c.ReplacedBy != uuid.Nil && s.st.ReplacedBy != c.ReplacedBy {
+			events = append(events, Replaced{By: c.ReplacedBy, At: now})
+		}
+		return events, nil
 	case SetAutoRenewal:
 		switch {
 		case s.Owner() != c.AccountID:
@@ -457,6 +476,8 @@ func evolve(s Subscription, e domain.Event) Subscription {
 		s.st.Devices = kept
 	case Disabled:
 		s.st.Disabled = true
+	case Replaced:
+		s.st.ReplacedBy = e.By
 	case DaysAdjusted:
 		s = evolveDaysAdjusted(s, e)
 	case Converted:
