@@ -633,3 +633,50 @@ func TestRule_CNV6_LegacySubscriptionRenewsAsBefore(t *testing.T) {
 		t.Errorf("after its renewal: %v", row)
 	}
 }
+
+// rule TRI-4, TRI-3, CNV-4: a legacy trial an agent converts goes on as a
+// trial of the new product: the trial-ending notice 3 days before the old
+// trial's end, then the new product's year charged on that end to the card
+// the trial was ordered with (the account has none), not a year's renewal
+// charged a week before that end.
+func TestRule_TRI4_AgentConvertedTrialIsBilledAtTheOldTrialsEnd(t *testing.T) {
+	t.Parallel()
+	e := newEngineEnv(t)
+	agent := e.agent("ava")
+	account := e.signUp("ann@example.com", "secret1")
+	ann := func() string { return e.signIn("ann@example.com", "secret1") }
+	old := e.buyOne(ann(), "NIS", "trial")
+	ends := mustTime(t, e.row(ann(), old)["expires_at"])
+	e.advance(10 * 24 * time.Hour)
+	v := e.want(e.call("POST", "/v1/agent/conversions", agent, `{"account_id":"`+account+`","subscription_id":"`+old+
+		`","target":"NS-DLX","ownership_method":"email_and_name","device_id":"pc-9","reason":"customer asked for Norton Security"}`),
+		http.StatusCreated).json(t)
+	converted := v["new_subscription_id"].(string)
+	row := e.row(ann(), converted)
+	expires := mustTime(t, row["expires_at"])
+	if row["term"] != "trial" || row["status"] != "trial" || row["auto_renewal"] != true || expires.Format(time.DateOnly) != ends.Format(time.DateOnly) {
+		t.Fatalf("converted trial %v; want a trial of NS-DLX ending on %s, renewal on", row, ends.Format(time.DateOnly))
+	}
+
+	e.advance(expires.AddDate(0, 0, -7).Sub(e.clock.Now()))
+	e.runRenewals()
+	if n := e.gatewayCharges(); n != 0 {
+		t.Fatalf("%d charges a week before the trial's end, want none (TRI-4)", n)
+	}
+	e.renewAtExpiry(expires)
+	if got := mailBySubject(t, e.sendMail(), "Your Norton Security Deluxe trial ends on"); got["ann@example.com"] != 1 {
+		t.Errorf("trial-ending notices %v, want one to ann (TRI-3)", got)
+	}
+	var amount int64
+	var at time.Time
+	if err := e.store.Pool().QueryRow(context.Background(),
+		`SELECT amount_minor, created_at FROM gateway_sandbox.charges WHERE status = 'succeeded'`).Scan(&amount, &at); err != nil {
+		t.Fatalf("the trial's end charge: %v", err)
+	}
+	if want := usdPrice(t, "NS-DLX", catalog.Annual).Amount(); amount != want || at.Before(expires) {
+		t.Errorf("charged %d at %v, want %d at the trial's end %v", amount, at, want, expires)
+	}
+	if row := e.row(ann(), converted); row["term"] != "annual" || row["status"] != "active" || !mustTime(t, row["expires_at"]).Equal(expires.AddDate(1, 0, 0)) {
+		t.Errorf("after the trial: %v", row)
+	}
+}

@@ -389,7 +389,9 @@ func (g *agentAPI) freeOrder(w http.ResponseWriter, r *http.Request) error {
 	if key := r.Header.Get("Idempotency-Key"); key != "" {
 		orderID = uuid.NewSHA1(freeOrderSpace, []byte(principal(r)+"\x00"+key))
 	}
-	res, err := g.placeFreeOrder(ctx, acct, orderID, product, platform, in.Storefront, true, agentMeta(ctx, reason, agentlog.FreeOrder, ""))
+	res, err := g.placeFreeOrder(ctx, acct, orderID,
+		freeOrder{product: product, platform: platform, term: catalog.Annual, storefront: in.Storefront, renews: true},
+		agentMeta(ctx, reason, agentlog.FreeOrder, ""))
 	if err != nil {
 		return err
 	}
@@ -397,40 +399,54 @@ func (g *agentAPI) freeOrder(w http.ResponseWriter, r *http.Request) error {
 	return WriteJSON(w, http.StatusCreated, g.orders.view(res.Order, true))
 }
 
+// freeOrder is what an agent's free order is of: one seat pack of product
+// on platform for term (annual, or a trial a conversion carries on), at
+// storefront (else the account's country, else US), enrolled in automatic
+// renewal when renews holds. A converted trial keeps the card it was
+// ordered with (token, card), which its end charges (TRI-4).
+type freeOrder struct {
+	product    catalog.Product
+	platform   catalog.Platform
+	term       catalog.Term
+	storefront string
+	renews     bool
+	token      string
+	card       *payment.CardExpiry
+}
+
 // placeFreeOrder places (or finds, for a retry) the free order orderID of
-// one annual seat pack of product on platform in acct, at storefront (else
-// the account's country, else US), and fulfils it into a subscription
-// registered in the account, every event recorded with meta (AGT-1),
-// enrolled in automatic renewal when renews holds. A free order records
-// no payment, so the fulfilment process manager
-// (which reacts to payments) leaves it alone: a retry with the same
-// Idempotency-Key, or the conversion resumed, finishes a fulfilment cut
-// short, on the agent's behalf.
-func (g *agentAPI) placeFreeOrder(ctx context.Context, acct account.Account, orderID uuid.UUID, product catalog.Product,
-	platform catalog.Platform, storefront string, renews bool, meta eventstore.CommandMeta) (fulfilment.Result, error) {
-	store, err := g.storefront(storefront, acct)
+// f in acct, and fulfils it into a subscription registered in the account,
+// every event recorded with meta (AGT-1). A free order records no payment,
+// so the fulfilment process manager (which reacts to payments) leaves it
+// alone: a retry with the same Idempotency-Key, or the conversion resumed,
+// finishes a fulfilment cut short, on the agent's behalf.
+func (g *agentAPI) placeFreeOrder(ctx context.Context, acct account.Account, orderID uuid.UUID, f freeOrder,
+	meta eventstore.CommandMeta) (fulfilment.Result, error) {
+	store, err := g.storefront(f.storefront, acct)
 	if err != nil {
 		return fulfilment.Result{}, err
 	}
+	product, platform := f.product, f.platform
 	if platform.IsZero() {
 		platform = product.Platforms()[0]
 	}
 	if !product.RunsOn(platform) {
 		return fulfilment.Result{}, domain.Invalid("platform", product.Name()+" does not run on "+platform.String())
 	}
-	if !product.Sells(catalog.Annual) {
-		return fulfilment.Result{}, domain.Invalid("product", product.Name()+" is not sold annually")
+	if !product.Sells(f.term) || !product.Sells(catalog.Annual) {
+		return fulfilment.Result{}, domain.Invalid("product", fmt.Sprintf("%s is not sold annually (nor as a %s)", product.Name(), f.term))
 	}
 	// The free order costs nothing, but the subscription it yields renews at
-	// the catalog's annual price like any other (ARS-1), not at zero.
+	// the catalog's annual price like any other (ARS-1; a trial at its end,
+	// TRI-4), not at zero.
 	renewal, err := g.Catalog.Price(product.Code(), catalog.Annual, store.Currency())
 	if err != nil {
 		return fulfilment.Result{}, domain.Invalid("product", fmt.Sprintf("is not sold at the %s storefront", store.Code()))
 	}
 	zero := money.Zero(store.Currency())
 	placed := order.Placed{OrderID: orderID, Storefront: store.Code(), BuyerEmail: acct.Email().String(), SavedTo: acct.ID(),
-		Total: zero, Free: true, NoAutoRenewal: !renews,
-		Lines: []order.Line{{Product: product.Code(), ProductName: product.Name(), Term: catalog.Annual.String(), Platform: platform.String(),
+		Total: zero, Free: true, NoAutoRenewal: !f.renews, PaymentToken: f.token, PaymentCard: f.card,
+		Lines: []order.Line{{Product: product.Code(), ProductName: product.Name(), Term: f.term.String(), Platform: platform.String(),
 			Quantity: 1, UnitPrice: zero, Amount: zero, RenewalPrice: renewal}}}
 	meta.CommandID = "place/" + orderID.String()
 	if meta.Metadata.CorrelationID == "" {

@@ -301,8 +301,15 @@ func (c *conversions) freeOrderStep(ctx context.Context, plan conversion.Started
 	if err != nil {
 		return uuid.Nil, uuid.Nil, err
 	}
+	f := freeOrder{product: product, platform: platform, term: catalog.Annual, storefront: plan.Storefront, renews: old.AutoRenew()}
+	if old.Term() == catalog.Trial.String() {
+		// A trial goes on as a trial of the new product, billed at its end
+		// to the card it was ordered with (TRI-3, TRI-4), not as a year
+		// renewed a week before that end.
+		f.term, f.token, f.card = catalog.Trial, old.Facts().PaymentToken, old.Facts().PaymentCard
+	}
 	orderID := uuid.NewSHA1(plan.ConversionID, []byte("free-order"))
-	res, err := c.placeFreeOrder(ctx, acct, orderID, product, platform, plan.Storefront, old.AutoRenew(), meta)
+	res, err := c.placeFreeOrder(ctx, acct, orderID, f, meta)
 	if err != nil {
 		return uuid.Nil, uuid.Nil, err
 	}
