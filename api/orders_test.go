@@ -822,3 +822,28 @@ func TestRule_AUD5_PendingOrderOfAnErasedAccountEmailsNoOne(t *testing.T) {
 	}
 	e.wantDroppedOnce("order_needs_action", "AUD-5")
 }
+
+// rule ORD-4, EML-1, ARS-7: what a disowned order's subscription was
+// charged before the disowning is still confirmed when refunded: money
+// that moved is not one of the renewal prompts dropped for its address.
+func TestRule_ORD4_DisownedOrdersRefundIsStillConfirmed(t *testing.T) {
+	t.Parallel()
+	e := newEngineEnv(t)
+	agent := e.agent("ava")
+	e.signUp("ann@example.com", "right-pass")
+	o := pendingOrder(e, `[`+line("NS-STD", "annual", "windows", 1)+`]`)
+	id := items(t, o)[0]["subscription_id"].(string)
+	st, _, err := subscriptionHandler(t, e).Load(context.Background(), eventstore.StreamID(subscription.StreamName(uuid.MustParse(id))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.renewOnce(id, st.StatusFacts().ExpiresAt) // renewed while the order awaited its account (ARS-2)
+	ann := e.signIn("ann@example.com", "right-pass")
+	e.want(e.call("POST", "/v1/orders/"+o["order_id"].(string)+"/disown", ann, ""), http.StatusNoContent)
+	e.sendMail()
+	e.want(e.call("POST", "/v1/agent/subscriptions/"+id+"/refund", agent, `{"reason":"the card's owner asked"}`), http.StatusOK)
+	e.caughtUp()
+	if got := mailBySubject(t, e.sendMail(), "Refund"); got["ann@example.com"] != 1 {
+		t.Errorf("refund confirmations by recipient %v, want one at the order's address", got)
+	}
+}

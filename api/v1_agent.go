@@ -433,8 +433,10 @@ func (g *agentAPI) placeFreeOrder(ctx context.Context, acct account.Account, ord
 	if !product.RunsOn(platform) {
 		return fulfilment.Result{}, domain.Invalid("platform", product.Name()+" does not run on "+platform.String())
 	}
-	if !product.Sells(f.term) || !product.Sells(catalog.Annual) {
-		return fulfilment.Result{}, domain.Invalid("product", fmt.Sprintf("%s is not sold annually (nor as a %s)", product.Name(), f.term))
+	for _, term := range []catalog.Term{catalog.Annual, f.term} {
+		if !product.Sells(term) {
+			return fulfilment.Result{}, domain.Invalid("product", fmt.Sprintf("%s is not sold for the %s term", product.Name(), term))
+		}
 	}
 	// The free order costs nothing, but the subscription it yields renews at
 	// the catalog's annual price like any other (ARS-1; a trial at its end,

@@ -487,8 +487,11 @@ func (w *Worker) orderRecipient(ctx context.Context, o order.Order) (netmail.Add
 // accountRecipient is the address of account acct, id; an erased account
 // gets nothing (AUD-5).
 func accountRecipient(acct account.Account, id uuid.UUID) (netmail.Address, error) {
-	if !acct.Registered() {
+	switch {
+	case acct.Erased():
 		return netmail.Address{}, noRecipient{fmt.Sprintf("account %s is erased: its e-mails go nowhere (AUD-5)", id)}
+	case !acct.Registered():
+		return netmail.Address{}, fmt.Errorf("account %s does not exist", id)
 	}
 	return netmail.Address{Name: acct.Name().String(), Address: acct.Email().String()}, nil
 }
@@ -589,13 +592,21 @@ func (w *Worker) subscriptionRecipient(ctx context.Context, p pending, streams l
 	if !o.Exists() {
 		return netmail.Address{}, fmt.Errorf("its order %s does not exist", orderID)
 	}
-	if o.Disowned() {
+	if o.Disowned() && slices.Contains(renewalPrompts, p.kind) {
 		// The address the order was placed with belongs to the account
-		// that said "I do not recognize this order" (ORD-4).
+		// that said "I do not recognize this order" (ORD-4): it is not
+		// asked to act on the renewals of what it disowned. A receipt or
+		// a refund's confirmation, money that moved, still goes there.
 		return netmail.Address{}, noRecipient{fmt.Sprintf("its order %s was disowned by the account of its address (ORD-4)", orderID)}
 	}
 	return w.orderRecipient(ctx, o)
 }
+
+// renewalPrompts are the renewal e-mails that ask their recipient to act
+// (expect a charge, renew by hand, update a card); the others, receipts
+// and refunds' confirmations, record money that moved.
+var renewalPrompts = []string{projections.EmailRenewalNotice, projections.EmailRenewalReminder, projections.EmailTrialEnding,
+	projections.EmailChargeDeclined, projections.EmailCardExpiring}
 
 // emailDate is how an e-mail states a date.
 const emailDate = "January 2, 2006"
