@@ -19,6 +19,7 @@ import (
 	"github.com/subs-engine/subs/domain/conversion"
 	"github.com/subs-engine/subs/domain/events"
 	"github.com/subs-engine/subs/domain/money"
+	"github.com/subs-engine/subs/domain/order"
 	"github.com/subs-engine/subs/domain/policy"
 	"github.com/subs-engine/subs/domain/subscription"
 	"github.com/subs-engine/subs/eventstore"
@@ -341,7 +342,7 @@ func (c conversionEnv) checkConverted(t *testing.T, id string) {
 	}
 	// The old key records the subscription its term went on in, so that
 	// its charges are not refunded (ARS-7): the new one would be unpaid.
-	var replacedBy []string
+	var replaced []string
 	for _, rec := range c.events(subscription.StreamPrefix + c.sub) {
 		if rec.Type != "subscription.replaced" {
 			continue
@@ -350,12 +351,11 @@ func (c conversionEnv) checkConverted(t *testing.T, id string) {
 		if err := json.Unmarshal(rec.Data, &d); err != nil {
 			t.Fatal(err)
 		}
-		replacedBy = append(replacedBy, d.By.String())
+		replaced = append(replaced, d.By.String()+" through "+d.Through.UTC().Format(time.RFC3339))
 	}
-	if len(replacedBy) != 1 || replacedBy[0] != live[0]["subscription_id"] {
-		t.Errorf("the old key was replaced by %v, want once by the new subscription %v", replacedBy, live[0]["subscription_id"])
+	if want := fmt.Sprint(live[0]["subscription_id"]) + " through " + c.oldExpiry.UTC().Format(time.RFC3339); len(replaced) != 1 || replaced[0] != want {
+		t.Errorf("the old key was replaced by %v, want once by %v", replaced, want)
 	}
-	c.wantProblem(c.call("POST", "/v1/subscriptions/"+c.sub+"/refund", c.session(), ""), http.StatusConflict, "CNV-4")
 	var steps []string
 	for _, rec := range c.events(conversion.StreamName(uuid.MustParse(id))) {
 		if rec.Metadata.ActorKind != eventstore.ActorAgent || rec.Metadata.ActorID != "ava" || rec.Metadata.Reason == "" || rec.Metadata.LogCode == "" {
@@ -679,4 +679,104 @@ func TestRule_TRI4_AgentConvertedTrialIsBilledAtTheOldTrialsEnd(t *testing.T) {
 	if row := e.row(ann(), converted); row["term"] != "annual" || row["status"] != "active" || !mustTime(t, row["expires_at"]).Equal(expires.AddDate(1, 0, 0)) {
 		t.Errorf("after the trial: %v", row)
 	}
+}
+
+// rule CNV-4: the free order of a step cut short after placing it stands as
+// placed when the procedure resumes, though the old subscription changed
+// since: here a trial's procedure whose order was placed for a year (as a
+// trial billed in between would have it) finishes with that order.
+func TestRule_CNV4_ResumedFreeOrderStandsAsPlaced(t *testing.T) {
+	t.Parallel()
+	e := newEngineEnv(t)
+	agent := e.agent("ava")
+	account := e.signUp("ann@example.com", "secret1")
+	old := e.buyOne(e.signIn("ann@example.com", "secret1"), "NIS", "trial")
+	v := e.want(e.call("POST", "/v1/agent/conversions", agent, `{"account_id":"`+account+`","subscription_id":"`+old+
+		`","target":"NS-DLX","ownership_method":"email_and_name","device_id":"pc-9","reason":"customer asked","steps":1}`),
+		http.StatusCreated).json(t)
+	id := uuid.MustParse(v["conversion_id"].(string))
+
+	types := eventstore.NewEventTypes()
+	types.Register(1, events.All()...)
+	orders, err := eventstore.NewCommandHandler(order.Decider, eventstore.HandlerConfig{Store: e.store, Types: types, Clock: e.clock, Policy: testPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	orderID := uuid.NewSHA1(id, []byte("free-order")) // the step's own order
+	number, err := order.NewNumber(strings.NewReader("0123456789"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	zero := money.Zero(usdPrice(t, "NS-DLX", catalog.Annual).Currency())
+	placed := order.Placed{OrderID: orderID, Number: number, Storefront: "US", BuyerEmail: "ann@example.com", SavedTo: uuid.MustParse(account),
+		PlacedAt: e.clock.Now(), Total: zero, Free: true, Lines: []order.Line{{Product: "NS-DLX", ProductName: "Norton Security Deluxe",
+			Term: "annual", Platform: "windows", Quantity: 1, UnitPrice: zero, Amount: zero, RenewalPrice: usdPrice(t, "NS-DLX", catalog.Annual)}}}
+	if _, err := orders.Handle(context.Background(), eventstore.StreamID("order-"+orderID.String()), order.Place{Placed: placed},
+		eventstore.CommandMeta{CommandID: "place/" + orderID.String(), Metadata: eventstore.Metadata{ActorKind: eventstore.ActorAgent, ActorID: "ava", Reason: "customer asked"}}); err != nil {
+		t.Fatal(err)
+	}
+
+	done := e.want(e.call("POST", "/v1/agent/conversions/"+id.String()+"/continue", agent, `{"reason":"resume"}`), http.StatusOK).json(t)
+	if done["completed"] != true || done["new_subscription_id"] == nil {
+		t.Fatalf("resumed conversion %v", done)
+	}
+	if row := e.row(e.signIn("ann@example.com", "secret1"), done["new_subscription_id"].(string)); row["term"] != "annual" || row["product"] != "NS-DLX" {
+		t.Errorf("the new subscription %v, want the order's NS-DLX year as placed", row)
+	}
+}
+
+// rule ARS-1, CNV-4: a subscription an agent converts renews as the old one
+// did, on the card the old one's order was paid with when the account has
+// no billing information of its own.
+func TestRule_ARS1_AgentConvertedSubscriptionRenewsOnTheOldOrdersCard(t *testing.T) {
+	t.Parallel()
+	e := newEngineEnv(t)
+	agent := e.agent("ava")
+	account := e.signUp("ann@example.com", "secret1")
+	ann := func() string { return e.signIn("ann@example.com", "secret1") }
+	old := e.buyOne(ann(), "NIS", "annual")
+	e.advance(40 * 24 * time.Hour)
+	v := e.want(e.call("POST", "/v1/agent/conversions", agent, `{"account_id":"`+account+`","subscription_id":"`+old+
+		`","target":"NS-DLX","ownership_method":"email_and_name","device_id":"pc-9","reason":"customer asked for Norton Security"}`),
+		http.StatusCreated).json(t)
+	converted := v["new_subscription_id"].(string)
+	expires := mustTime(t, e.row(ann(), converted)["expires_at"])
+	e.renewOnce(converted, expires)
+	if row := e.row(ann(), converted); !mustTime(t, row["expires_at"]).Equal(expires.AddDate(1, 0, 0)) || row["status"] != "active" {
+		t.Errorf("after its renewal the converted subscription is %v, want renewed for a year", row)
+	}
+	var charges int
+	var amount int64
+	if err := e.store.Pool().QueryRow(context.Background(), `SELECT count(*), (array_agg(amount_minor ORDER BY seq DESC))[1]
+FROM gateway_sandbox.charges WHERE status = 'succeeded'`).Scan(&charges, &amount); err != nil {
+		t.Fatal(err)
+	}
+	if want := usdPrice(t, "NS-DLX", catalog.Annual).Amount(); charges != 2 || amount != want {
+		t.Errorf("%d charges, the last of %d; want the order's and the renewal's, of NS-DLX's year %d", charges, amount, want)
+	}
+}
+
+// rule ARS-7, CNV-4, AGT-1: a conversion an agent makes step by step names
+// the new subscription when disabling the old key (replaced_by, another
+// subscription of the same account); the charge that paid for the term the
+// new one carries is then not refunded, as with the procedure.
+func TestRule_ARS7_KeyDisabledForAStepByStepConversionIsNotRefunded(t *testing.T) {
+	t.Parallel()
+	e := newEngineEnv(t)
+	agent := e.agent("ava")
+	account := e.signUp("ann@example.com", "secret1")
+	ann := func() string { return e.signIn("ann@example.com", "secret1") }
+	old := e.buyOne(ann(), "NIS", "annual")
+	e.renewOnce(old, mustTime(t, e.row(ann(), old)["expires_at"]))
+	ord := e.want(e.call("POST", "/v1/agent/accounts/"+account+"/free-orders", agent, `{"product":"NS-DLX","reason":"conversion"}`), http.StatusCreated).json(t)
+	converted := items(t, ord)[0]["subscription_id"].(string)
+	other := e.buyOne(e.sessions("bob@example.com")(), "NS-DLX", "annual")
+
+	disable := "/v1/agent/subscriptions/" + old + "/disable"
+	for _, replacedBy := range []string{"not-an-id", uuid.NewString(), old, other} {
+		wantFields(t, e.call("POST", disable, agent, `{"reason":"conversion","replaced_by":"`+replacedBy+`"}`), http.StatusBadRequest, "replaced_by")
+	}
+	e.want(e.call("POST", disable, agent, `{"reason":"conversion","replaced_by":"`+converted+`"}`), http.StatusOK)
+	e.wantProblem(e.call("POST", "/v1/subscriptions/"+old+"/refund", ann(), ""), http.StatusConflict, "CNV-4")
+	e.wantProblem(e.call("POST", "/v1/agent/subscriptions/"+old+"/refund", agent, `{"reason":"asked"}`), http.StatusConflict, "CNV-4")
 }

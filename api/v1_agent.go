@@ -92,9 +92,11 @@ func (g *agentAPI) routes() {
 		Request: freeOrderRequest{}, Responses: map[int]any{http.StatusCreated: orderView{}, http.StatusNotFound: nil},
 		Handler: HandlerFunc(g.freeOrder)})
 	g.s.Route(Route{Method: "POST", Pattern: "/v1/agent/subscriptions/{id}/disable", Tags: tags, Auth: AuthAgent,
-		Summary:     "Disable a key",
-		Description: "The key no longer registers or activates; log code \"" + agentlog.DisableKey + "\" (AGT-1). Disabling it again changes nothing.",
-		Request:     reasonRequest{}, Responses: map[int]any{http.StatusOK: productView{}, http.StatusNotFound: nil},
+		Summary: "Disable a key",
+		Description: "The key no longer registers or activates; log code \"" + agentlog.DisableKey + "\" (AGT-1). Disabling it again changes " +
+			"nothing. With replaced_by (a conversion made step by step, CNV-4), the key's term up to its expiry goes on in that " +
+			"subscription of the same account, and the charges that paid for it are not refunded (ARS-7).",
+		Request: disableKeyRequest{}, Responses: map[int]any{http.StatusOK: productView{}, http.StatusNotFound: nil},
 		Handler: HandlerFunc(g.disableKey)})
 	g.s.Route(Route{Method: "POST", Pattern: "/v1/agent/subscriptions/{id}/days", Tags: tags, Auth: AuthAgent,
 		Summary: "Add or remove days",
@@ -106,7 +108,8 @@ func (g *agentAPI) routes() {
 		Summary: "Refund on behalf of the customer",
 		Description: "Refunds the last automatic-renewal charge, as the customer may and the same way (ARS-7: within 60 days of the " +
 			"charge, else 409 naming ARS-7 and the date the window closed; monthly plans are cancelled instead, MON-2): the gateway " +
-			"refunds it at once and the renewed term is taken back. Answers the products-view row. Log code \"" + agentlog.Refund +
+			"refunds it at once and the renewed term is taken back; the old key of a conversion, whose term goes on in the new " +
+			"subscription, is refused (409 naming CNV-4). Answers the products-view row. Log code \"" + agentlog.Refund +
 			"\" on the request (AGT-1).",
 		Request: reasonRequest{}, Responses: map[int]any{http.StatusOK: productView{}, http.StatusNotFound: nil},
 		Handler: HandlerFunc(g.refund)})
@@ -122,6 +125,10 @@ func (g *agentAPI) routes() {
 type (
 	reasonRequest struct {
 		Reason string `json:"reason" doc:"why the agent acts, recorded with every event (AGT-1)"`
+	}
+	disableKeyRequest struct {
+		Reason     string `json:"reason" doc:"why the agent acts, recorded with every event (AGT-1)"`
+		ReplacedBy string `json:"replaced_by,omitempty" doc:"the subscription of the same account that carries this key's term on (a conversion made step by step, CNV-4): the charges that paid for that term are then not refunded (ARS-7)"`
 	}
 	verifyOwnershipRequest struct {
 		Method string `json:"method" doc:"email_and_name, order_number or serial_number"`
@@ -457,7 +464,13 @@ func (g *agentAPI) placeFreeOrder(ctx context.Context, acct account.Account, ord
 	if _, err := g.orders.placeOnce(ctx, placed, func() (payment.PaymentMethod, error) { return payment.PaymentMethod{}, nil }, meta); err != nil {
 		return fulfilment.Result{}, err
 	}
-	res, err := g.orders.fulfil.FulfilAs(ctx, orderID, meta.Metadata)
+	return g.fulfilFree(ctx, orderID, meta.Metadata)
+}
+
+// fulfilFree fulfils free order orderID on the agent's behalf (md), if it
+// is not already, and waits until the read models show it.
+func (g *agentAPI) fulfilFree(ctx context.Context, orderID uuid.UUID, md eventstore.Metadata) (fulfilment.Result, error) {
+	res, err := g.orders.fulfil.FulfilAs(ctx, orderID, md)
 	if err != nil {
 		return res, err
 	}
@@ -524,12 +537,53 @@ func reasonOnly(w http.ResponseWriter, r *http.Request) (string, error) {
 }
 
 func (g *agentAPI) disableKey(w http.ResponseWriter, r *http.Request) error {
-	reason, err := reasonOnly(w, r)
+	var in disableKeyRequest
+	if err := DecodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	var v domain.Validation
+	reason, err := parseReason(in.Reason)
+	v.Check("", err)
+	var replacedBy uuid.UUID
+	if in.ReplacedBy != "" {
+		if replacedBy, err = uuid.Parse(in.ReplacedBy); err != nil {
+			v.Check("replaced_by", errors.New("is not a subscription id"))
+		}
+	}
+	if err := v.Err(); err != nil {
+		return err
+	}
+	if replacedBy != uuid.Nil {
+		if err := g.sameAccount(r, replacedBy); err != nil {
+			return err
+		}
+	}
+	return g.subscriptionAction(w, r, reason, agentlog.DisableKey, g.subs.command,
+		func(uuid.UUID) subscription.Command { return subscription.Disable{ReplacedBy: replacedBy} })
+}
+
+// sameAccount checks that subscription other is another subscription of the
+// account that owns the one the request's path names.
+func (g *agentAPI) sameAccount(r *http.Request, other uuid.UUID) error {
+	id, err := pathID(r, subscription.ErrNotFound)
 	if err != nil {
 		return err
 	}
-	return g.subscriptionAction(w, r, reason, agentlog.DisableKey, g.subs.command,
-		func(uuid.UUID) subscription.Command { return subscription.Disable{} })
+	st, _, err := g.subs.handler.Load(r.Context(), subscriptionStream(id))
+	if err != nil {
+		return err
+	}
+	o, _, err := g.subs.handler.Load(r.Context(), subscriptionStream(other))
+	if err != nil {
+		return err
+	}
+	if !st.Exists() {
+		return subscription.ErrNotFound
+	}
+	if other == id || !o.Exists() || o.Owner() != st.Owner() {
+		return domain.Invalid("replaced_by", "is not another subscription of the same account")
+	}
+	return nil
 }
 
 func (g *agentAPI) refund(w http.ResponseWriter, r *http.Request) error {

@@ -16,6 +16,7 @@ import (
 	"github.com/subs-engine/subs/domain/conversion"
 	"github.com/subs-engine/subs/domain/subscription"
 	"github.com/subs-engine/subs/eventstore"
+	"github.com/subs-engine/subs/workers/fulfilment"
 )
 
 // conversions serves the support-assisted conversion (CNV-4, option 2): a
@@ -272,7 +273,7 @@ func (c *conversions) take(ctx context.Context, st conversion.Conversion, step c
 				subscription.Activate{AccountID: plan.AccountID, Device: device}, meta)
 		}
 	case conversion.DisableOldKey:
-		out, err = c.subs.handler.Handle(ctx, subscriptionStream(plan.SubscriptionID), subscription.Disable{ReplacedBy: st.NewSubscription()}, meta)
+		out, err = c.subs.handler.Handle(ctx, subscriptionStream(plan.SubscriptionID), subscription.Disable{ReplacedBy: st.NewSubscription(), Through: plan.OldExpiresAt}, meta)
 	case conversion.AdjustDays:
 		done.Days, done.ExpiresAt, err = c.adjustStep(ctx, st.NewSubscription(), plan.OldExpiresAt, meta)
 	}
@@ -301,14 +302,30 @@ func (c *conversions) freeOrderStep(ctx context.Context, plan conversion.Started
 	if err != nil {
 		return uuid.Nil, uuid.Nil, err
 	}
-	f := freeOrder{product: product, platform: platform, term: catalog.Annual, storefront: plan.Storefront, renews: old.AutoRenew()}
+	orderID := uuid.NewSHA1(plan.ConversionID, []byte("free-order"))
+	placed, _, err := c.orders.orders.Load(ctx, fulfilment.OrderStream(orderID))
+	if err != nil {
+		return uuid.Nil, uuid.Nil, err
+	}
+	if placed.Exists() {
+		// An earlier attempt of this step placed the order and was cut
+		// short: the order stands as placed, whatever changed since (the
+		// old trial billed in between would make it another purchase).
+		res, err := c.fulfilFree(ctx, orderID, meta.Metadata)
+		if err != nil {
+			return uuid.Nil, uuid.Nil, err
+		}
+		return orderID, res.Order.Items()[0].SubscriptionID, nil
+	}
+	// It is paid for as the old one was: the card its order was paid with
+	// stays the fallback of its charges (ARS-6, TRI-4).
+	f := freeOrder{product: product, platform: platform, term: catalog.Annual, storefront: plan.Storefront, renews: old.AutoRenew(),
+		token: old.Facts().PaymentToken, card: old.Facts().PaymentCard}
 	if old.Term() == catalog.Trial.String() {
 		// A trial goes on as a trial of the new product, billed at its end
-		// to the card it was ordered with (TRI-3, TRI-4), not as a year
-		// renewed a week before that end.
-		f.term, f.token, f.card = catalog.Trial, old.Facts().PaymentToken, old.Facts().PaymentCard
+		// (TRI-3, TRI-4), not as a year renewed a week before that end.
+		f.term = catalog.Trial
 	}
-	orderID := uuid.NewSHA1(plan.ConversionID, []byte("free-order"))
 	res, err := c.placeFreeOrder(ctx, acct, orderID, f, meta)
 	if err != nil {
 		return uuid.Nil, uuid.Nil, err

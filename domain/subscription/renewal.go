@@ -242,8 +242,10 @@ var (
 	// automatic renewal off (MON-1).
 	ErrNotMonthly error = domain.Conflict("only a monthly plan is cancelled: turn automatic renewal off instead")
 	// ErrConvertedNotRefunded: a refund asked of a key a support-assisted
-	// conversion disabled (CNV-4): its renewed term goes on in the new
-	// subscription, which taking it back here would leave unpaid.
+	// conversion disabled (CNV-4), of a charge whose renewed term goes on
+	// in the new subscription, which taking it back here would leave
+	// unpaid. (A renewal charged after the conversion started, which the
+	// new subscription does not carry, is refunded.)
 	ErrConvertedNotRefunded error = domain.Conflict("this product key was converted into another subscription, which carries its term on (CNV-4): its charges are not refunded")
 	// ErrEnded: automatic renewal turned on for a subscription that has
 	// ended (expired, refunded or disabled): nothing is left to renew, and
@@ -881,8 +883,6 @@ func (s Subscription) requestRefund(c RequestRefund, now time.Time, p policy.Pol
 	}
 	r := s.st.Renewal
 	switch {
-	case s.st.ReplacedBy != uuid.Nil:
-		return nil, ErrConvertedNotRefunded
 	case r.PendingRefund != nil:
 		return nil, ErrRefundPending
 	case r.Cycle.Pending != nil:
@@ -893,6 +893,9 @@ func (s Subscription) requestRefund(c RequestRefund, now time.Time, p policy.Pol
 		return nil, ErrNothingToRefund
 	}
 	last := r.Paid[len(r.Paid)-1]
+	if s.st.ReplacedBy != uuid.Nil && last.PrevExpiry.Before(s.st.ReplacedThrough) {
+		return nil, ErrConvertedNotRefunded // the term it bought goes on in the new subscription
+	}
 	if closes := last.At.Add(p.RefundWindow); now.After(closes) {
 		return nil, &RefundWindowClosedError{ClosedAt: closes}
 	}

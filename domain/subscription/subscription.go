@@ -114,12 +114,14 @@ type Disabled struct {
 	At time.Time `json:"at"`
 }
 
-// Replaced: a support-assisted conversion moved the disabled key's term to
-// subscription By (CNV-4), so that the key's charges are not refunded
-// (ARS-7): the term goes on there.
+// Replaced: a support-assisted conversion moved the disabled key's term,
+// up to Through (the old expiry the conversion started from), to
+// subscription By (CNV-4), so that the charges that paid for it are not
+// refunded (ARS-7): the term goes on there.
 type Replaced struct {
-	By uuid.UUID `json:"by"`
-	At time.Time `json:"at"`
+	By      uuid.UUID `json:"by"`
+	Through time.Time `json:"through"`
+	At      time.Time `json:"at"`
 }
 
 // AutoRenewalChanged: automatic renewal turned on or off (ARS-3, ORD-4).
@@ -168,10 +170,11 @@ type state struct {
 	Devices      []DeviceID `json:"devices,omitempty"`
 	Disabled     bool       `json:"disabled,omitempty"`
 	// ReplacedBy is the subscription a conversion moved the disabled key's
-	// term to (Replaced).
-	ReplacedBy uuid.UUID    `json:"replaced_by,omitzero"`
-	AutoRenew  bool         `json:"auto_renew,omitempty"`
-	Renewal    renewalState `json:"renewal"`
+	// term to, up to ReplacedThrough (Replaced).
+	ReplacedBy      uuid.UUID    `json:"replaced_by,omitzero"`
+	ReplacedThrough time.Time    `json:"replaced_through,omitzero"`
+	AutoRenew       bool         `json:"auto_renew,omitempty"`
+	Renewal         renewalState `json:"renewal"`
 	// RetiredKeys are the keys a conversion replaced (CNV-3).
 	RetiredKeys []ProductKey `json:"retired_keys,omitempty"`
 	// EmailsSent are the e-mails sent about the subscription, as kind/cause
@@ -248,9 +251,13 @@ type (
 
 	// Disable stops the key from registering or activating. ReplacedBy
 	// names the subscription a support-assisted conversion moved its term
-	// to (CNV-4), if that is why: recorded also when the key was disabled
-	// already (by hand, during the conversion).
-	Disable struct{ ReplacedBy uuid.UUID }
+	// to, up to Through (default: the key's expiry now), if that is why
+	// (CNV-4): recorded also when the key was disabled already (by hand,
+	// during the conversion).
+	Disable struct {
+		ReplacedBy uuid.UUID
+		Through    time.Time
+	}
 
 	// SetAutoRenewal turns automatic renewal on or off for the account that
 	// holds the subscription (ARS-3, ARS-5, ORD-5). Price is what a boxed
@@ -411,7 +418,11 @@ func decide(s Subscription, cmd Command, now time.Time, p policy.Policy) ([]doma
 			events = append(events, Disabled{At: now})
 		}
 		if c.ReplacedBy != uuid.Nil && s.st.ReplacedBy != c.ReplacedBy {
-			events = append(events, Replaced{By: c.ReplacedBy, At: now})
+			through := c.Through
+			if through.IsZero() {
+				through = s.ExpiresAt()
+			}
+			events = append(events, Replaced{By: c.ReplacedBy, Through: through, At: now})
 		}
 		return events, nil
 	case SetAutoRenewal:
@@ -477,7 +488,7 @@ func evolve(s Subscription, e domain.Event) Subscription {
 	case Disabled:
 		s.st.Disabled = true
 	case Replaced:
-		s.st.ReplacedBy = e.By
+		s.st.ReplacedBy, s.st.ReplacedThrough = e.By, e.Through
 	case DaysAdjusted:
 		s = evolveDaysAdjusted(s, e)
 	case Converted:
