@@ -641,17 +641,10 @@ func TestRule_CNV6_LegacySubscriptionRenewsAsBefore(t *testing.T) {
 // charged a week before that end.
 func TestRule_TRI4_AgentConvertedTrialIsBilledAtTheOldTrialsEnd(t *testing.T) {
 	t.Parallel()
-	e := newEngineEnv(t)
-	agent := e.agent("ava")
-	account := e.signUp("ann@example.com", "secret1")
-	ann := func() string { return e.signIn("ann@example.com", "secret1") }
-	old := e.buyOne(ann(), "NIS", "trial")
-	ends := mustTime(t, e.row(ann(), old)["expires_at"])
+	c := newBoughtConversionEnv(t, "NIS", "trial")
+	e, ann, ends := c.engineEnv, c.session, c.oldExpiry
 	e.advance(10 * 24 * time.Hour)
-	v := e.want(e.call("POST", "/v1/agent/conversions", agent, `{"account_id":"`+account+`","subscription_id":"`+old+
-		`","target":"NS-DLX","ownership_method":"email_and_name","device_id":"pc-9","reason":"customer asked for Norton Security"}`),
-		http.StatusCreated).json(t)
-	converted := v["new_subscription_id"].(string)
+	converted := c.start(``)["new_subscription_id"].(string)
 	row := e.row(ann(), converted)
 	expires := mustTime(t, row["expires_at"])
 	if row["term"] != "trial" || row["status"] != "trial" || row["auto_renewal"] != true || expires.Format(time.DateOnly) != ends.Format(time.DateOnly) {
@@ -687,14 +680,9 @@ func TestRule_TRI4_AgentConvertedTrialIsBilledAtTheOldTrialsEnd(t *testing.T) {
 // trial billed in between would have it) finishes with that order.
 func TestRule_CNV4_ResumedFreeOrderStandsAsPlaced(t *testing.T) {
 	t.Parallel()
-	e := newEngineEnv(t)
-	agent := e.agent("ava")
-	account := e.signUp("ann@example.com", "secret1")
-	old := e.buyOne(e.signIn("ann@example.com", "secret1"), "NIS", "trial")
-	v := e.want(e.call("POST", "/v1/agent/conversions", agent, `{"account_id":"`+account+`","subscription_id":"`+old+
-		`","target":"NS-DLX","ownership_method":"email_and_name","device_id":"pc-9","reason":"customer asked","steps":1}`),
-		http.StatusCreated).json(t)
-	id := uuid.MustParse(v["conversion_id"].(string))
+	c := newBoughtConversionEnv(t, "NIS", "trial")
+	e := c.engineEnv
+	id := uuid.MustParse(c.start(`,"steps":1`)["conversion_id"].(string))
 
 	types := eventstore.NewEventTypes()
 	types.Register(1, events.All()...)
@@ -708,7 +696,7 @@ func TestRule_CNV4_ResumedFreeOrderStandsAsPlaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	zero := money.Zero(usdPrice(t, "NS-DLX", catalog.Annual).Currency())
-	placed := order.Placed{OrderID: orderID, Number: number, Storefront: "US", BuyerEmail: "ann@example.com", SavedTo: uuid.MustParse(account),
+	placed := order.Placed{OrderID: orderID, Number: number, Storefront: "US", BuyerEmail: "ann@example.com", SavedTo: uuid.MustParse(c.account),
 		PlacedAt: e.clock.Now(), Total: zero, Free: true, Lines: []order.Line{{Product: "NS-DLX", ProductName: "Norton Security Deluxe",
 			Term: "annual", Platform: "windows", Quantity: 1, UnitPrice: zero, Amount: zero, RenewalPrice: usdPrice(t, "NS-DLX", catalog.Annual)}}}
 	if _, err := orders.Handle(context.Background(), eventstore.StreamID("order-"+orderID.String()), order.Place{Placed: placed},
@@ -716,11 +704,11 @@ func TestRule_CNV4_ResumedFreeOrderStandsAsPlaced(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	done := e.want(e.call("POST", "/v1/agent/conversions/"+id.String()+"/continue", agent, `{"reason":"resume"}`), http.StatusOK).json(t)
+	done := e.want(e.call("POST", "/v1/agent/conversions/"+id.String()+"/continue", c.agent, `{"reason":"resume"}`), http.StatusOK).json(t)
 	if done["completed"] != true || done["new_subscription_id"] == nil {
 		t.Fatalf("resumed conversion %v", done)
 	}
-	if row := e.row(e.signIn("ann@example.com", "secret1"), done["new_subscription_id"].(string)); row["term"] != "annual" || row["product"] != "NS-DLX" {
+	if row := e.row(c.session(), done["new_subscription_id"].(string)); row["term"] != "annual" || row["product"] != "NS-DLX" {
 		t.Errorf("the new subscription %v, want the order's NS-DLX year as placed", row)
 	}
 }
@@ -730,16 +718,10 @@ func TestRule_CNV4_ResumedFreeOrderStandsAsPlaced(t *testing.T) {
 // no billing information of its own.
 func TestRule_ARS1_AgentConvertedSubscriptionRenewsOnTheOldOrdersCard(t *testing.T) {
 	t.Parallel()
-	e := newEngineEnv(t)
-	agent := e.agent("ava")
-	account := e.signUp("ann@example.com", "secret1")
-	ann := func() string { return e.signIn("ann@example.com", "secret1") }
-	old := e.buyOne(ann(), "NIS", "annual")
+	c := newBoughtConversionEnv(t, "NIS", "annual")
+	e, ann := c.engineEnv, c.session
 	e.advance(40 * 24 * time.Hour)
-	v := e.want(e.call("POST", "/v1/agent/conversions", agent, `{"account_id":"`+account+`","subscription_id":"`+old+
-		`","target":"NS-DLX","ownership_method":"email_and_name","device_id":"pc-9","reason":"customer asked for Norton Security"}`),
-		http.StatusCreated).json(t)
-	converted := v["new_subscription_id"].(string)
+	converted := c.start(``)["new_subscription_id"].(string)
 	expires := mustTime(t, e.row(ann(), converted)["expires_at"])
 	e.renewOnce(converted, expires)
 	if row := e.row(ann(), converted); !mustTime(t, row["expires_at"]).Equal(expires.AddDate(1, 0, 0)) || row["status"] != "active" {
@@ -762,13 +744,10 @@ FROM gateway_sandbox.charges WHERE status = 'succeeded'`).Scan(&charges, &amount
 // new one carries is then not refunded, as with the procedure.
 func TestRule_ARS7_KeyDisabledForAStepByStepConversionIsNotRefunded(t *testing.T) {
 	t.Parallel()
-	e := newEngineEnv(t)
-	agent := e.agent("ava")
-	account := e.signUp("ann@example.com", "secret1")
-	ann := func() string { return e.signIn("ann@example.com", "secret1") }
-	old := e.buyOne(ann(), "NIS", "annual")
-	e.renewOnce(old, mustTime(t, e.row(ann(), old)["expires_at"]))
-	ord := e.want(e.call("POST", "/v1/agent/accounts/"+account+"/free-orders", agent, `{"product":"NS-DLX","reason":"conversion"}`), http.StatusCreated).json(t)
+	c := newBoughtConversionEnv(t, "NIS", "annual")
+	e, ann, agent, old := c.engineEnv, c.session, c.agent, c.sub
+	e.renewOnce(old, c.oldExpiry)
+	ord := e.want(e.call("POST", "/v1/agent/accounts/"+c.account+"/free-orders", agent, `{"product":"NS-DLX","reason":"conversion"}`), http.StatusCreated).json(t)
 	converted := items(t, ord)[0]["subscription_id"].(string)
 	other := e.buyOne(e.sessions("bob@example.com")(), "NS-DLX", "annual")
 
@@ -779,4 +758,23 @@ func TestRule_ARS7_KeyDisabledForAStepByStepConversionIsNotRefunded(t *testing.T
 	e.want(e.call("POST", disable, agent, `{"reason":"conversion","replaced_by":"`+converted+`"}`), http.StatusOK)
 	e.wantProblem(e.call("POST", "/v1/subscriptions/"+old+"/refund", ann(), ""), http.StatusConflict, "CNV-4")
 	e.wantProblem(e.call("POST", "/v1/agent/subscriptions/"+old+"/refund", agent, `{"reason":"asked"}`), http.StatusConflict, "CNV-4")
+}
+
+// newBoughtConversionEnv is a customer who bought product for term with a
+// card typed at checkout (the account keeps no billing method of its own),
+// and the agent who will convert it.
+func newBoughtConversionEnv(t *testing.T, product, term string) conversionEnv {
+	e := newEngineEnv(t)
+	c := conversionEnv{engineEnv: e, agent: e.agent("ava"), account: e.signUp("ann@example.com", "secret1")}
+	c.sub = e.buyOne(c.session(), product, term)
+	c.oldExpiry = mustTime(t, e.row(c.session(), c.sub)["expires_at"])
+	return c
+}
+
+// start starts the support procedure (CNV-4) converting the customer's
+// subscription into NS-DLX, with extra fields (`,"steps":1`), and returns
+// the conversion's view.
+func (c conversionEnv) start(extra string) map[string]any {
+	c.t.Helper()
+	return c.want(c.call("POST", "/v1/agent/conversions", c.agent, c.startBody("", `,"target":"NS-DLX"`+extra)), http.StatusCreated).json(c.t)
 }

@@ -501,11 +501,11 @@ func (g *agentAPI) storefront(code string, acct account.Account) (catalog.Storef
 type runner func(ctx context.Context, id uuid.UUID, cmd subscription.Command, meta eventstore.CommandMeta) (eventstore.Outcome[subscription.Subscription], error)
 
 // subscriptionAction runs an agent's command on subscription id with run —
-// cmd makes it for the account that owns the subscription, the customer's
-// on whose behalf the agent acts — and answers 200 with its
-// products-view row.
+// cmd makes it from the subscription as it stands, for the account that
+// owns it, the customer's on whose behalf the agent acts — and answers 200
+// with its products-view row.
 func (g *agentAPI) subscriptionAction(w http.ResponseWriter, r *http.Request, reason, logCode string, run runner,
-	cmd func(account uuid.UUID) subscription.Command) error {
+	cmd func(st subscription.Subscription) (subscription.Command, error)) error {
 	id, err := pathID(r, subscription.ErrNotFound)
 	if err != nil {
 		return err
@@ -514,7 +514,11 @@ func (g *agentAPI) subscriptionAction(w http.ResponseWriter, r *http.Request, re
 	if err != nil {
 		return err
 	}
-	if _, err := run(r.Context(), id, cmd(st.Owner()), agentMeta(r.Context(), reason, logCode, "")); err != nil {
+	c, err := cmd(st)
+	if err != nil {
+		return err
+	}
+	if _, err := run(r.Context(), id, c, agentMeta(r.Context(), reason, logCode, "")); err != nil {
 		return err
 	}
 	rows, err := g.subs.queryRows(r.Context(), `WHERE subscription_id = $1`, id)
@@ -553,34 +557,28 @@ func (g *agentAPI) disableKey(w http.ResponseWriter, r *http.Request) error {
 	if err := v.Err(); err != nil {
 		return err
 	}
-	if replacedBy != uuid.Nil {
-		if err := g.sameAccount(r, replacedBy); err != nil {
-			return err
-		}
-	}
 	return g.subscriptionAction(w, r, reason, agentlog.DisableKey, g.subs.command,
-		func(uuid.UUID) subscription.Command { return subscription.Disable{ReplacedBy: replacedBy} })
+		func(st subscription.Subscription) (subscription.Command, error) {
+			if replacedBy != uuid.Nil {
+				if err := g.sameAccount(r.Context(), st, replacedBy); err != nil {
+					return nil, err
+				}
+			}
+			return subscription.Disable{ReplacedBy: replacedBy}, nil
+		})
 }
 
 // sameAccount checks that subscription other is another subscription of the
-// account that owns the one the request's path names.
-func (g *agentAPI) sameAccount(r *http.Request, other uuid.UUID) error {
-	id, err := pathID(r, subscription.ErrNotFound)
-	if err != nil {
-		return err
-	}
-	st, _, err := g.subs.handler.Load(r.Context(), subscriptionStream(id))
-	if err != nil {
-		return err
-	}
-	o, _, err := g.subs.handler.Load(r.Context(), subscriptionStream(other))
-	if err != nil {
-		return err
-	}
+// account that owns st.
+func (g *agentAPI) sameAccount(ctx context.Context, st subscription.Subscription, other uuid.UUID) error {
 	if !st.Exists() {
 		return subscription.ErrNotFound
 	}
-	if other == id || !o.Exists() || o.Owner() != st.Owner() {
+	o, _, err := g.subs.handler.Load(ctx, subscriptionStream(other))
+	if err != nil {
+		return err
+	}
+	if other == st.Facts().SubscriptionID || !o.Exists() || o.Owner() != st.Owner() {
 		return domain.Invalid("replaced_by", "is not another subscription of the same account")
 	}
 	return nil
@@ -592,7 +590,9 @@ func (g *agentAPI) refund(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return g.subscriptionAction(w, r, reason, agentlog.Refund, g.subs.runRenewal,
-		func(account uuid.UUID) subscription.Command { return subscription.RequestRefund{AccountID: account} })
+		func(st subscription.Subscription) (subscription.Command, error) {
+			return subscription.RequestRefund{AccountID: st.Owner()}, nil
+		})
 }
 
 func (g *agentAPI) cancelAddOn(w http.ResponseWriter, r *http.Request) error {
@@ -602,8 +602,8 @@ func (g *agentAPI) cancelAddOn(w http.ResponseWriter, r *http.Request) error {
 	}
 	addOn := addOnCode(r.PathValue("addon"))
 	return g.subscriptionAction(w, r, reason, agentlog.CancelAddOn, g.subs.runRenewal,
-		func(account uuid.UUID) subscription.Command {
-			return subscription.CancelAddOn{AccountID: account, AddOn: addOn}
+		func(st subscription.Subscription) (subscription.Command, error) {
+			return subscription.CancelAddOn{AccountID: st.Owner(), AddOn: addOn}, nil
 		})
 }
 
@@ -622,5 +622,7 @@ func (g *agentAPI) adjustDays(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return g.subscriptionAction(w, r, reason, agentlog.AdjustDays, g.subs.command,
-		func(uuid.UUID) subscription.Command { return subscription.AdjustDays{Days: *in.Days} })
+		func(subscription.Subscription) (subscription.Command, error) {
+			return subscription.AdjustDays{Days: *in.Days}, nil
+		})
 }
