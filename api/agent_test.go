@@ -755,6 +755,8 @@ func TestRule_ARS7_KeyDisabledForAStepByStepConversionIsNotRefunded(t *testing.T
 	for _, replacedBy := range []string{"not-an-id", uuid.NewString(), old, other} {
 		wantFields(t, e.call("POST", disable, agent, `{"reason":"conversion","replaced_by":"`+replacedBy+`"}`), http.StatusBadRequest, "replaced_by")
 	}
+	wantFields(t, e.call("POST", "/v1/agent/subscriptions/"+converted+"/disable", agent, `{"reason":"not legacy","replaced_by":"`+old+`"}`),
+		http.StatusBadRequest, "replaced_by")
 	e.want(e.call("POST", disable, agent, `{"reason":"conversion","replaced_by":"`+converted+`"}`), http.StatusOK)
 	e.wantProblem(e.call("POST", "/v1/subscriptions/"+old+"/refund", ann(), ""), http.StatusConflict, "CNV-4")
 	e.wantProblem(e.call("POST", "/v1/agent/subscriptions/"+old+"/refund", agent, `{"reason":"asked"}`), http.StatusConflict, "CNV-4")
@@ -777,4 +779,44 @@ func newBoughtConversionEnv(t *testing.T, product, term string) conversionEnv {
 func (c conversionEnv) start(extra string) map[string]any {
 	c.t.Helper()
 	return c.want(c.call("POST", "/v1/agent/conversions", c.agent, c.startBody("", `,"target":"NS-DLX"`+extra)), http.StatusCreated).json(c.t)
+}
+
+// rule CNV-4, ARS-7: a procedure paused before disabling the old key and
+// resumed after that key renewed (here a trial billed at its end) carries
+// the renewed term on: the new subscription ends where the old one now
+// would, and the charge that paid for it is not refunded on the old key.
+func TestRule_CNV4_ResumedAfterTheOldKeyRenewedCarriesTheRenewal(t *testing.T) {
+	t.Parallel()
+	c := newBoughtConversionEnv(t, "NIS", "trial")
+	e := c.engineEnv
+	e.advance(10 * 24 * time.Hour)
+	id := c.start(`,"steps":2`)["conversion_id"].(string)
+	e.renewAtExpiry(c.oldExpiry) // the old trial is billed at its end
+	renewed := mustTime(t, e.row(c.session(), c.sub)["expires_at"])
+	if !renewed.After(c.oldExpiry) {
+		t.Fatalf("the old trial was not billed: it expires %v", renewed)
+	}
+
+	done := e.want(e.call("POST", "/v1/agent/conversions/"+id+"/continue", c.agent, `{"reason":"resume"}`), http.StatusOK).json(t)
+	if done["completed"] != true || mustTime(t, done["new_expires_at"]).Format(time.DateOnly) != renewed.Format(time.DateOnly) {
+		t.Errorf("resumed conversion %v; want it completed with the renewed expiry %v", done, renewed)
+	}
+	e.wantProblem(e.call("POST", "/v1/subscriptions/"+c.sub+"/refund", c.session(), ""), http.StatusConflict, "CNV-4")
+}
+
+// rule CNV-6, CNV-4: a procedure resumed after the old key expired (an
+// opted-out trial ended) no longer converts it: refused naming CNV-6, the
+// key left as it was.
+func TestRule_CNV6_ResumedAfterTheOldKeyExpiredIsRefused(t *testing.T) {
+	t.Parallel()
+	c := newBoughtConversionEnv(t, "NIS", "trial")
+	e := c.engineEnv
+	// Opted out (TRI-2), the procedure paused before disabling the old key.
+	e.want(e.call("PUT", "/v1/subscriptions/"+c.sub+"/auto-renewal", c.session(), `{"on":false}`), http.StatusOK)
+	id := c.start(`,"steps":3`)["conversion_id"].(string)
+	e.advance(c.oldExpiry.Add(time.Hour).Sub(e.clock.Now()))
+	e.wantProblem(e.call("POST", "/v1/agent/conversions/"+id+"/continue", c.agent, `{"reason":"resume"}`), http.StatusConflict, "CNV-6")
+	if old := e.row(c.session(), c.sub); old["status"] != "expired" {
+		t.Errorf("the old key is %v, want left expired", old["status"])
+	}
 }

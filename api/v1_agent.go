@@ -409,8 +409,9 @@ func (g *agentAPI) freeOrder(w http.ResponseWriter, r *http.Request) error {
 // freeOrder is what an agent's free order is of: one seat pack of product
 // on platform for term (annual, or a trial a conversion carries on), at
 // storefront (else the account's country, else US), enrolled in automatic
-// renewal when renews holds. A converted trial keeps the card it was
-// ordered with (token, card), which its end charges (TRI-4).
+// renewal when renews holds. A conversion's keeps the card the old
+// subscription's order was paid with (token, card), the fallback of its
+// charges as it was of the old one's (ARS-6, TRI-4).
 type freeOrder struct {
 	product    catalog.Product
 	platform   catalog.Platform
@@ -568,17 +569,20 @@ func (g *agentAPI) disableKey(w http.ResponseWriter, r *http.Request) error {
 		})
 }
 
-// sameAccount checks that subscription other is another subscription of the
-// account that owns st.
+// sameAccount checks that st, a legacy key, may be replaced by subscription
+// other: another subscription of the account that owns st (CNV-4).
 func (g *agentAPI) sameAccount(ctx context.Context, st subscription.Subscription, other uuid.UUID) error {
 	if !st.Exists() {
 		return subscription.ErrNotFound
+	}
+	if !st.Facts().Legacy {
+		return domain.Invalid("replaced_by", "names what a conversion replaces a legacy product with (CNV-4): "+st.Facts().ProductName+" is not one")
 	}
 	o, _, err := g.subs.handler.Load(ctx, subscriptionStream(other))
 	if err != nil {
 		return err
 	}
-	if other == st.Facts().SubscriptionID || !o.Exists() || o.Owner() != st.Owner() {
+	if st.Owner() == uuid.Nil || other == st.Facts().SubscriptionID || !o.Exists() || o.Owner() != st.Owner() {
 		return domain.Invalid("replaced_by", "is not another subscription of the same account")
 	}
 	return nil

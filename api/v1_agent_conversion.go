@@ -273,12 +273,29 @@ func (c *conversions) take(ctx context.Context, st conversion.Conversion, step c
 				subscription.Activate{AccountID: plan.AccountID, Device: device}, meta)
 		}
 	case conversion.DisableOldKey:
-		out, err = c.subs.handler.Handle(ctx, subscriptionStream(plan.SubscriptionID), subscription.Disable{ReplacedBy: st.NewSubscription(), Through: plan.OldExpiresAt}, meta)
+		out, err = c.disableStep(ctx, plan.SubscriptionID, st.NewSubscription(), meta)
+		done.ExpiresAt = out.State.ExpiresAt()
 	case conversion.AdjustDays:
-		done.Days, done.ExpiresAt, err = c.adjustStep(ctx, st.NewSubscription(), plan.OldExpiresAt, meta)
+		done.Days, done.ExpiresAt, err = c.adjustStep(ctx, st.NewSubscription(), st.CarriedExpiry(), meta)
 	}
 	c.settle(ctx, out.Append)
 	return done, err
+}
+
+// disableStep disables the old key, replaced by the new subscription up to
+// its expiry as it stands (a renewal since the start goes on there too), and
+// returns the key's state. A key that expired since the conversion started
+// no longer converts (CNV-6): the new subscription would end in the past.
+func (c *conversions) disableStep(ctx context.Context, old, replacedBy uuid.UUID, meta eventstore.CommandMeta) (eventstore.Outcome[subscription.Subscription], error) {
+	st, _, err := c.subs.handler.Load(ctx, subscriptionStream(old))
+	if err != nil {
+		return eventstore.Outcome[subscription.Subscription]{}, err
+	}
+	if now := c.s.Clock().Now(); !st.Disabled() && !st.ExpiresAt().After(now) {
+		return eventstore.Outcome[subscription.Subscription]{}, domain.Conflict(fmt.Sprintf(
+			"the old subscription expired on %s, since the conversion started: it no longer converts (CNV-6)", st.ExpiresAt().Format(time.DateOnly)))
+	}
+	return c.subs.handler.Handle(ctx, subscriptionStream(old), subscription.Disable{ReplacedBy: replacedBy}, meta)
 }
 
 // freeOrderStep places the free order of the mapped product (its id derived

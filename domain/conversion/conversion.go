@@ -80,8 +80,10 @@ type Started struct {
 }
 
 // StepCompleted: one step's effect is in the log. FreeOrder records the
-// order and the new subscription it yielded; AdjustDays the days moved and
-// the new expiration date.
+// order and the new subscription it yielded; DisableOldKey the old key's
+// expiration date when it was disabled, the term the new subscription
+// carries on (a renewal since the start included); AdjustDays the days
+// moved and the new expiration date.
 type StepCompleted struct {
 	Step           Step      `json:"step"`
 	OrderID        uuid.UUID `json:"order_id,omitzero"`
@@ -92,7 +94,7 @@ type StepCompleted struct {
 }
 
 // Completed: every step is done; one live key remains, expiring on the old
-// expiration date.
+// one's expiration date (CarriedExpiry).
 type Completed struct {
 	SubscriptionID uuid.UUID `json:"subscription_id"`
 	ExpiresAt      time.Time `json:"expires_at"`
@@ -145,6 +147,19 @@ func (c Conversion) NewSubscription() uuid.UUID {
 	return uuid.Nil
 }
 
+// CarriedExpiry is the expiration date the new subscription must end up
+// with: the old key's when the conversion disabled it, else (before that
+// step, or for a step recorded before it said) the one the conversion
+// started from.
+func (c Conversion) CarriedExpiry() time.Time {
+	for _, d := range c.done {
+		if d.Step == DisableOldKey && !d.ExpiresAt.IsZero() {
+			return d.ExpiresAt
+		}
+	}
+	return c.started.OldExpiresAt
+}
+
 // Commands of the conversion saga.
 type (
 	// Command is any conversion command.
@@ -188,9 +203,9 @@ func decide(c Conversion, cmd Command, now time.Time, _ policy.Policy) ([]domain
 		if !ok || next != d.Step {
 			return nil, domain.Conflict(fmt.Sprintf("step %s is not next: %s is", d.Step, next))
 		}
-		if d.Step == AdjustDays && subscription.DaysBetween(d.ExpiresAt, c.started.OldExpiresAt) != 0 {
+		if carried := c.CarriedExpiry(); d.Step == AdjustDays && subscription.DaysBetween(d.ExpiresAt, carried) != 0 {
 			return nil, domain.Conflict(fmt.Sprintf("the new subscription expires %s, the old one %s: a day would be lost or gained",
-				d.ExpiresAt.Format(time.DateOnly), c.started.OldExpiresAt.Format(time.DateOnly)))
+				d.ExpiresAt.Format(time.DateOnly), carried.Format(time.DateOnly)))
 		}
 		d.At = now
 		events := []domain.Event{d}

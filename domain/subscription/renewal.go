@@ -244,9 +244,8 @@ var (
 	// ErrConvertedNotRefunded: a refund asked of a key a support-assisted
 	// conversion disabled (CNV-4), of a charge whose renewed term goes on
 	// in the new subscription, which taking it back here would leave
-	// unpaid. (A renewal charged after the conversion started, which the
-	// new subscription does not carry, is refunded.)
-	ErrConvertedNotRefunded error = domain.Conflict("this product key was converted into another subscription, which carries its term on (CNV-4): its charges are not refunded")
+	// unpaid.
+	ErrConvertedNotRefunded error = domain.Conflict("this charge paid for a term that goes on in the subscription this product key was converted into (CNV-4): it is not refunded")
 	// ErrEnded: automatic renewal turned on for a subscription that has
 	// ended (expired, refunded or disabled): nothing is left to renew, and
 	// an opted-out trial stays uncharged (TRI-2).

@@ -660,34 +660,31 @@ func TestRule_ARS7_AgentRefundsAChargeOfASubscriptionInNoAccount(t *testing.T) {
 }
 
 // rule ARS-7, CNV-4: a renewed key a support-assisted conversion disabled
-// is not refunded the charge whose term goes on in the new subscription,
-// which taking it back here would leave unpaid; a renewal charged after the
-// conversion started (the new subscription carries the old expiry only) is
-// refunded, and so is a key an agent disabled alone.
+// is not refunded the charge whose term goes on in the new subscription
+// (up to the key's expiry when disabled), which taking it back here would
+// leave unpaid; a key an agent disabled alone is refunded like any other.
 func TestRule_ARS7_DisabledKeyRefundedUnlessConverted(t *testing.T) {
+	converted := uuid.New()
 	for _, tc := range []struct {
-		name string
-		// disable is the disabling, given the expiry before and after the
-		// renewal charge.
-		disable func(before, after time.Time) subscription.Disable
+		name    string
+		disable func(l *sim)
 		wantErr error
 	}{
-		{"disabled by an agent alone", func(_, _ time.Time) subscription.Disable { return subscription.Disable{} }, nil},
-		{"converted with the renewed term", func(_, after time.Time) subscription.Disable {
-			return subscription.Disable{ReplacedBy: uuid.New(), Through: after}
+		{"disabled by an agent alone", func(l *sim) { l.do(l.now, subscription.Disable{}) }, nil},
+		{"converted", func(l *sim) { l.do(l.now, subscription.Disable{ReplacedBy: converted}) }, subscription.ErrConvertedNotRefunded},
+		{"converted, as recorded before the replacement named its term", func(l *sim) {
+			l.do(l.now, subscription.Disable{})
+			l.apply(l.now, subscription.Replaced{By: converted, At: l.now})
 		}, subscription.ErrConvertedNotRefunded},
-		{"converted from before the renewal", func(before, _ time.Time) subscription.Disable {
-			return subscription.Disable{ReplacedBy: uuid.New(), Through: before}
-		}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := newSim(t, bought(t, catalog.Annual, at(2027, 1, 10)))
-			before := l.s.ExpiresAt()
-			l.advance(before.Add(-7 * day))
+			l.advance(l.s.ExpiresAt().Add(-7 * day))
 			if paid := logged[subscription.ChargeSucceeded](l); len(paid) != 1 {
 				t.Fatalf("charges: %v", paid)
 			}
-			l.do(l.now.Add(day), tc.disable(before, l.s.ExpiresAt()))
+			l.now = l.now.Add(day)
+			tc.disable(l)
 			events, err := l.peek(l.now.Add(day), subscription.RequestRefund{AccountID: ann})
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("refund of the disabled key: %v, want %v", err, tc.wantErr)

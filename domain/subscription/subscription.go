@@ -115,9 +115,9 @@ type Disabled struct {
 }
 
 // Replaced: a support-assisted conversion moved the disabled key's term,
-// up to Through (the old expiry the conversion started from), to
-// subscription By (CNV-4), so that the charges that paid for it are not
-// refunded (ARS-7): the term goes on there.
+// up to Through (the key's expiry then), to subscription By (CNV-4), so
+// that the charges that paid for it are not refunded (ARS-7): the term
+// goes on there.
 type Replaced struct {
 	By      uuid.UUID `json:"by"`
 	Through time.Time `json:"through"`
@@ -250,14 +250,10 @@ type (
 	}
 
 	// Disable stops the key from registering or activating. ReplacedBy
-	// names the subscription a support-assisted conversion moved its term
-	// to, up to Through (default: the key's expiry now), if that is why
-	// (CNV-4): recorded also when the key was disabled already (by hand,
-	// during the conversion).
-	Disable struct {
-		ReplacedBy uuid.UUID
-		Through    time.Time
-	}
+	// names the subscription a support-assisted conversion moved its term,
+	// up to its expiry now, to (CNV-4), if that is why: recorded also when
+	// the key was disabled already (by hand, during the conversion).
+	Disable struct{ ReplacedBy uuid.UUID }
 
 	// SetAutoRenewal turns automatic renewal on or off for the account that
 	// holds the subscription (ARS-3, ARS-5, ORD-5). Price is what a boxed
@@ -418,11 +414,7 @@ func decide(s Subscription, cmd Command, now time.Time, p policy.Policy) ([]doma
 			events = append(events, Disabled{At: now})
 		}
 		if c.ReplacedBy != uuid.Nil && s.st.ReplacedBy != c.ReplacedBy {
-			through := c.Through
-			if through.IsZero() {
-				through = s.ExpiresAt()
-			}
-			events = append(events, Replaced{By: c.ReplacedBy, Through: through, At: now})
+			events = append(events, Replaced{By: c.ReplacedBy, Through: s.ExpiresAt(), At: now})
 		}
 		return events, nil
 	case SetAutoRenewal:
@@ -489,6 +481,9 @@ func evolve(s Subscription, e domain.Event) Subscription {
 		s.st.Disabled = true
 	case Replaced:
 		s.st.ReplacedBy, s.st.ReplacedThrough = e.By, e.Through
+		if e.Through.IsZero() { // recorded before it said: the whole term went on
+			s.st.ReplacedThrough = s.ExpiresAt()
+		}
 	case DaysAdjusted:
 		s = evolveDaysAdjusted(s, e)
 	case Converted:
