@@ -820,3 +820,23 @@ func TestRule_CNV6_ResumedAfterTheOldKeyExpiredIsRefused(t *testing.T) {
 		t.Errorf("the old key is %v, want left expired", old["status"])
 	}
 }
+
+// rule CNV-6, CNV-4, AGT-2: a trial in grace (its end's charge declined,
+// the retries under way) has no term left for the support procedure to
+// carry: refused naming CNV-6, before anything is done.
+func TestRule_CNV6_SupportProcedureRefusesASubscriptionInGrace(t *testing.T) {
+	t.Parallel()
+	e := newEngineEnv(t)
+	agent := e.agent("ava")
+	c := conversionEnv{engineEnv: e, agent: agent, account: e.signUp("ann@example.com", "secret1")}
+	c.sub = items(t, e.want(e.call("POST", "/v1/orders", c.session(), orderBody("US", `[`+line("NIS", "trial", "windows", 1)+`]`, declinedCard, "")),
+		http.StatusCreated).json(t))[0]["subscription_id"].(string)
+	e.renewAtExpiry(mustTime(t, e.row(c.session(), c.sub)["expires_at"]))
+	if status := e.row(c.session(), c.sub)["status"]; status != "grace" {
+		t.Fatalf("the trial whose charge was declined is %v, want in grace", status)
+	}
+	e.wantProblem(e.call("POST", "/v1/agent/conversions", agent, c.startBody("", `,"target":"NS-DLX"`)), http.StatusConflict, "CNV-6")
+	if n := e.countEvents("order.placed"); n != 1 {
+		t.Errorf("%d orders placed, want only the trial's", n)
+	}
+}

@@ -39,7 +39,8 @@ func (c *conversions) routes() {
 	tags := []string{"agent"}
 	c.s.Route(Route{Method: "POST", Pattern: "/v1/agent/conversions", Tags: tags, Auth: AuthAgent,
 		Summary: "Convert a legacy subscription to Norton Security (option 2)",
-		Description: "Starts the support procedure (CNV-4) for a current legacy subscription of the account (CNV-6), mapped as target " +
+		Description: "Starts the support procedure (CNV-4) for a current legacy subscription of the account with a term left (CNV-6: not expired, " +
+			"nor in grace until its renewal is charged), mapped as target " +
 			"chooses or by seats (CNV-2); Norton One needs acknowledge_losses naming premium-support and anti-theft (CNV-5). Then takes " +
 			"its steps, each a recorded agent action with its log code: verify ownership, place a free order for the mapped product, " +
 			"activate the new product on device_id, disable the old key, add or remove days so the new subscription expires on the old " +
@@ -152,6 +153,9 @@ func (c *conversions) start(w http.ResponseWriter, r *http.Request) error {
 	now := c.s.Clock().Now()
 	plan, err := subscription.PlanConversion(c.Catalog, old, strings.ToUpper(strings.TrimSpace(in.Target)), in.AcknowledgeLosses, now, c.s.Policy())
 	if err != nil {
+		return err
+	}
+	if err := termLeft(old, now); err != nil {
 		return err
 	}
 	id := uuid.New()
@@ -284,18 +288,31 @@ func (c *conversions) take(ctx context.Context, st conversion.Conversion, step c
 
 // disableStep disables the old key, replaced by the new subscription up to
 // its expiry as it stands (a renewal since the start goes on there too), and
-// returns the key's state. A key that expired since the conversion started
-// no longer converts (CNV-6): the new subscription would end in the past.
+// returns the key's state. A key whose term ended since the conversion
+// started no longer converts (termLeft).
 func (c *conversions) disableStep(ctx context.Context, old, replacedBy uuid.UUID, meta eventstore.CommandMeta) (eventstore.Outcome[subscription.Subscription], error) {
 	st, _, err := c.subs.handler.Load(ctx, subscriptionStream(old))
 	if err != nil {
 		return eventstore.Outcome[subscription.Subscription]{}, err
 	}
-	if now := c.s.Clock().Now(); !st.Disabled() && !st.ExpiresAt().After(now) {
-		return eventstore.Outcome[subscription.Subscription]{}, domain.Conflict(fmt.Sprintf(
-			"the old subscription expired on %s, since the conversion started: it no longer converts (CNV-6)", st.ExpiresAt().Format(time.DateOnly)))
+	if !st.Disabled() {
+		if err := termLeft(st, c.s.Clock().Now()); err != nil {
+			return eventstore.Outcome[subscription.Subscription]{}, err
+		}
 	}
 	return c.subs.handler.Handle(ctx, subscriptionStream(old), subscription.Disable{ReplacedBy: replacedBy}, meta)
+}
+
+// termLeft refuses to convert old by the support procedure once its term
+// has ended, expired or in grace until its renewal is charged: the new
+// subscription would have to end in the past, which no removal of days can
+// make it (AGT-2), and a pending charge would pay for a key being disabled.
+func termLeft(old subscription.Subscription, now time.Time) error {
+	if old.ExpiresAt().After(now) {
+		return nil
+	}
+	return domain.Conflict(fmt.Sprintf("the subscription's term ended on %s (it expired, or is in grace until its renewal is charged): "+
+		"the support procedure converts a subscription with a term left (CNV-6)", old.ExpiresAt().Format(time.DateOnly)))
 }
 
 // freeOrderStep places the free order of the mapped product (its id derived
