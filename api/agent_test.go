@@ -815,7 +815,8 @@ func TestRule_CNV6_ResumedAfterTheOldKeyExpiredIsRefused(t *testing.T) {
 	e.want(e.call("PUT", "/v1/subscriptions/"+c.sub+"/auto-renewal", c.session(), `{"on":false}`), http.StatusOK)
 	id := c.start(`,"steps":3`)["conversion_id"].(string)
 	e.advance(c.oldExpiry.Add(time.Hour).Sub(e.clock.Now()))
-	e.wantProblem(e.call("POST", "/v1/agent/conversions/"+id+"/continue", c.agent, `{"reason":"resume"}`), http.StatusConflict, "CNV-6")
+	e.wantProblem(e.call("POST", "/v1/agent/conversions/"+id+"/continue", c.agent, `{"reason":"resume"}`), http.StatusConflict,
+		"CNV-6", "the free order's subscription")
 	if old := e.row(c.session(), c.sub); old["status"] != "expired" {
 		t.Errorf("the old key is %v, want left expired", old["status"])
 	}

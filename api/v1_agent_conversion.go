@@ -155,7 +155,7 @@ func (c *conversions) start(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := termLeft(old, now); err != nil {
+	if err := termLeft(old, now, ""); err != nil {
 		return err
 	}
 	id := uuid.New()
@@ -296,7 +296,10 @@ func (c *conversions) disableStep(ctx context.Context, old, replacedBy uuid.UUID
 		return eventstore.Outcome[subscription.Subscription]{}, err
 	}
 	if !st.Disabled() {
-		if err := termLeft(st, c.s.Clock().Now()); err != nil {
+		// The free order's subscription is left to the agent, who knows
+		// whether the customer renews the old one.
+		if err := termLeft(st, c.s.Clock().Now(), fmt.Sprintf("; the free order's subscription %s stays: disable it if the customer "+
+			"does not convert after renewing", replacedBy)); err != nil {
 			return eventstore.Outcome[subscription.Subscription]{}, err
 		}
 	}
@@ -307,12 +310,13 @@ func (c *conversions) disableStep(ctx context.Context, old, replacedBy uuid.UUID
 // has ended, expired or in grace until its renewal is charged: the new
 // subscription would have to end in the past, which no removal of days can
 // make it (AGT-2), and a pending charge would pay for a key being disabled.
-func termLeft(old subscription.Subscription, now time.Time) error {
+// The refusal ends with more, if any.
+func termLeft(old subscription.Subscription, now time.Time, more string) error {
 	if old.ExpiresAt().After(now) {
 		return nil
 	}
 	return domain.Conflict(fmt.Sprintf("the subscription's term ended on %s (it expired, or is in grace until its renewal is charged): "+
-		"the support procedure converts a subscription with a term left (CNV-6)", old.ExpiresAt().Format(time.DateOnly)))
+		"the support procedure converts a subscription with a term left (CNV-6)%s", old.ExpiresAt().Format(time.DateOnly), more))
 }
 
 // freeOrderStep places the free order of the mapped product (its id derived
