@@ -412,7 +412,13 @@ func TestRule_CNV4_AgentProcedureInterruptedAfterEachStepAndResumed(t *testing.T
 			}
 			v := c.want(c.call("POST", "/v1/agent/conversions", c.agent, c.startBody(steps, `,"target":"NS-DLX"`)), http.StatusCreated).json(t)
 			id := v["conversion_id"].(string)
-			if k < len(conversion.Steps) {
+			// Disabling the old key takes the days' adjustment with it: a
+			// pause between them could outlast the old key's term.
+			joined := k > 0 && k < len(conversion.Steps) && conversion.Steps[k-1] == conversion.DisableOldKey
+			if joined && v["completed"] != true {
+				t.Fatalf("stopped after disabling the old key, before adjusting the days: %v", v)
+			}
+			if k < len(conversion.Steps) && !joined {
 				if v["completed"] != false {
 					t.Fatalf("stopped after %d steps but completed: %v", k, v)
 				}
@@ -840,4 +846,27 @@ func TestRule_CNV6_SupportProcedureRefusesASubscriptionInGrace(t *testing.T) {
 	if n := e.countEvents("order.placed"); n != 1 {
 		t.Errorf("%d orders placed, want only the trial's", n)
 	}
+}
+
+// rule CNV-6, CNV-4, AGT-2: a key whose term ends later today has no whole
+// day left for the new subscription to end on its day without removing a
+// day already past: the support procedure refuses it before doing
+// anything, and, resumed on that day, before disabling the key.
+func TestRule_CNV6_SupportProcedureRefusesAKeyEndingToday(t *testing.T) {
+	t.Parallel()
+	c := newBoughtConversionEnv(t, "NIS", "annual")
+	e := c.engineEnv
+	// Started at an earlier time of day than the old key's (the free
+	// order's subscription keeps it), paused before disabling the old key.
+	e.advance(20 * time.Hour)
+	id := c.start(`,"steps":3`)["conversion_id"].(string)
+	e.advance(c.oldExpiry.Add(-2 * time.Hour).Sub(e.clock.Now()))
+	if c.oldExpiry.Format(time.DateOnly) != e.clock.Now().Format(time.DateOnly) {
+		t.Fatalf("the clock %v is not on the old key's last day %v", e.clock.Now(), c.oldExpiry)
+	}
+	e.wantProblem(e.call("POST", "/v1/agent/conversions/"+id+"/continue", c.agent, `{"reason":"resume"}`), http.StatusConflict, "CNV-6")
+	if old := e.row(c.session(), c.sub); old["status"] == "disabled" {
+		t.Errorf("the old key was disabled by a procedure that cannot finish")
+	}
+	e.wantProblem(e.call("POST", "/v1/agent/conversions", c.agent, c.startBody("", `,"target":"NS-DLX"`)), http.StatusConflict, "CNV-6")
 }

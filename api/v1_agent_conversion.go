@@ -44,7 +44,8 @@ func (c *conversions) routes() {
 			"chooses or by seats (CNV-2); Norton One needs acknowledge_losses naming premium-support and anti-theft (CNV-5). Then takes " +
 			"its steps, each a recorded agent action with its log code: verify ownership, place a free order for the mapped product, " +
 			"activate the new product on device_id, disable the old key, add or remove days so the new subscription expires on the old " +
-			"one's day. steps limits how many steps are taken now (default all): the rest is taken by POST …/continue. A procedure " +
+			"one's day. steps limits how many steps are taken now (default all; disabling the old key and adjusting the days are " +
+			"taken together): the rest is taken by POST …/continue. A procedure " +
 			"interrupted anywhere resumes there; each step is recorded once.",
 		Request: startConversionRequest{}, Responses: map[int]any{http.StatusCreated: conversionView{}, http.StatusNotFound: nil},
 		Handler: HandlerFunc(c.start)})
@@ -155,7 +156,7 @@ func (c *conversions) start(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := termLeft(old, now, ""); err != nil {
+	if err := termLeft(old, now, now, ""); err != nil { // the free order's subscription starts now
 		return err
 	}
 	id := uuid.New()
@@ -231,9 +232,12 @@ func (c *conversions) run(ctx context.Context, id uuid.UUID, reason string, limi
 	if err == nil && !st.Exists() {
 		err = conversion.ErrNotFound
 	}
-	for taken := 0; err == nil && taken < limit; taken++ {
+	for taken := 0; err == nil; taken++ {
 		step, ok := st.Next()
-		if !ok {
+		// Disabling the old key and adjusting the days go together: paused
+		// between them, the key's term could end before the days are
+		// adjusted to it, which AGT-2 would then refuse for ever.
+		if !ok || taken >= limit && step != conversion.AdjustDays {
 			break
 		}
 		var done conversion.StepCompleted
@@ -277,8 +281,7 @@ func (c *conversions) take(ctx context.Context, st conversion.Conversion, step c
 				subscription.Activate{AccountID: plan.AccountID, Device: device}, meta)
 		}
 	case conversion.DisableOldKey:
-		out, err = c.disableStep(ctx, plan.SubscriptionID, st.NewSubscription(), meta)
-		done.ExpiresAt = out.State.ExpiresAt()
+		done.ExpiresAt, err = c.disableStep(ctx, plan.SubscriptionID, st.NewSubscription(), meta)
 	case conversion.AdjustDays:
 		done.Days, done.ExpiresAt, err = c.adjustStep(ctx, st.NewSubscription(), st.CarriedExpiry(), meta)
 	}
@@ -288,35 +291,52 @@ func (c *conversions) take(ctx context.Context, st conversion.Conversion, step c
 
 // disableStep disables the old key, replaced by the new subscription up to
 // its expiry as it stands (a renewal since the start goes on there too), and
-// returns the key's state. A key whose term ended since the conversion
-// started no longer converts (termLeft).
-func (c *conversions) disableStep(ctx context.Context, old, replacedBy uuid.UUID, meta eventstore.CommandMeta) (eventstore.Outcome[subscription.Subscription], error) {
+// returns that expiry. A key whose term has ended since the conversion
+// started, or will before the new subscription's adjusted end, no longer
+// converts (termLeft).
+func (c *conversions) disableStep(ctx context.Context, old, replacement uuid.UUID, meta eventstore.CommandMeta) (time.Time, error) {
 	st, _, err := c.subs.handler.Load(ctx, subscriptionStream(old))
 	if err != nil {
-		return eventstore.Outcome[subscription.Subscription]{}, err
+		return time.Time{}, err
 	}
-	if !st.Disabled() {
-		// The free order's subscription is left to the agent, who knows
-		// whether the customer renews the old one.
-		if err := termLeft(st, c.s.Clock().Now(), fmt.Sprintf("; the free order's subscription %s stays: disable it if the customer "+
-			"does not convert after renewing", replacedBy)); err != nil {
-			return eventstore.Outcome[subscription.Subscription]{}, err
-		}
+	if by, through := st.Replacement(); by == replacement {
+		// The step's effect landed before its record (a resume): the term
+		// carried is the one recorded then, whatever a charge in flight
+		// at the time did to the key since (it is refunded: ARS-8).
+		return through, nil
 	}
-	return c.subs.handler.Handle(ctx, subscriptionStream(old), subscription.Disable{ReplacedBy: replacedBy}, meta)
+	created, _, err := c.subs.handler.Load(ctx, subscriptionStream(replacement))
+	if err != nil {
+		return time.Time{}, err
+	}
+	// The free order's subscription is left to the agent, who knows whether
+	// the customer renews the old one.
+	if err := termLeft(st, created.ExpiresAt(), c.s.Clock().Now(), fmt.Sprintf("; the free order's subscription %s stays: "+
+		"disable it if the customer does not convert after renewing", replacement)); err != nil {
+		return time.Time{}, err
+	}
+	out, err := c.subs.handler.Handle(ctx, subscriptionStream(old), subscription.Disable{ReplacedBy: replacement}, meta)
+	if err != nil {
+		return time.Time{}, err
+	}
+	c.settle(ctx, out.Append)
+	_, through := out.State.Replacement()
+	return through, nil
 }
 
-// termLeft refuses to convert old by the support procedure once its term
-// has ended, expired or in grace until its renewal is charged: the new
-// subscription would have to end in the past, which no removal of days can
-// make it (AGT-2), and a pending charge would pay for a key being disabled.
-// The refusal ends with more, if any.
-func termLeft(old subscription.Subscription, now time.Time, more string) error {
-	if old.ExpiresAt().After(now) {
+// termLeft refuses to convert old by the support procedure once too little
+// of its term is left: expired, in grace until its renewal is charged, or
+// ending before the new subscription, expiring at newExpiry, can be made to
+// end on its day (whole days, AGT-2, keep newExpiry's time of day; no day
+// removed may be in the past). A pending charge would also pay for a key
+// being disabled. The refusal ends with more, if any.
+func termLeft(old subscription.Subscription, newExpiry, now time.Time, more string) error {
+	if subscription.AddDays(newExpiry, subscription.DaysBetween(newExpiry, old.ExpiresAt())).After(now) {
 		return nil
 	}
-	return domain.Conflict(fmt.Sprintf("the subscription's term ended on %s (it expired, or is in grace until its renewal is charged): "+
-		"the support procedure converts a subscription with a term left (CNV-6)%s", old.ExpiresAt().Format(time.DateOnly), more))
+	return domain.Conflict(fmt.Sprintf("the subscription's term ends on %s (it expired, is in grace until its renewal is charged, or "+
+		"ends today): the support procedure converts a subscription with a day of its term left (CNV-6)%s",
+		old.ExpiresAt().Format(time.DateOnly), more))
 }
 
 // freeOrderStep places the free order of the mapped product (its id derived

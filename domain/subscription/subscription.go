@@ -217,6 +217,12 @@ func (s Subscription) AutoRenew() bool { return s.st.AutoRenew }
 // Disabled reports whether the key was disabled.
 func (s Subscription) Disabled() bool { return s.st.Disabled }
 
+// Replacement returns the subscription a conversion moved the disabled
+// key's term to and the expiry it moved it up to (Replaced), or uuid.Nil.
+func (s Subscription) Replacement() (by uuid.UUID, through time.Time) {
+	return s.st.ReplacedBy, s.st.ReplacedThrough
+}
+
 // Commands of the subscription aggregate.
 type (
 	// Command is any subscription command.
