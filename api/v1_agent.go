@@ -561,7 +561,7 @@ func (g *agentAPI) disableKey(w http.ResponseWriter, r *http.Request) error {
 	return g.subscriptionAction(w, r, reason, agentlog.DisableKey, g.subs.command,
 		func(st subscription.Subscription) (subscription.Command, error) {
 			if replacedBy != uuid.Nil {
-				if err := g.sameAccount(r.Context(), st, replacedBy); err != nil {
+				if err := g.replaceable(r.Context(), st, replacedBy); err != nil {
 					return nil, err
 				}
 			}
@@ -569,9 +569,10 @@ func (g *agentAPI) disableKey(w http.ResponseWriter, r *http.Request) error {
 		})
 }
 
-// sameAccount checks that st, a legacy key, may be replaced by subscription
-// other: another subscription of the account that owns st (CNV-4).
-func (g *agentAPI) sameAccount(ctx context.Context, st subscription.Subscription, other uuid.UUID) error {
+// replaceable checks that st may be replaced by subscription other (a
+// conversion made step by step, CNV-4): st is a legacy key in an account,
+// and other another subscription of that account.
+func (g *agentAPI) replaceable(ctx context.Context, st subscription.Subscription, other uuid.UUID) error {
 	if !st.Exists() {
 		return subscription.ErrNotFound
 	}
