@@ -2,6 +2,7 @@ package subscription
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/subs-engine/subs/domain"
@@ -95,12 +96,24 @@ func decideAdjustDays(s Subscription, c AdjustDays, now time.Time) ([]domain.Eve
 // on (a new attempt, a new idempotency key: ARS-8): days added to a lapsed
 // subscription renew it again (ARS-1), and a retry no longer charges the new
 // date's term before its notice (ARS-2). A charge in flight is left to its
-// outcome.
+// outcome, and so is a period whose new date has passed already (days
+// added in grace, too few to leave it): a notice given again could not
+// charge before the grace ends and would lapse it, where the notice given
+// and its charge date, or the retries, still fall within the new grace.
+// The charges paid before keep the days too: a refund takes back the term
+// it paid for, not the days (ARS-7).
 func evolveDaysAdjusted(s Subscription, e DaysAdjusted) Subscription {
 	r := &s.st.Renewal
 	r.ExpiresAt, r.Anchor, r.Terms, r.Refunded = e.ExpiresAt, e.ExpiresAt, 0, false
+	r.Paid = slices.Clone(r.Paid) // the state evolved from keeps its own
+	for i := range r.Paid {
+		if pc := &r.Paid[i]; !pc.Refunded {
+			pc.PrevExpiry = AddDays(pc.PrevExpiry, e.Days)
+			pc.PrevAnchor, pc.PrevTerms = pc.PrevExpiry, 0
+		}
+	}
 	switch {
-	case r.Cycle.Pending != nil:
+	case r.Cycle.Pending != nil, !e.ExpiresAt.After(e.At):
 	case r.Cycle.unbilled():
 		r.Cycle.forgetNotice()
 		r.Cycle.ReminderDays = 0

@@ -211,7 +211,10 @@ func decideConvert(s Subscription, c Convert, now time.Time, p policy.Policy) ([
 // evolveConverted makes the subscription the new product with the new key,
 // renewing at the new product's price. A notice that announced the old
 // fee for a period not yet charged is given again with the new one, and the
-// charge follows it (ARS-2: the pre-billing e-mail states the fee).
+// charge follows it (ARS-2: the pre-billing e-mail states the fee); in
+// grace, past the expiration date, the notice given stands (a new one could
+// not charge before the grace ends, and would lapse the renewal: CNV-6), and
+// its charge takes no more than the fee it stated.
 func evolveConverted(s Subscription, e Converted) Subscription {
 	s.st.RetiredKeys = append(slices.Clone(s.st.RetiredKeys), e.PreviousKey)
 	c := &s.st.Created
@@ -220,7 +223,7 @@ func evolveConverted(s Subscription, e Converted) Subscription {
 	s.st.Devices = nil
 	if r := &s.st.Renewal; !e.Price.IsZero() && !e.Price.Equal(r.Price) {
 		r.Price = e.Price
-		if r.Cycle.unbilled() {
+		if r.Cycle.unbilled() && e.At.Before(r.ExpiresAt) {
 			r.Cycle.forgetNotice()
 		}
 	}

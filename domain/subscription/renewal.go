@@ -294,10 +294,10 @@ type renewalState struct {
 	PendingRefund *RefundRequested `json:"pending_refund,omitempty"`
 	// Refunded: the last change of the expiration date was a refund.
 	Refunded bool `json:"refunded,omitempty"`
-	// EndedEarly: a monthly plan cancelled within the initial window ended
-	// at once (MON-2); every renewal it was charged for is refunded too,
-	// since it delivers none of them.
-	EndedEarly bool `json:"ended_early,omitempty"`
+	// EndedAt: a monthly plan cancelled within the initial window ended
+	// at once then (MON-2); every renewal it had been charged for is
+	// refunded too (paidCharge.PlanEnded), since it delivers none of them.
+	EndedAt time.Time `json:"ended_at,omitzero"`
 }
 
 // cycle is what happened in the period under way.
@@ -335,6 +335,15 @@ func (c *cycle) forgetNotice() {
 	c.NoticedAt, c.NoticedAmount, c.ChargeAt = time.Time{}, money.Money{}, time.Time{}
 }
 
+// noticeLowerFee has the notice given again, for a fee that went down, at
+// the charge date it stated: the customer was told of a higher fee, and the
+// lower one needs no more notice than that (ARS-2).
+func (c *cycle) noticeLowerFee() { c.NoticedAt, c.NoticedAmount = time.Time{}, money.Money{} }
+
+// noticed reports whether the period's notice was given, perhaps to be
+// given again for a lower fee.
+func (c cycle) noticed() bool { return !c.NoticedAt.IsZero() || !c.ChargeAt.IsZero() }
+
 type addOn struct {
 	Code  string      `json:"code"`
 	Name  string      `json:"name"`
@@ -360,7 +369,19 @@ type paidCharge struct {
 	// was pending then, and had to be settled: ARS-8). It buys a term of a
 	// key that does not work, so it is refunded.
 	KeyDisabled bool `json:"key_disabled,omitempty"`
+	// RenewalOff: the charge succeeded after automatic renewal was turned
+	// off (a monthly plan cancelled, MON-1; a trial opted out of, TRI-2)
+	// while it was in flight: the customer said no before it was made, so
+	// it is refunded and its term taken back.
+	RenewalOff bool `json:"renewal_off,omitempty"`
+	// PlanEnded: the monthly plan ended early after the charge (MON-2): it
+	// is refunded, the end staying where it is. A charge made after an
+	// agent gave the plan days again is not.
+	PlanEnded bool `json:"plan_ended,omitempty"`
 }
+
+// unwanted reports whether the charge is refunded without being asked.
+func (pc paidCharge) unwanted() bool { return pc.KeyDisabled || pc.RenewalOff || pc.PlanEnded }
 
 func newRenewal(c Created) renewalState {
 	terms := 1
@@ -572,6 +593,16 @@ func (s Subscription) chargeAt(noticedAt time.Time, p policy.Policy) time.Time {
 	return later(r.ExpiresAt.Add(-lead), noticedAt.Add(gap))
 }
 
+// noticeChargeAt is the charge date of the notice given at now: chargeAt,
+// or the date the last notice stated when it is given again for a lower
+// fee (MON-3).
+func (s Subscription) noticeChargeAt(now time.Time, p policy.Policy) time.Time {
+	if c := s.st.Renewal.Cycle; c.NoticedAt.IsZero() && !c.ChargeAt.IsZero() {
+		return c.ChargeAt
+	}
+	return s.chargeAt(now, p)
+}
+
 func later(a, b time.Time) time.Time {
 	if a.After(b) {
 		return a
@@ -689,7 +720,7 @@ func (s Subscription) runDue(c RunDue, now time.Time, p policy.Policy) ([]domain
 		return []domain.Event{RefundRequested{Period: pc.Period, ChargeID: pc.ChargeID, Amount: pc.Amount,
 			IdempotencyKey: RefundKey(s.st.Created.SubscriptionID, pc.Period), At: now}}, nil
 	case stepNotice:
-		if !now.Before(graceEnd) || !s.chargeAt(now, p).Before(graceEnd) {
+		if !now.Before(graceEnd) || !s.noticeChargeAt(now, p).Before(graceEnd) {
 			// Too late: the charge a notice would announce cannot come
 			// before the grace ends (ARS-2).
 			return []domain.Event{RenewalLapsed{Period: r.Period, ExpiresAt: r.ExpiresAt, At: now}}, nil
@@ -716,11 +747,11 @@ func (s Subscription) runDue(c RunDue, now time.Time, p policy.Policy) ([]domain
 }
 
 // renewalToRefund is the first renewal charge to refund without being
-// asked: any not refunded yet of a monthly plan that ended early, or one
-// settled after the key was disabled.
+// asked: one of a monthly plan that ended early, or one settled after the
+// key was disabled or automatic renewal turned off, not refunded yet.
 func (s Subscription) renewalToRefund() (paidCharge, bool) {
 	for _, pc := range s.st.Renewal.Paid {
-		if !pc.Refunded && (s.st.Renewal.EndedEarly || pc.KeyDisabled) {
+		if !pc.Refunded && pc.unwanted() {
 			return pc, true
 		}
 	}
@@ -729,14 +760,14 @@ func (s Subscription) renewalToRefund() (paidCharge, bool) {
 
 // renewalRefundDue returns when the renewal to refund without being asked
 // is due: since its end for a monthly plan that ended early, since the
-// charge for one settled on a disabled key.
+// charge otherwise.
 func (s Subscription) renewalRefundDue() (time.Time, bool) {
 	pc, ok := s.renewalToRefund()
 	switch {
 	case !ok:
 		return time.Time{}, false
-	case s.st.Renewal.EndedEarly:
-		return s.st.Renewal.ExpiresAt, true
+	case pc.PlanEnded:
+		return s.st.Renewal.EndedAt, true
 	}
 	return pc.At, true
 }
@@ -761,7 +792,7 @@ func (s Subscription) billingChanged(m payment.PaymentMethod) bool {
 
 func (s Subscription) notice(m payment.PaymentMethod, now time.Time, p policy.Policy) []domain.Event {
 	r := s.st.Renewal
-	chargeAt := s.chargeAt(now, p)
+	chargeAt := s.noticeChargeAt(now, p)
 	var out []domain.Event
 	if r.Term == catalog.Trial.String() {
 		out = append(out, TrialEndingNoticeIssued{Period: r.Period, ExpiresAt: r.ExpiresAt, ChargeAt: chargeAt, Amount: s.amount(), At: now})
@@ -908,11 +939,13 @@ func (s Subscription) recordRefund(c RecordRefund, now time.Time) ([]domain.Even
 		return nil, nil // made already
 	}
 	expires := req.At // a monthly plan cancelled early ends at once (MON-2)
-	if s.st.Renewal.EndedEarly {
-		expires = s.st.Renewal.ExpiresAt // it ended already: a renewal's refund leaves the end where it is
-	} else if !req.Initial {
+	if !req.Initial {
 		for _, pc := range s.st.Renewal.Paid {
-			if pc.ChargeID == req.ChargeID {
+			switch {
+			case pc.ChargeID != req.ChargeID:
+			case pc.PlanEnded:
+				expires = s.st.Renewal.ExpiresAt // it ended already: the end stays where it is
+			default:
 				expires = pc.PrevExpiry // the renewed term is taken back (ARS-7)
 			}
 		}
@@ -974,7 +1007,7 @@ func (s Subscription) addAddOn(c AddAddOn, now time.Time, p policy.Policy) ([]do
 	// noticed again, unless its charge is being tried already or the new
 	// notice would put it past the grace (the plan would lapse).
 	r := s.st.Renewal
-	next := !r.Cycle.NoticedAt.IsZero() && (!r.Cycle.unbilled() || !s.chargeAt(now, p).Before(r.ExpiresAt.Add(p.Grace)))
+	next := r.Cycle.noticed() && (!r.Cycle.unbilled() || !s.chargeAt(now, p).Before(r.ExpiresAt.Add(p.Grace)))
 	return []domain.Event{AddOnAdded{AddOn: c.AddOn, Name: c.Name, Price: c.Price, NextPeriod: next, At: now}}, nil
 }
 
@@ -1015,7 +1048,8 @@ func evolveRenewal(s Subscription, e domain.Event) (Subscription, bool) {
 		}
 	case ChargeSucceeded:
 		r.Paid = append(slices.Clip(r.Paid), paidCharge{Period: e.Period, ChargeID: e.ChargeID, Amount: e.Amount, At: e.At,
-			PrevExpiry: r.ExpiresAt, PrevTerm: r.Term, PrevAnchor: r.Anchor, PrevTerms: r.Terms, KeyDisabled: s.st.Disabled})
+			PrevExpiry: r.ExpiresAt, PrevTerm: r.Term, PrevAnchor: r.Anchor, PrevTerms: r.Terms, KeyDisabled: s.st.Disabled,
+			RenewalOff: !s.st.AutoRenew})
 		if r.Term != e.Term {
 			r.Anchor, r.Terms = r.ExpiresAt, 1
 		} else {
@@ -1027,12 +1061,17 @@ func evolveRenewal(s Subscription, e domain.Event) (Subscription, bool) {
 	case RefundRequested:
 		r.PendingRefund = &e
 	case Refunded:
-		if r.PendingRefund != nil && r.PendingRefund.Initial {
-			r.EndedEarly = true
+		ended := r.PendingRefund != nil && r.PendingRefund.Initial
+		if ended {
+			r.EndedAt = e.ExpiresAt
 		}
 		r.Paid = slices.Clone(r.Paid) // the state evolved from keeps its own
 		for i := range r.Paid {
-			if pc := &r.Paid[i]; pc.ChargeID == e.ChargeID {
+			pc := &r.Paid[i]
+			if ended && !pc.Refunded {
+				pc.PlanEnded = true
+			}
+			if pc.ChargeID == e.ChargeID {
 				pc.Refunded = true
 				r.Term, r.Anchor, r.Terms = pc.PrevTerm, pc.PrevAnchor, pc.PrevTerms
 			}
@@ -1045,7 +1084,7 @@ func evolveRenewal(s Subscription, e domain.Event) (Subscription, bool) {
 		switch {
 		case e.NextPeriod:
 			from++
-		case !r.Cycle.NoticedAt.IsZero():
+		case r.Cycle.noticed():
 			// The notice stated the fee without the add-on: it is given
 			// again with it, and the charge follows it (ARS-2, MON-3).
 			r.Cycle.forgetNotice()
@@ -1056,6 +1095,9 @@ func evolveRenewal(s Subscription, e domain.Event) (Subscription, bool) {
 		for _, a := range r.AddOns {
 			if a.Code != e.AddOn {
 				kept = append(kept, a)
+			} else if a.From <= r.Period && r.Cycle.unbilled() && !r.Cycle.NoticedAt.IsZero() {
+				// The notice stated the fee with the add-on (MON-3).
+				r.Cycle.noticeLowerFee()
 			}
 		}
 		r.AddOns = kept

@@ -429,10 +429,12 @@ func decide(s Subscription, cmd Command, now time.Time, p policy.Policy) ([]doma
 			return nil, ErrNotFound
 		case s.st.Created.AsianStore:
 			return nil, &AsianStoreError{Storefront: s.st.Created.Storefront}
-		case s.st.AutoRenew == c.On:
-			return nil, nil
 		case c.On && !s.Status(now, p).Current():
 			return nil, ErrEnded
+		case s.st.AutoRenew == c.On && !(c.On && s.st.Renewal.Cycle.Lapsed):
+			// On again for a period whose retries ended (ARS-6) is a
+			// change: it tries the charge again, before the expiry.
+			return nil, nil
 		case !c.On && s.st.Renewal.Term == catalog.Monthly.String():
 			// Cancelling a monthly plan is turning its renewal off (MON-1),
 			// with MON-2's refund within 30 days of the purchase.
