@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/subs-engine/subs/eventstore"
 )
 
 // The kinds of error WriteError recognises. Each is an interface with only
@@ -53,10 +55,16 @@ type (
 	}
 	// ConflictError is an error whose Conflict method returns true when the
 	// request contradicts the current state. WriteError answers 409
-	// ProblemTypeConflict with Error() as the detail.
+	// ProblemTypeConflict with Error() as the detail, and a Retry-After
+	// header when the error also has a Passes method returning true (the
+	// state passes by itself: a charge in flight).
 	ConflictError interface {
 		error
 		Conflict() bool
+	}
+	// passingError is a ConflictError whose state passes by itself.
+	passingError interface {
+		Passes() bool
 	}
 	// RateLimitedError is an error that refuses a request for a while
 	// (ACC-4's sign-in lock). RetryAfter returns how long to wait (zero or
@@ -100,13 +108,21 @@ func problemFor(r *http.Request, err error) Problem {
 		return Problem{Type: ProblemTypeNotFound, Title: "Not found", Status: http.StatusNotFound, Detail: e.Error()}
 	}
 	if e, ok := errors.AsType[ConflictError](err); ok && e.Conflict() {
-		return Problem{Type: ProblemTypeConflict, Title: "Conflict", Status: http.StatusConflict, Detail: e.Error()}
+		p := Problem{Type: ProblemTypeConflict, Title: "Conflict", Status: http.StatusConflict, Detail: e.Error()}
+		if e, ok := e.(passingError); ok && e.Passes() {
+			p.Header = retryAfter(passingRetryAfter)
+		}
+		return p
+	}
+	if _, ok := errors.AsType[*eventstore.ConflictError](err); ok {
+		// Concurrent requests changed the same thing at every attempt.
+		return Problem{Type: ProblemTypeConflict, Title: "Conflict", Status: http.StatusConflict,
+			Detail: "other requests changed this at the same moment: send the request again", Header: retryAfter(time.Second)}
 	}
 	if e, ok := errors.AsType[RateLimitedError](err); ok {
 		p := Problem{Type: ProblemTypeRateLimited, Title: "Too many requests", Status: http.StatusTooManyRequests, Detail: e.Error()}
 		if d := e.RetryAfter(); d > 0 {
-			secs := int64((d + time.Second - 1) / time.Second)
-			p.Header = http.Header{"Retry-After": {strconv.FormatInt(secs, 10)}}
+			p.Header = retryAfter(d)
 		}
 		return p
 	}
@@ -124,6 +140,16 @@ func problemFor(r *http.Request, err error) Problem {
 		slog.String("error", err.Error()),
 	)
 	return internalProblem()
+}
+
+// passingRetryAfter is how long a state that passes by itself (a gateway
+// call in flight) is given before the request is sent again.
+const passingRetryAfter = 5 * time.Second
+
+// retryAfter is a Retry-After header of d in whole seconds, rounded up.
+func retryAfter(d time.Duration) http.Header {
+	secs := int64((d + time.Second - 1) / time.Second)
+	return http.Header{"Retry-After": {strconv.FormatInt(secs, 10)}}
 }
 
 // collectFieldErrors gathers the field errors of every FieldsError in err's

@@ -185,7 +185,9 @@ func (s *Server) idempotent(pattern string, next http.Handler) http.Handler {
 		if status == 0 {
 			status = http.StatusOK
 		}
-		if status >= 500 || status == http.StatusTooManyRequests {
+		// An answer that says to try again later is not the request's
+		// final one: the same key, sent again, runs it again.
+		if status >= 500 || status == http.StatusTooManyRequests || rec.Header().Get("Retry-After") != "" {
 			s.releaseIdempotencyKey(r, scope, key, claim.lockedUntil)
 			return
 		}

@@ -93,12 +93,24 @@ func (e *NotFoundError) Error() string { return e.msg }
 func (e *NotFoundError) NotFound() bool { return true }
 
 // ConflictError: the command contradicts the current state.
-type ConflictError struct{ msg string }
+type ConflictError struct {
+	msg     string
+	passing bool
+}
 
 // Conflict returns a ConflictError saying msg.
 func Conflict(msg string) *ConflictError { return &ConflictError{msg: msg} }
+
+// Passing returns a ConflictError saying msg, for a state that passes by
+// itself (a charge or refund in flight): the same command succeeds once it
+// has.
+func Passing(msg string) *ConflictError { return &ConflictError{msg: msg, passing: true} }
 
 func (e *ConflictError) Error() string { return e.msg }
 
 // Conflict marks the error's kind for the API.
 func (e *ConflictError) Conflict() bool { return true }
+
+// Passes reports whether the conflict passes by itself: the API answers it
+// with a Retry-After header, and keeps no answer for its Idempotency-Key.
+func (e *ConflictError) Passes() bool { return e.passing }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/subs-engine/subs/domain"
@@ -124,7 +125,12 @@ type Loaded[S any] struct {
 func (h *CommandHandler[S, C]) handle(ctx context.Context, stream StreamID, from *Loaded[S], cmd C, meta CommandMeta) (Outcome[S], error) {
 	now := h.cfg.Clock.Now() // one instant for the whole command, retries included
 	var lastConflict error
-	for range h.cfg.MaxAttempts {
+	for attempt := range h.cfg.MaxAttempts {
+		if attempt > 0 {
+			if err := conflictPause(ctx, attempt); err != nil {
+				return Outcome[S]{}, err
+			}
+		}
 		state, version, err := h.loadFrom(ctx, stream, from)
 		if err != nil {
 			return Outcome[S]{}, err
@@ -149,6 +155,20 @@ func (h *CommandHandler[S, C]) handle(ctx context.Context, stream StreamID, from
 		return h.appended(ctx, stream, state, events, res)
 	}
 	return Outcome[S]{}, lastConflict
+}
+
+// conflictPause waits before the attempt after a conflict: a random while,
+// growing with the attempts, so that commands racing on one stream spread
+// out instead of meeting again at once.
+func conflictPause(ctx context.Context, attempt int) error {
+	t := time.NewTimer(time.Duration(attempt) * time.Millisecond * time.Duration(1+rand.IntN(4)))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // decide decides cmd on from at now and returns the events and their

@@ -52,6 +52,18 @@ func (s *Store) ReadStream(ctx context.Context, stream StreamID, opts ReadStream
 	return s.query(ctx, sql, args...)
 }
 
+// LastOfType returns the last event of type typ in the stream, and false
+// when it has none: the command behind a step still pending (the request
+// of a refund whose outcome a worker records, AGT-1).
+func (s *Store) LastOfType(ctx context.Context, stream StreamID, typ string) (RecordedEvent, bool, error) {
+	events, err := s.query(ctx, `SELECT `+eventColumns+` FROM events WHERE stream_id = $1 AND event_type = $2
+ORDER BY stream_version DESC LIMIT 1`, string(stream), typ)
+	if err != nil || len(events) == 0 {
+		return RecordedEvent{}, false, err
+	}
+	return events[0], true, nil
+}
+
 // StreamFrom names a stream and the first version of it to read.
 type StreamFrom struct {
 	Stream      StreamID

@@ -236,7 +236,7 @@ var (
 	// ErrNothingToRefund: no automatic-renewal charge is left to refund.
 	ErrNothingToRefund error = domain.Conflict("this subscription has no automatic-renewal charge to refund")
 	// ErrMonthlyNotRefunded: monthly plans are not refunded by the month (MON-2).
-	ErrMonthlyNotRefunded error = domain.Conflict("monthly plans are not refunded for partial months: cancel the plan " +
+	ErrMonthlyNotRefunded error = domain.Conflict("monthly plans are not refunded for partial months (MON-2): cancel the plan " +
 		"(within 30 days of the purchase, cancelling refunds the initial charge in full)")
 	// ErrNotMonthly: only a monthly plan is cancelled; other terms turn
 	// automatic renewal off (MON-1).
@@ -252,11 +252,12 @@ var (
 	ErrEnded error = domain.Conflict("this subscription has ended: automatic renewal cannot renew it; buy it again")
 	// ErrNoRenewalPrice: a boxed key enrolled with no price to renew at.
 	ErrNoRenewalPrice error = domain.Invalid("on", "no price is known to renew this product key at: renew by buying a new key")
-	// ErrRefundPending: a refund is under way.
-	ErrRefundPending error = domain.Conflict("a refund of this subscription is under way")
+	// ErrRefundPending: a refund is under way; it passes once the refund
+	// is made.
+	ErrRefundPending error = domain.Passing("a refund of this subscription is under way (ARS-7): ask again once it is made")
 	// ErrChargePending: a renewal charge is under way; a refund is asked
 	// for once its outcome is recorded (ARS-7, ARS-8).
-	ErrChargePending error = domain.Conflict("a renewal charge of this subscription is under way: ask again once it is settled")
+	ErrChargePending error = domain.Passing("a renewal charge of this subscription is under way (ARS-8): ask again once it is settled")
 	// ErrAddOnNotActive: no such add-on on the subscription.
 	ErrAddOnNotActive error = domain.NotFound("this add-on is not active on this subscription")
 )

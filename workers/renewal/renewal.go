@@ -11,6 +11,7 @@
 package renewal
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -197,7 +198,10 @@ type visit struct {
 	version int64
 	method  payment.PaymentMethod
 	cmd     subscription.Command // the next step's; nil when the visit is over
-	last    eventstore.Checkpoint
+	// cause is whose the next step's record is, when not the run's: the
+	// author of the refund whose outcome it records (AGT-1).
+	cause eventstore.Metadata
+	last  eventstore.Checkpoint
 	err     error
 	done    bool
 }
@@ -255,7 +259,7 @@ func (w *Worker) Settle(ctx context.Context, id uuid.UUID, cause eventstore.Meta
 // gateway's outcomes carry cause when it is set (Settle).
 func (w *Worker) drive(ctx context.Context, visits []*visit, now time.Time, cause eventstore.Metadata) {
 	for range maxSteps {
-		w.nextCommands(ctx, visits, now)
+		w.nextCommands(ctx, visits, now, cause)
 		var batch []eventstore.BatchCommand[subscription.Subscription, subscription.Command]
 		var moving []*visit
 		for _, v := range visits {
@@ -264,7 +268,7 @@ func (w *Worker) drive(ctx context.Context, visits []*visit, now time.Time, caus
 			}
 			batch = append(batch, eventstore.BatchCommand[subscription.Subscription, subscription.Command]{Stream: v.stream,
 				From: eventstore.Loaded[subscription.Subscription]{State: v.state, Version: v.version}, Cmd: v.cmd,
-				Meta: commandMeta(v.id, v.version, v.cmd, cause)})
+				Meta: commandMeta(v.id, v.version, v.cmd, cmp.Or(v.cause, cause))})
 			moving = append(moving, v)
 		}
 		if len(moving) == 0 {
@@ -296,8 +300,9 @@ func (w *Worker) drive(ctx context.Context, visits []*visit, now time.Time, caus
 
 // nextCommands sets the next step of each visit not done, Concurrency at
 // once (a step may be a gateway call), and ends the visits with nothing
-// more due.
-func (w *Worker) nextCommands(ctx context.Context, visits []*visit, now time.Time) {
+// more due. Without a cause, the record of a refund's outcome is its
+// request's author's.
+func (w *Worker) nextCommands(ctx context.Context, visits []*visit, now time.Time, cause eventstore.Metadata) {
 	sem := make(chan struct{}, w.cfg.Concurrency)
 	var wg sync.WaitGroup
 	for _, v := range visits {
@@ -308,6 +313,10 @@ func (w *Worker) nextCommands(ctx context.Context, visits []*visit, now time.Tim
 		wg.Go(func() {
 			defer func() { <-sem }()
 			cmd, err := w.nextCommand(ctx, v.state, v.method, now)
+			v.cause = eventstore.Metadata{}
+			if _, refund := cmd.(subscription.RecordRefund); refund && err == nil && cause.ActorKind == "" {
+				v.cause, err = w.refundCause(ctx, v.stream)
+			}
 			switch {
 			case err != nil:
 				v.err, v.done = err, true
@@ -385,6 +394,21 @@ func (w *Worker) nextCommand(ctx context.Context, s subscription.Subscription, m
 		return subscription.RecordChargeOutcome{Period: c.Period, Attempt: c.Attempt, Outcome: out}, nil
 	}
 	return subscription.RunDue{Method: method}, nil
+}
+
+// refundCause is whose the outcome of the stream's pending refund is: the
+// author of its request (a customer, or an agent on their behalf: AGT-1),
+// with the request as its cause, whichever process makes the gateway call.
+func (w *Worker) refundCause(ctx context.Context, stream eventstore.StreamID) (eventstore.Metadata, error) {
+	req, ok, err := w.cfg.Store.LastOfType(ctx, stream, subscription.RefundRequested{}.EventType())
+	if err != nil || !ok {
+		return eventstore.Metadata{}, err
+	}
+	cause := req.Metadata
+	if cause.CommandID == "" {
+		cause.CommandID = req.ID.String()
+	}
+	return cause, nil
 }
 
 // billingMethods returns the payment methods of accounts from their read
