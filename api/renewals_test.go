@@ -142,6 +142,38 @@ func TestRule_MON2_CancelWithin30DaysRefundsTheInitialChargeAndEndsAtOnce(t *tes
 	}
 }
 
+// rule MON-2, ORD-1: the order history shows the initial charge refunded:
+// all of it for an order of the plan alone, the plan's line of it (partly
+// refunded) for an order with an annual subscription too; the order's own
+// page says the same.
+func TestRule_MON2_OrderHistoryShowsTheInitialChargeRefunded(t *testing.T) {
+	t.Parallel()
+	e := newEngineEnv(t)
+	ann := e.sessions("ann@example.com")
+	monthly := usdPrice(t, "NS-PRM", catalog.Monthly).Amount()
+	alone := e.buy(ann(), "["+line("NS-PRM", "monthly", "windows", 1)+"]")
+	both := e.buy(ann(), "["+line("NS-PRM", "monthly", "windows", 1)+","+line("NS-DLX", "annual", "windows", 1)+"]")
+	e.advance(10 * 24 * time.Hour)
+	for _, o := range []map[string]any{alone, both} {
+		id := items(t, o)[0]["subscription_id"].(string)
+		e.want(e.call("POST", "/v1/subscriptions/"+id+"/cancel", ann(), ""), http.StatusOK)
+	}
+	e.caughtUp()
+	want := map[string]string{alone["order_id"].(string): "refunded", both["order_id"].(string): "partially_refunded"}
+	history := e.want(e.call("GET", "/v1/orders", ann(), ""), http.StatusOK).json(t)["orders"].([]any)
+	for _, x := range history {
+		o := x.(map[string]any)
+		page := e.want(e.call("GET", "/v1/orders/"+o["order_id"].(string), ann(), ""), http.StatusOK).json(t)
+		for what, v := range map[string]map[string]any{"history": o, "order page": page} {
+			refunded, _ := v["refunded"].(map[string]any)
+			if v["payment_status"] != want[o["order_id"].(string)] || refunded == nil || int64(refunded["amount"].(float64)) != monthly {
+				t.Errorf("%s of order %v: payment %v, refunded %v; want %s, %d", what, o["order_id"], v["payment_status"], v["refunded"],
+					want[o["order_id"].(string)], monthly)
+			}
+		}
+	}
+}
+
 // rule MON-2: a plan bought on January 31, 2028 renews on February 29,
 // inside its first 30 days; cancelled then, it ends at once and gets back
 // the initial charge and the renewal's, whose month it will never deliver.

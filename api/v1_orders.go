@@ -169,7 +169,8 @@ type (
 		Lines          []orderLineView `json:"lines"`
 		Total          amountView      `json:"total"`
 		OrderStatus    string          `json:"order_status" doc:"placed, fulfilled or declined"`
-		PaymentStatus  string          `json:"payment_status" doc:"pending, paid or declined"`
+		PaymentStatus  string          `json:"payment_status" doc:"pending, paid, declined, refunded (all of the order's charge) or partially_refunded"`
+		Refunded       *amountView     `json:"refunded,omitempty" doc:"what was refunded of the order's charge: a monthly plan cancelled within 30 days of its purchase (MON-2)"`
 		SavedInAccount bool            `json:"saved_in_account"`
 		ActionRequired bool            `json:"action_required"`
 		Items          []orderItemView `json:"items" doc:"the subscriptions, keys and serial numbers it yielded; empty while pending"`
@@ -598,7 +599,20 @@ func (o *ordersAPI) get(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return WriteJSON(w, http.StatusOK, o.view(st, full))
+	v := o.view(st, full)
+	// The refunds of its charge are recorded on its subscriptions (MON-2):
+	// the order history keeps their sum.
+	var status string
+	var refunded int64
+	err = o.Store.Pool().QueryRow(r.Context(), `SELECT payment_status, refunded FROM orders WHERE order_id = $1`, v.OrderID).Scan(&status, &refunded)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows): // not in the history yet: nothing refunded
+	case err != nil:
+		return err
+	case refunded > 0:
+		v.PaymentStatus, v.Refunded = status, &amountView{Amount: refunded, Currency: v.Total.Currency}
+	}
+	return WriteJSON(w, http.StatusOK, v)
 }
 
 func (o *ordersAPI) recognize(w http.ResponseWriter, r *http.Request) error {
@@ -711,14 +725,18 @@ func (o *ordersAPI) list(w http.ResponseWriter, r *http.Request) error {
 // argument), newest first, with their lines and, when full, their items.
 func (o *ordersAPI) readOrders(ctx context.Context, where string, full bool, arg any) ([]orderView, error) {
 	rows, err := o.Store.Pool().Query(ctx, `SELECT order_id, number, placed_at, storefront, currency, total, order_status,
-    payment_status, account_id IS NOT NULL FROM orders WHERE `+where+` ORDER BY placed_at DESC, number`, arg)
+    payment_status, refunded, account_id IS NOT NULL FROM orders WHERE `+where+` ORDER BY placed_at DESC, number`, arg)
 	if err != nil {
 		return nil, err
 	}
 	views, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (orderView, error) {
 		var v orderView
+		var refunded int64
 		err := row.Scan(&v.OrderID, &v.Number, &v.PlacedAt, &v.Storefront, &v.Total.Currency, &v.Total.Amount, &v.OrderStatus,
-			&v.PaymentStatus, &v.SavedInAccount)
+			&v.PaymentStatus, &refunded, &v.SavedInAccount)
+		if refunded > 0 {
+			v.Refunded = &amountView{Amount: refunded, Currency: v.Total.Currency}
+		}
 		v.ActionRequired = !v.SavedInAccount
 		if !full {
 			v.Number = ""

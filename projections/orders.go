@@ -9,13 +9,15 @@ import (
 	"github.com/subs-engine/subs/domain"
 	"github.com/subs-engine/subs/domain/account"
 	"github.com/subs-engine/subs/domain/order"
+	"github.com/subs-engine/subs/domain/subscription"
 	"github.com/subs-engine/subs/eventstore"
 )
 
 // Orders is the order history (ORD-1, ORD-2): tables orders (one row per
-// order, with its order and payment status and the account it is saved in,
-// null while pending), order_items (its lines) and order_subscriptions (the
-// subscriptions, keys and serial numbers it yielded: PRD-4, PRD-5).
+// order, with its order and payment status, what was refunded of its
+// charge, and the account it is saved in, null while pending), order_items
+// (its lines) and order_subscriptions (the subscriptions, keys and serial
+// numbers it yielded: PRD-4, PRD-5).
 type Orders struct{}
 
 // Name implements Projection.
@@ -48,7 +50,13 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, 'placed', $8, $9, $10)`,
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, e.OrderID, i, l.Product, l.ProductName, l.Term, l.Platform, l.Quantity, l.UnitPrice.Amount(), l.Amount.Amount())
 		}
 	case order.Paid:
-		_, err = tx.Exec(ctx, `UPDATE orders SET payment_status = 'paid' WHERE order_id = $1`, id)
+		_, err = tx.Exec(ctx, `UPDATE orders SET payment_status = 'paid', charge_id = $2 WHERE order_id = $1`, id, e.ChargeID)
+	case subscription.Refunded:
+		// A refund of the order's own charge (MON-2), not of a renewal's.
+		_, err = tx.Exec(ctx, `UPDATE orders o SET refunded = o.refunded + $3,
+    payment_status = CASE WHEN o.refunded + $3 >= o.total THEN 'refunded' ELSE 'partially_refunded' END
+FROM order_subscriptions s WHERE s.subscription_id = $1 AND s.order_id = o.order_id AND o.charge_id = $2`,
+			subscriptionID(rec), e.ChargeID, e.Amount.Amount())
 	case order.PaymentDeclined:
 		_, err = tx.Exec(ctx, `UPDATE orders SET payment_status = 'declined', order_status = 'declined' WHERE order_id = $1`, id)
 	case order.Fulfilled:
