@@ -202,8 +202,8 @@ type visit struct {
 	// author of the refund whose outcome it records (AGT-1).
 	cause eventstore.Metadata
 	last  eventstore.Checkpoint
-	err     error
-	done    bool
+	err   error
+	done  bool
 }
 
 // load reads the subscriptions' states and their accounts' payment
