@@ -142,6 +142,24 @@ func TestRule_MON2_CancelWithin30DaysRefundsTheInitialChargeAndEndsAtOnce(t *tes
 	}
 }
 
+// rule MON-3, MON-2: a plan that ended (cancelled within 30 days, ending at
+// once) lists no active add-on.
+func TestRule_MON3_EndedPlanListsNoAddOns(t *testing.T) {
+	t.Parallel()
+	e := newEngineEnv(t)
+	ann := e.sessions("ann@example.com")
+	id := e.buyOne(ann(), "NS-PRM", "monthly")
+	bought := e.want(e.call("POST", "/v1/subscriptions/"+id+"/addons", ann(), `{"addon":"NS-PRM-STORAGE"}`), http.StatusCreated).json(t)
+	if addOns := bought["add_ons"].([]any); len(addOns) != 1 {
+		t.Fatalf("add-ons after buying one: %v", addOns)
+	}
+	e.advance(10 * 24 * time.Hour)
+	e.want(e.call("POST", "/v1/subscriptions/"+id+"/cancel", ann(), ""), http.StatusOK)
+	if row := e.row(ann(), id); row["status"] != "refunded" || len(row["add_ons"].([]any)) != 0 {
+		t.Errorf("ended plan: status %v, add-ons %v; want none", row["status"], row["add_ons"])
+	}
+}
+
 // rule MON-2, ORD-1: the order history shows the initial charge refunded:
 // all of it for an order of the plan alone, the plan's line of it (partly
 // refunded) for an order with an annual subscription too; the order's own

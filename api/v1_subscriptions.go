@@ -534,6 +534,9 @@ func scanRow(row pgx.Row, now time.Time, p policy.Policy) (productRow, error) {
 	r.Status = string(st)
 	r.DownloadAvailable = subscription.CheckDownload(st) == nil
 	r.RecoveryToolAvailable = subscription.RecoveryToolAvailable(r.offersTool, st)
+	if !st.Current() {
+		r.AddOns = []string{} // an ended plan provides none (MON-3)
+	}
 	r.Devices = []deviceView{}
 	return r, nil
 }

@@ -102,7 +102,35 @@ func renewalData() map[string]any {
 		"ChargeOn": "February 23, 2028", "Fee": "USD 89.99", "ExpiresOn": "March 1, 2029", "DaysLeft": "7 days",
 		"EndsOn": "March 31, 2027", "Price": "USD 89.99", "Amount": "USD 89.99", "PaidOn": "February 23, 2028",
 		"ChargeID": "ch_1", "DeclineCode": "card_declined", "RetryOn": "February 24, 2028", "LastFour": "4242",
-		"CardExpiry": "01/2028", "RefundedOn": "March 10, 2028",
+		"CardExpiry": "01/2028", "RefundedOn": "March 10, 2028", "Ended": false,
+	}
+}
+
+// rule EML-1, ARS-7: the refund confirmation says the subscription ended
+// when the term taken back leaves its end in the past, and when it now
+// expires otherwise.
+func TestRule_EML1_RefundConfirmationSaysWhetherTheSubscriptionEnded(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		ended     bool
+		want, not string
+	}{
+		{true, "ended on March 1, 2029", "now expires"},
+		{false, "now expires on March 1, 2029", "ended on"},
+	} {
+		msg := mailtest.Message(uuid.New())
+		msg.Kind = "refund_confirmation"
+		data := renewalData()
+		data["Ended"] = c.ended
+		m, err := mustTemplates(t).Fill(msg, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, body := range []string{m.Text, m.HTML} {
+			if !strings.Contains(body, c.want) || strings.Contains(body, c.not) {
+				t.Errorf("ended %v: %q, want %q and no %q", c.ended, body, c.want, c.not)
+			}
+		}
 	}
 }
 

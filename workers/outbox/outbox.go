@@ -652,6 +652,8 @@ func (w *Worker) renewalData(kind string, facts subscription.Created, name strin
 		var e subscription.Refunded
 		err = json.Unmarshal(event, &e)
 		data["Amount"], data["RefundedOn"], data["ExpiresOn"] = e.Amount.String(), e.At.Format(emailDate), e.ExpiresAt.Format(emailDate)
+		// The term taken back may leave an end already past (ARS-7).
+		data["Ended"] = !e.ExpiresAt.After(e.At)
 	default:
 		return nil, fmt.Errorf("outbox: no data for e-mail kind %q", kind)
 	}
