@@ -177,41 +177,53 @@ func TestRule_ARS8_RefundAskedDuringTheChargeIsToldToComeBack(t *testing.T) {
 	}
 }
 
-// rule AGT-1: an agent's refund whose gateway call the renewal worker
-// makes (the gateway could not answer the request) is recorded as the
-// agent's, with the reason and log code, caused by the request.
-func TestRule_AGT1_RefundMadeByTheWorkerIsTheAgents(t *testing.T) {
+// rule AGT-1: an agent's refund whose gateway call is made later (the
+// gateway could not answer the request) is recorded as the agent's, with
+// the reason and log code, caused by the request: whether the renewal
+// worker makes the call, or the customer's next command on the
+// subscription does.
+func TestRule_AGT1_RefundMadeLaterIsTheAgents(t *testing.T) {
 	t.Parallel()
-	e, gw := newHeldEngine(t)
-	agent := e.agent("ava")
-	ann := e.sessions("ann@example.com")
-	id := e.buyOne(ann(), "NS-DLX", "annual")
-	e.renewOnce(id, mustTime(t, e.row(ann(), id)["expires_at"]))
-	e.advance(24 * time.Hour)
-	gw.failRefunds.Store(1)
-	pending := e.want(e.call("POST", "/v1/agent/subscriptions/"+id+"/refund", agent, `{"reason":"customer forgot to turn renewal off"}`), http.StatusOK).json(t)
-	if pending["refunded"] != false {
-		t.Fatalf("the gateway could not answer, yet: %v", pending)
-	}
-	e.advance(time.Minute)
-	e.runRenewals()
-	var request eventstore.RecordedEvent
-	refunded := 0
-	for _, rec := range e.events("subscription-" + id) {
-		switch rec.Type {
-		case "subscription.refund_requested":
-			request = rec
-		case "subscription.refunded":
-			refunded++
-			m := rec.Metadata
-			if m.ActorKind != eventstore.ActorAgent || m.ActorID != "ava" || m.Reason != "customer forgot to turn renewal off" ||
-				m.LogCode != agentlog.Refund || m.CausationID != cmp.Or(request.Metadata.CommandID, request.ID.String()) {
-				t.Errorf("refunded by the worker with %+v; want the agent's, caused by the request %+v", m, request)
+	for _, by := range []string{"worker", "customer"} {
+		t.Run(by, func(t *testing.T) {
+			t.Parallel()
+			e, gw := newHeldEngine(t)
+			agent := e.agent("ava")
+			ann := e.sessions("ann@example.com")
+			id := e.buyOne(ann(), "NS-DLX", "annual")
+			e.renewOnce(id, mustTime(t, e.row(ann(), id)["expires_at"]))
+			e.advance(24 * time.Hour)
+			gw.failRefunds.Store(1)
+			pending := e.want(e.call("POST", "/v1/agent/subscriptions/"+id+"/refund", agent, `{"reason":"customer forgot to turn renewal off"}`),
+				http.StatusOK).json(t)
+			if pending["refunded"] != false {
+				t.Fatalf("the gateway could not answer, yet: %v", pending)
 			}
-		}
-	}
-	if refunded != 1 {
-		t.Errorf("%d refunds recorded, want 1", refunded)
+			e.advance(time.Minute)
+			if by == "worker" {
+				e.runRenewals()
+			} else {
+				e.want(e.call("PUT", "/v1/subscriptions/"+id+"/auto-renewal", ann(), `{"on":false}`), http.StatusOK)
+			}
+			var request eventstore.RecordedEvent
+			refunded := 0
+			for _, rec := range e.events("subscription-" + id) {
+				switch rec.Type {
+				case "subscription.refund_requested":
+					request = rec
+				case "subscription.refunded":
+					refunded++
+					m := rec.Metadata
+					if m.ActorKind != eventstore.ActorAgent || m.ActorID != "ava" || m.Reason != "customer forgot to turn renewal off" ||
+						m.LogCode != agentlog.Refund || m.CausationID != cmp.Or(request.Metadata.CommandID, request.ID.String()) {
+						t.Errorf("refunded with %+v; want the agent's, caused by the request %+v", m, request)
+					}
+				}
+			}
+			if refunded != 1 {
+				t.Errorf("%d refunds recorded, want 1", refunded)
+			}
+		})
 	}
 }
 

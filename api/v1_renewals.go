@@ -22,7 +22,7 @@ import (
 // outcome; *renewal.Worker implements it. It returns the checkpoint of its
 // last append (zero when it appended nothing).
 type Renewals interface {
-	Settle(ctx context.Context, id uuid.UUID, cause eventstore.Metadata) (eventstore.Checkpoint, error)
+	Settle(ctx context.Context, id uuid.UUID) (eventstore.Checkpoint, error)
 }
 
 // renewalRoutes adds the customer's refund, cancellation and add-on
@@ -87,11 +87,9 @@ func (a *subscriptionsAPI) runRenewal(ctx context.Context, id uuid.UUID, cmd sub
 	}
 	last := out.Append.Checkpoint()
 	if _, refund := out.State.PendingRefund(); refund {
-		cause := meta.Metadata // the outcome is the command's author's too (AGT-1)
-		if cause.CommandID == "" {
-			cause.CommandID = meta.CommandID
-		}
-		cp, err := a.Renewals.Settle(ctx, id, cause)
+		// The outcome is the refund's requester's (AGT-1), whoever's
+		// command found it pending.
+		cp, err := a.Renewals.Settle(ctx, id)
 		if err != nil {
 			a.Logger.Warn("the gateway step of a renewal command is left to the renewal worker", "subscription", id, "err", err)
 		}

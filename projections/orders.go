@@ -52,11 +52,13 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, e.OrderID, i, l.Product, l.Product
 	case order.Paid:
 		_, err = tx.Exec(ctx, `UPDATE orders SET payment_status = 'paid', charge_id = $2 WHERE order_id = $1`, id, e.ChargeID)
 	case subscription.Refunded:
-		// A refund of the order's own charge (MON-2), not of a renewal's.
-		_, err = tx.Exec(ctx, `UPDATE orders o SET refunded = o.refunded + $3,
+		// A refund of the order's own charge (MON-2), not of a renewal's;
+		// each refund of the gateway once, however often it is recorded.
+		_, err = tx.Exec(ctx, `UPDATE orders o SET refunded = o.refunded + $3, refund_ids = o.refund_ids || $4::text,
     payment_status = CASE WHEN o.refunded + $3 >= o.total THEN 'refunded' ELSE 'partially_refunded' END
-FROM order_subscriptions s WHERE s.subscription_id = $1 AND s.order_id = o.order_id AND o.charge_id = $2`,
-			subscriptionID(rec), e.ChargeID, e.Amount.Amount())
+FROM order_subscriptions s WHERE s.subscription_id = $1 AND s.order_id = o.order_id AND o.charge_id = $2
+    AND NOT $4 = ANY (o.refund_ids)`,
+			subscriptionID(rec), e.ChargeID, e.Amount.Amount(), e.RefundID)
 	case order.PaymentDeclined:
 		_, err = tx.Exec(ctx, `UPDATE orders SET payment_status = 'declined', order_status = 'declined' WHERE order_id = $1`, id)
 	case order.Fulfilled:

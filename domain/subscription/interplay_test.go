@@ -256,3 +256,58 @@ func mustStore(t testing.TB, code string) catalog.Storefront {
 	}
 	return s
 }
+
+// rule ARS-8, ARS-7: the refund of a charge that landed after renewal was
+// turned off is decided with its record, in the same command: a charge
+// recorded without one (before that rule) stays, and turning renewal on
+// again while the refund is pending is refused (it would be undone).
+func TestRule_ARS8_ChargeAfterRenewalOffIsRefundedInItsRecord(t *testing.T) {
+	l := newSim(t, bought(t, catalog.Annual, at(2027, 1, 1)))
+	l.method = mustCard(t, "tok_card", 12, 2035)
+	exp := l.s.ExpiresAt()
+	for {
+		l.runDue(later(l.due(), l.now))
+		if _, ok := l.s.PendingCharge(); ok {
+			break
+		}
+	}
+	pending, _ := l.s.PendingCharge()
+	before := l.s
+	l.do(l.now, subscription.SetAutoRenewal{AccountID: ann, On: false})
+	events := l.do(l.now, subscription.RecordChargeOutcome{Period: pending.Period, Attempt: pending.Attempt, Outcome: approve(pending)})
+	if got := only[subscription.RefundRequested](events); len(got) != 1 || got[0].ChargeID != chargeID(pending) {
+		t.Fatalf("recorded %s; want the charge and its refund's request", show(events))
+	}
+	if _, err := l.peek(l.now, subscription.SetAutoRenewal{AccountID: ann, On: true}); !errors.Is(err, subscription.ErrRefundPending) {
+		t.Fatalf("on while the refund is pending: %v, want %v", err, subscription.ErrRefundPending)
+	}
+
+	// A history from before the rule: the charge kept, renewal on again.
+	old := newSim(t, bought(t, catalog.Annual, at(2027, 1, 1)))
+	old.s, old.now = before, l.now
+	old.apply(l.now, subscription.AutoRenewalChanged{On: false, At: l.now},
+		subscription.ChargeSucceeded{Period: pending.Period, Attempt: pending.Attempt, ChargeID: chargeID(pending), Amount: pending.Amount,
+			Term: "annual", ExpiresAt: exp.AddDate(1, 0, 0), At: l.now},
+		subscription.AutoRenewalChanged{On: true, At: l.now.Add(day)})
+	old.advance(exp.Add(day))
+	if refunds := logged[subscription.RefundRequested](old); len(refunds) != 0 || !old.s.ExpiresAt().Equal(exp.AddDate(1, 0, 0)) {
+		t.Fatalf("an old history's kept charge: refunds %+v, expiry %v; want kept, %v", refunds, old.s.ExpiresAt(), exp.AddDate(1, 0, 0))
+	}
+}
+
+// rule MON-2: the initial charge is refunded once: a plan that ended
+// early, given days by an agent and cancelled again within the 30 days,
+// asks for no second refund of it.
+func TestRule_MON2_InitialChargeIsRefundedOnce(t *testing.T) {
+	start := at(2027, 1, 1)
+	l := newSim(t, bought(t, catalog.Monthly, start))
+	l.advance(start.Add(5 * day))
+	l.do(l.now, subscription.Cancel{AccountID: ann})
+	l.advance(l.now)
+	l.do(l.now, subscription.AdjustDays{Days: 20})
+	wantEvents(t, "cancelled again", l.do(l.now.Add(day), subscription.Cancel{AccountID: ann}))
+	l.advance(l.now.Add(day))
+	if got := logged[subscription.RefundRequested](l); len(got) != 1 {
+		t.Fatalf("refunds asked %+v, want the initial charge's once", got)
+	}
+}

@@ -370,11 +370,6 @@ type paidCharge struct {
 	// was pending then, and had to be settled: ARS-8). It buys a term of a
 	// key that does not work, so it is refunded.
 	KeyDisabled bool `json:"key_disabled,omitempty"`
-	// RenewalOff: the charge succeeded after automatic renewal was turned
-	// off (a monthly plan cancelled, MON-1; a trial opted out of, TRI-2)
-	// while it was in flight: the customer said no before it was made, so
-	// it is refunded and its term taken back.
-	RenewalOff bool `json:"renewal_off,omitempty"`
 	// PlanEnded: the monthly plan ended early after the charge (MON-2): it
 	// is refunded, the end staying where it is. A charge made after an
 	// agent gave the plan days again is not.
@@ -382,7 +377,7 @@ type paidCharge struct {
 }
 
 // unwanted reports whether the charge is refunded without being asked.
-func (pc paidCharge) unwanted() bool { return pc.KeyDisabled || pc.RenewalOff || pc.PlanEnded }
+func (pc paidCharge) unwanted() bool { return pc.KeyDisabled || pc.PlanEnded }
 
 func newRenewal(c Created) renewalState {
 	terms := 1
@@ -749,7 +744,7 @@ func (s Subscription) runDue(c RunDue, now time.Time, p policy.Policy) ([]domain
 
 // renewalToRefund is the first renewal charge to refund without being
 // asked: one of a monthly plan that ended early, or one settled after the
-// key was disabled or automatic renewal turned off, not refunded yet.
+// key was disabled, not refunded yet.
 func (s Subscription) renewalToRefund() (paidCharge, bool) {
 	for _, pc := range s.st.Renewal.Paid {
 		if !pc.Refunded && pc.unwanted() {
@@ -895,8 +890,17 @@ func (s Subscription) recordCharge(c RecordChargeOutcome, now time.Time, p polic
 	if r.Term != term { // a billed trial starts its years at its end (TRI-4)
 		anchor, terms = r.ExpiresAt, 1
 	}
-	return []domain.Event{ChargeSucceeded{Period: c.Period, Attempt: c.Attempt, ChargeID: o.ChargeID, Amount: pending.Amount,
-		Term: term, ExpiresAt: calendar.PeriodEnd(anchor, monthsPerTerm(term), terms), At: now}}, nil
+	out := []domain.Event{ChargeSucceeded{Period: c.Period, Attempt: c.Attempt, ChargeID: o.ChargeID, Amount: pending.Amount,
+		Term: term, ExpiresAt: calendar.PeriodEnd(anchor, monthsPerTerm(term), terms), At: now}}
+	if !s.st.AutoRenew {
+		// Renewal was turned off while the charge was in flight (a monthly
+		// plan cancelled, MON-1; a trial opted out of, TRI-2; ARS-3): the
+		// customer said no before it was made, so it is refunded at once
+		// and its term taken back.
+		out = append(out, RefundRequested{Period: c.Period, ChargeID: o.ChargeID, Amount: pending.Amount,
+			IdempotencyKey: RefundKey(s.st.Created.SubscriptionID, c.Period), At: now})
+	}
+	return out, nil
 }
 
 // ownedBy checks that account owns the subscription; uuid.Nil owns one in
@@ -973,7 +977,7 @@ func (s Subscription) cancel(c Cancel, now time.Time, p policy.Policy) ([]domain
 		out = append(out, AutoRenewalChanged{On: false, At: now})
 	}
 	early := !now.After(s.st.Created.StartsAt.Add(p.MonthlyInitialRefundWindow)) // day 30 included
-	refundable := early && s.st.Created.InitialChargeID != "" && !s.st.Created.InitialCharge.IsZero() && !r.Refunded
+	refundable := early && s.st.Created.InitialChargeID != "" && !s.st.Created.InitialCharge.IsZero() && r.EndedAt.IsZero()
 	if refundable && r.Cycle.Pending != nil {
 		// Ending the plan at once while its next month is being charged
 		// would leave that charge's outcome to renew a refunded plan.
@@ -1049,8 +1053,7 @@ func evolveRenewal(s Subscription, e domain.Event) (Subscription, bool) {
 		}
 	case ChargeSucceeded:
 		r.Paid = append(slices.Clip(r.Paid), paidCharge{Period: e.Period, ChargeID: e.ChargeID, Amount: e.Amount, At: e.At,
-			PrevExpiry: r.ExpiresAt, PrevTerm: r.Term, PrevAnchor: r.Anchor, PrevTerms: r.Terms, KeyDisabled: s.st.Disabled,
-			RenewalOff: !s.st.AutoRenew})
+			PrevExpiry: r.ExpiresAt, PrevTerm: r.Term, PrevAnchor: r.Anchor, PrevTerms: r.Terms, KeyDisabled: s.st.Disabled})
 		if r.Term != e.Term {
 			r.Anchor, r.Terms = r.ExpiresAt, 1
 		} else {

@@ -431,6 +431,9 @@ func decide(s Subscription, cmd Command, now time.Time, p policy.Policy) ([]doma
 			return nil, &AsianStoreError{Storefront: s.st.Created.Storefront}
 		case c.On && !s.Status(now, p).Current():
 			return nil, ErrEnded
+		case c.On && s.st.Renewal.PendingRefund != nil:
+			// The refund would take back the term and turn renewal off.
+			return nil, ErrRefundPending
 		case s.st.AutoRenew == c.On && !(c.On && s.st.Renewal.Cycle.Lapsed):
 			// On again for a period whose retries ended (ARS-6) is a
 			// change: it tries the charge again, before the expiry.

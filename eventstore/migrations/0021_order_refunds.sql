@@ -6,7 +6,8 @@
 -- are: emptied here with its checkpoint, it is replayed by the projection
 -- runner on its next start, as 0012 did for others.
 ALTER TABLE orders ADD COLUMN charge_id text,
-    ADD COLUMN refunded bigint NOT NULL DEFAULT 0; -- minor units of currency
+    ADD COLUMN refunded bigint NOT NULL DEFAULT 0,        -- minor units of currency
+    ADD COLUMN refund_ids text[] NOT NULL DEFAULT '{}'; -- the gateway's refunds summed, each once
 ALTER TABLE orders DROP CONSTRAINT orders_payment_status_check,
     ADD CONSTRAINT orders_payment_status_check
         CHECK (payment_status IN ('pending', 'paid', 'declined', 'refunded', 'partially_refunded'));

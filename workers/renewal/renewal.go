@@ -11,7 +11,6 @@
 package renewal
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -174,7 +173,7 @@ func (w *Worker) visitAll(ctx context.Context, ids []uuid.UUID, now time.Time, r
 		w.cfg.Logger.Warn("renewal batch not loaded; the next run retries", "subscriptions", len(ids), "err", err)
 		return
 	}
-	w.drive(ctx, visits, now, eventstore.Metadata{})
+	w.drive(ctx, visits, now)
 	for _, v := range visits {
 		res.Visited++
 		if v.err != nil {
@@ -198,8 +197,9 @@ type visit struct {
 	version int64
 	method  payment.PaymentMethod
 	cmd     subscription.Command // the next step's; nil when the visit is over
-	// cause is whose the next step's record is, when not the run's: the
-	// author of the refund whose outcome it records (AGT-1).
+	// cause is whose the next step's record is, when not the worker's: the
+	// author of the refund whose outcome it records (a customer, or an
+	// agent on their behalf: AGT-1), whichever process makes the call.
 	cause eventstore.Metadata
 	last  eventstore.Checkpoint
 	err   error
@@ -235,17 +235,13 @@ func (w *Worker) load(ctx context.Context, ids []uuid.UUID) ([]*visit, error) {
 // Settle does what the subscription's lifecycle needs at the clock's
 // instant (a pending refund or charge made with the gateway and recorded,
 // a due step), as a run would; the API calls it after a command that asks
-// for a refund. The recorded outcomes of the gateway's calls carry cause's
-// actor, reason and log code (and its command id, if any, as their
-// causation): an agent's refund on behalf of a customer is the agent's
-// through to its outcome (AGT-1). It returns the checkpoint of its last
-// append.
-func (w *Worker) Settle(ctx context.Context, id uuid.UUID, cause eventstore.Metadata) (eventstore.Checkpoint, error) {
+// for a refund. It returns the checkpoint of its last append.
+func (w *Worker) Settle(ctx context.Context, id uuid.UUID) (eventstore.Checkpoint, error) {
 	visits, err := w.load(ctx, []uuid.UUID{id})
 	if err != nil {
 		return eventstore.Checkpoint{}, err
 	}
-	w.drive(ctx, visits, w.cfg.Clock.Now(), cause)
+	w.drive(ctx, visits, w.cfg.Clock.Now())
 	return visits[0].last, visits[0].err
 }
 
@@ -256,10 +252,10 @@ func (w *Worker) Settle(ctx context.Context, id uuid.UUID, cause eventstore.Meta
 // (again, with the same key, after a crash) and its outcome recorded;
 // otherwise the aggregate is asked for the step due (RunDue). An
 // unavailable gateway leaves the request pending for the next visit. The
-// gateway's outcomes carry cause when it is set (Settle).
-func (w *Worker) drive(ctx context.Context, visits []*visit, now time.Time, cause eventstore.Metadata) {
+// record of a refund's outcome is its request's author's (refundCause).
+func (w *Worker) drive(ctx context.Context, visits []*visit, now time.Time) {
 	for range maxSteps {
-		w.nextCommands(ctx, visits, now, cause)
+		w.nextCommands(ctx, visits, now)
 		var batch []eventstore.BatchCommand[subscription.Subscription, subscription.Command]
 		var moving []*visit
 		for _, v := range visits {
@@ -268,7 +264,7 @@ func (w *Worker) drive(ctx context.Context, visits []*visit, now time.Time, caus
 			}
 			batch = append(batch, eventstore.BatchCommand[subscription.Subscription, subscription.Command]{Stream: v.stream,
 				From: eventstore.Loaded[subscription.Subscription]{State: v.state, Version: v.version}, Cmd: v.cmd,
-				Meta: commandMeta(v.id, v.version, v.cmd, cmp.Or(v.cause, cause))})
+				Meta: commandMeta(v.id, v.version, v.cmd, v.cause)})
 			moving = append(moving, v)
 		}
 		if len(moving) == 0 {
@@ -300,9 +296,8 @@ func (w *Worker) drive(ctx context.Context, visits []*visit, now time.Time, caus
 
 // nextCommands sets the next step of each visit not done, Concurrency at
 // once (a step may be a gateway call), and ends the visits with nothing
-// more due. Without a cause, the record of a refund's outcome is its
-// request's author's.
-func (w *Worker) nextCommands(ctx context.Context, visits []*visit, now time.Time, cause eventstore.Metadata) {
+// more due.
+func (w *Worker) nextCommands(ctx context.Context, visits []*visit, now time.Time) {
 	sem := make(chan struct{}, w.cfg.Concurrency)
 	var wg sync.WaitGroup
 	for _, v := range visits {
@@ -314,7 +309,7 @@ func (w *Worker) nextCommands(ctx context.Context, visits []*visit, now time.Tim
 			defer func() { <-sem }()
 			cmd, err := w.nextCommand(ctx, v.state, v.method, now)
 			v.cause = eventstore.Metadata{}
-			if _, refund := cmd.(subscription.RecordRefund); refund && err == nil && cause.ActorKind == "" {
+			if _, refund := cmd.(subscription.RecordRefund); refund && err == nil {
 				v.cause, err = w.refundCause(ctx, v.stream)
 			}
 			switch {
@@ -439,8 +434,8 @@ WHERE account_id = ANY($1) AND billing_method IS NOT NULL`, accounts)
 }
 
 // commandMeta is the metadata of the worker's commands: the worker's own,
-// or, for the record of a gateway's outcome, cause's when it is set
-// (Settle). The command id names the step from the stream version it was
+// or, for the record of a gateway's outcome, cause's when it is set (a
+// refund's request). The command id names the step from the stream version it was
 // decided on, so that two workers deciding the same step append it once.
 func commandMeta(id uuid.UUID, version int64, cmd subscription.Command, cause eventstore.Metadata) eventstore.CommandMeta {
 	kind, outcome := "run-due", true

@@ -598,7 +598,7 @@ func (s *sim) act(ctx context.Context, a action) error {
 	s.dirty = true
 	last := out.Append.Checkpoint()
 	if _, pending := out.State.PendingRefund(); pending {
-		if last, err = s.renewals.Settle(ctx, id, meta.Metadata); err != nil {
+		if last, err = s.renewals.Settle(ctx, id); err != nil {
 			return err
 		}
 	}
