@@ -63,6 +63,26 @@ func TestRule_TRI1_TrialOrderNeedsACardChargesNothingAndIsCurrentFor30Days(t *te
 	}
 }
 
+// rule TRI-1: a trial ordered on the account's card on file, expired since
+// it was saved, is refused naming the field (no gateway call would tell: a
+// trial charges nothing now); a card given with the order is then taken.
+func TestRule_TRI1_TrialOnAnExpiredCardOnFileIsRefused(t *testing.T) {
+	t.Parallel()
+	e := newEngineEnv(t)
+	ann := e.sessions("ann@example.com")
+	soon := `{"type":"card","card":{"number":"` + goodCard + `","cvv":"123","exp_month":` + e.clock.Now().Format("1") + `,"exp_year":` +
+		e.clock.Now().Format("2006") + `,"holder_name":"Ann Lee"}}`
+	e.want(e.call("PUT", "/v1/account/billing", ann(), `{"country":"US","payment_method":`+soon+`}`), http.StatusOK)
+	e.advance(40 * 24 * time.Hour)
+	r := e.call("POST", "/v1/orders", ann(), `{"storefront":"US","lines":[`+line("NS-DLX", "trial", "windows", 1)+`]}`)
+	wantFields(t, r, http.StatusBadRequest, "payment_method")
+	e.wantProblem(r, http.StatusBadRequest, "expired")
+	if n := e.countEvents("order.placed"); n != 0 {
+		t.Fatalf("the refused trial placed %d orders", n)
+	}
+	e.buy(ann(), "["+line("NS-DLX", "trial", "windows", 1)+"]")
+}
+
 // rule TRI-4: at the end of the trial the card given at the order is
 // charged the standard annual price, and the subscription runs a year
 // from the trial's end with automatic renewal on. rule TRI-5: that charge

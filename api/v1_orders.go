@@ -428,6 +428,13 @@ func (o *ordersAPI) paymentMethod(ctx context.Context, in placeOrderRequest, b b
 		if trial && method.Kind() != payment.KindCard {
 			return payment.PaymentMethod{}, domain.Invalid("payment_method", trialNeedsCard+": give one, the account's billing method is not a card")
 		}
+		// A card typed in is checked when it is tokenized; the one on file
+		// may have expired since. A trial charges nothing now (TRI-1), so
+		// no gateway would tell.
+		if card, ok := method.CardExpiry(); ok && card.ExpiredAt(o.s.Clock().Now()) {
+			return payment.PaymentMethod{}, domain.Invalid("payment_method", "the card on file (ending "+card.LastFour+") expired at the end of "+
+				card.String()+": give a card, or update the billing information")
+		}
 		return method, nil
 	}
 	return payment.PaymentMethod{}, domain.Invalid("payment_method", "is required: give a card, or sign in to an account with billing information")
