@@ -823,6 +823,38 @@ func TestRule_AUD5_PendingOrderOfAnErasedAccountEmailsNoOne(t *testing.T) {
 	e.wantDroppedOnce("order_needs_action", "AUD-5")
 }
 
+// rule AUD-5, ARS-2: erasing an account turns automatic renewal off for the
+// subscriptions it would go on paying for with no one told: its own, and
+// those of an order placed with its address and saved in no account; none
+// is charged again, and the change is the erasing agent's.
+func TestRule_AUD5_ErasedAccountsSubscriptionsAreNotRenewed(t *testing.T) {
+	t.Parallel()
+	e := newEngineEnv(t, withAgents)
+	id := e.signUp("ann@example.com", "right-pass")
+	own := e.buyOne(e.signIn("ann@example.com", "right-pass"), "NS-STD", "annual")
+	pending := items(t, pendingOrder(e, `[`+line("NS-DLX", "annual", "windows", 1)+`]`))[0]["subscription_id"].(string)
+	expires := e.clock.Now().AddDate(1, 0, 0)
+	e.want(e.call("POST", "/v1/agent/accounts/"+id+"/erase", supportCredential, `{"reason":"the customer asked"}`), http.StatusOK)
+	charged := e.gatewayCharges()
+	e.renewOnce(own, expires)
+	e.advance(30 * 24 * time.Hour)
+	e.runRenewals()
+	if n := e.gatewayCharges(); n != charged {
+		t.Errorf("the gateway made %d charges after the erasure, want none", n-charged)
+	}
+	for _, sub := range []string{own, pending} {
+		off := false
+		for _, rec := range e.events("subscription-" + sub) {
+			if rec.Type == "subscription.auto_renewal_changed" && rec.Metadata.ActorID == "agent-support" && rec.Metadata.Reason == "the customer asked" {
+				off = true
+			}
+		}
+		if !off {
+			t.Errorf("subscription %s: no renewal turned off by the erasing agent", sub)
+		}
+	}
+}
+
 // rule ORD-4, EML-1, ARS-7: what a disowned order's subscription was
 // charged before the disowning is still confirmed when refunded: money
 // that moved is not one of the renewal prompts dropped for its address.

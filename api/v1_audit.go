@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/subs-engine/subs/domain"
 	"github.com/subs-engine/subs/domain/account"
 	"github.com/subs-engine/subs/domain/clock"
@@ -240,7 +241,9 @@ func (a *auditAPI) erase(w http.ResponseWriter, r *http.Request) error {
 // its address, reads as erased from now on; deletes its sessions; waits
 // (bounded) for the read models, which drop the account's rows as they
 // apply account.erased; and blanks the buyer's address of orders placed with
-// it and saved in no account. It returns how many data keys it destroyed.
+// it and saved in no account. Before all that, it turns automatic renewal
+// off for the subscriptions the account would go on paying for with no one
+// told (stopRenewals). It returns how many data keys it destroyed.
 // Running it again finishes an interrupted erasure and otherwise changes
 // nothing. deps needs Store and Types; Projections, when set, are waited for.
 func EraseAccount(ctx context.Context, deps Engine, clk clock.Clock, id uuid.UUID, meta eventstore.Metadata) (int64, error) {
@@ -266,6 +269,9 @@ func EraseAccount(ctx context.Context, deps Engine, clk clock.Clock, id uuid.UUI
 			email = reg.Email
 		}
 	}
+	if err := stopRenewals(ctx, deps, clk, id, email, meta); err != nil {
+		return 0, err
+	}
 	out, err := handler.Handle(ctx, stream, account.Erase{}, eventstore.CommandMeta{CommandID: "erase/" + id.String(), Metadata: meta})
 	if err != nil {
 		return 0, err
@@ -288,6 +294,54 @@ func EraseAccount(ctx context.Context, deps Engine, clk clock.Clock, id uuid.UUI
 		}
 	}
 	return n, nil
+}
+
+// stopRenewals turns automatic renewal off, with meta, for the
+// subscriptions of account id, erased: those registered in it or from
+// orders saved in it, and those from orders placed with its address and
+// saved in no account (ORD-2). Their notices and receipts would go to no
+// one (AUD-5), and no one would be left to turn renewal off or to ask for a
+// refund, while the cards went on being charged. It reads them from the
+// read models, brought up to date first, before the erasure drops the
+// account's rows: an interrupted erasure runs it again.
+func stopRenewals(ctx context.Context, deps Engine, clk clock.Clock, id uuid.UUID, email account.Email, meta eventstore.Metadata) error {
+	head, err := deps.Store.Head(ctx)
+	if err != nil {
+		return err
+	}
+	deps.settleAt(ctx, head)
+	rows, err := deps.Store.Pool().Query(ctx, `SELECT subscription_id, NULL::uuid FROM products_view WHERE account_id = $1
+UNION SELECT s.subscription_id, s.order_id FROM order_subscriptions s JOIN orders o ON o.order_id = s.order_id
+WHERE o.account_id = $1 OR (o.account_id IS NULL AND $2 <> '' AND lower(o.buyer_email) = lower($2))`, id, email.String())
+	if err != nil {
+		return fmt.Errorf("api: the subscriptions of account %s: %w", id, err)
+	}
+	type sub struct{ id, order uuid.UUID }
+	subs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (sub, error) {
+		var s sub
+		var order *uuid.UUID
+		err := row.Scan(&s.id, &order)
+		if order != nil {
+			s.order = *order
+		}
+		return s, err
+	})
+	if err != nil {
+		return fmt.Errorf("api: the subscriptions of account %s: %w", id, err)
+	}
+	handler, err := eventstore.NewCommandHandler(subscription.Decider, eventstore.HandlerConfig{
+		Store: deps.Store, Types: deps.Types, Clock: clk, Policy: policy.Default()})
+	if err != nil {
+		return err
+	}
+	for _, s := range subs {
+		cmd := subscription.StopAutoRenewalForErasure{AccountID: id, OrderID: s.order}
+		cmdID := "erase/" + id.String() + "/" + s.id.String() + "/" + s.order.String()
+		if _, err := handler.Handle(ctx, subscriptionStream(s.id), cmd, eventstore.CommandMeta{CommandID: cmdID, Metadata: meta}); err != nil {
+			return fmt.Errorf("api: turn the renewal of subscription %s off: %w", s.id, err)
+		}
+	}
+	return nil
 }
 
 // FoldedState folds records, a stream's events, into its aggregate's state

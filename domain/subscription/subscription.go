@@ -278,16 +278,27 @@ type (
 		OrderID   uuid.UUID
 		AccountID uuid.UUID
 	}
+
+	// StopAutoRenewalForErasure turns automatic renewal off because the
+	// account AccountID is erased (AUD-5): no one is left to tell before a
+	// charge (ARS-2) or to ask for its refund. It touches the account's
+	// subscriptions, and those in no account from order OrderID, placed
+	// with the account's address (ORD-2).
+	StopAutoRenewalForErasure struct {
+		AccountID uuid.UUID
+		OrderID   uuid.UUID
+	}
 )
 
-func (Create) subscriptionCommand()                  {}
-func (Register) subscriptionCommand()                {}
-func (RegisterFromOrder) subscriptionCommand()       {}
-func (Activate) subscriptionCommand()                {}
-func (Deactivate) subscriptionCommand()              {}
-func (Disable) subscriptionCommand()                 {}
-func (SetAutoRenewal) subscriptionCommand()          {}
-func (StopAutoRenewalForOrder) subscriptionCommand() {}
+func (Create) subscriptionCommand()                    {}
+func (Register) subscriptionCommand()                  {}
+func (RegisterFromOrder) subscriptionCommand()         {}
+func (Activate) subscriptionCommand()                  {}
+func (Deactivate) subscriptionCommand()                {}
+func (Disable) subscriptionCommand()                   {}
+func (SetAutoRenewal) subscriptionCommand()            {}
+func (StopAutoRenewalForOrder) subscriptionCommand()   {}
+func (StopAutoRenewalForErasure) subscriptionCommand() {}
 
 // Errors of the subscription aggregate.
 var (
@@ -453,6 +464,13 @@ func decide(s Subscription, cmd Command, now time.Time, p policy.Policy) ([]doma
 		// another account's holder registered while the order was pending
 		// is that account's, not the disowning one's (ORD-4).
 		if c.OrderID == uuid.Nil || s.st.Created.OrderID != c.OrderID || !s.st.AutoRenew || (s.Owner() != uuid.Nil && s.Owner() != c.AccountID) {
+			return nil, nil
+		}
+		return []domain.Event{AutoRenewalChanged{On: false, At: now}}, nil
+	case StopAutoRenewalForErasure:
+		owned := c.AccountID != uuid.Nil && s.Owner() == c.AccountID
+		pending := s.Owner() == uuid.Nil && c.OrderID != uuid.Nil && s.st.Created.OrderID == c.OrderID
+		if !s.st.AutoRenew || !(owned || pending) {
 			return nil, nil
 		}
 		return []domain.Event{AutoRenewalChanged{On: false, At: now}}, nil

@@ -227,6 +227,25 @@ func TestRule_ARS5_AsianStoreKeepsTheRenewalSettings(t *testing.T) {
 	decidertest.Given(t, subscription.Decider, american).When(subscription.SetAutoRenewal{AccountID: ann, On: false}).ThenError(subscription.ErrNotFound)
 }
 
+// rule AUD-5: an erased account's subscriptions stop renewing: its own
+// (a retail key registered in it too), and those in no account from the
+// order placed with its address; another account's, or another order's,
+// are left alone.
+func TestRule_AUD5_StopAutoRenewalForErasureTouchesTheAccountsSubscriptions(t *testing.T) {
+	us, _ := cat.Storefront("US")
+	bought := created(t, "NS-STD", catalog.Annual, catalog.Windows, subscription.Origin{OrderID: order, Storefront: us, AutoRenew: true})
+	retail := created(t, "NS-STD", catalog.Annual, catalog.Windows, subscription.Origin{AutoRenew: true})
+	off := subscription.AutoRenewalChanged{On: false, At: now}
+	decidertest.Given(t, subscription.Decider, retail, subscription.Registered{AccountID: ann, At: now}).
+		When(subscription.StopAutoRenewalForErasure{AccountID: ann}).Then(off)
+	decidertest.Given(t, subscription.Decider, retail, subscription.Registered{AccountID: ann, At: now}, off).
+		When(subscription.StopAutoRenewalForErasure{AccountID: ann}).ThenNothing() // idempotent
+	decidertest.Given(t, subscription.Decider, bought).When(subscription.StopAutoRenewalForErasure{AccountID: ann, OrderID: order}).Then(off)
+	decidertest.Given(t, subscription.Decider, bought).When(subscription.StopAutoRenewalForErasure{AccountID: ann, OrderID: uuid.New()}).ThenNothing()
+	decidertest.Given(t, subscription.Decider, bought, subscription.Registered{AccountID: bob, At: now}).
+		When(subscription.StopAutoRenewalForErasure{AccountID: ann, OrderID: order}).ThenNothing()
+}
+
 func TestRule_ORD4_StopAutoRenewalForOrderTouchesOnlyThatOrdersSubscriptions(t *testing.T) {
 	us, _ := cat.Storefront("US")
 	bought := created(t, "NS-STD", catalog.Annual, catalog.Windows, subscription.Origin{OrderID: order, Storefront: us, AutoRenew: true})
