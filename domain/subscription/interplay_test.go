@@ -311,3 +311,39 @@ func TestRule_MON2_InitialChargeIsRefundedOnce(t *testing.T) {
 		t.Fatalf("refunds asked %+v, want the initial charge's once", got)
 	}
 }
+
+// rule ARS-2, KEY-2, ARS-8: a key of an order in no account, registered
+// into an account after its renewal was noticed to the order's address, or
+// while its declined charge awaited a retry, is noticed again to its new
+// owner, whose billing information pays: the charge comes no sooner than
+// the notice's least time after that notice, its attempts numbered on.
+func TestRule_ARS2_KeyRegisteredAfterTheNoticeIsNoticedToItsNewOwner(t *testing.T) {
+	for _, declined := range []bool{false, true} {
+		t.Run(map[bool]string{false: "noticed", true: "declined"}[declined], func(t *testing.T) {
+			c := bought(t, catalog.Annual, at(2027, 1, 1))
+			l := &sim{t: t, p: pol, now: c.StartsAt}
+			l.apply(c.StartsAt, c) // an order in no account (ORD-2)
+			if declined {
+				l.gateway = declineAttempts(1)
+			}
+			exp := l.s.ExpiresAt()
+			registered := exp.Add(-10 * day)
+			if declined {
+				registered = exp.Add(-7*day + time.Hour) // the first attempt declined, its retry a day later
+			}
+			l.advance(registered)
+			l.apply(registered, subscription.Registered{AccountID: ann, At: registered})
+			l.gateway = nil
+			l.advance(exp.Add(pol.Grace))
+			notices := logged[subscription.RenewalNoticeIssued](l)
+			charged := logged[subscription.ChargeSucceeded](l)
+			if len(notices) != 2 || !notices[1].At.Equal(registered) || len(charged) != 1 ||
+				charged[0].At.Before(registered.Add(pol.AnnualMinNoticeToCharge)) {
+				t.Fatalf("notices %+v, charges %+v; want a notice at the registration %v and the charge 7 days after it", notices, charged, registered)
+			}
+			if declined && charged[0].Attempt != 2 {
+				t.Fatalf("charged at attempt %d, want 2: the attempts numbered on", charged[0].Attempt)
+			}
+		})
+	}
+}

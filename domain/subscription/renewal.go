@@ -1028,6 +1028,27 @@ func (s Subscription) cancelAddOn(c CancelAddOn, now time.Time) ([]domain.Event,
 	return nil, ErrAddOnNotActive
 }
 
+// payerChanged starts the period's notices over when the subscription
+// came to another owner at at (a key registered, an order saved: KEY-2,
+// ORD-3), whose billing information its charges now take: the notice and
+// the reminders went to the one before, and the new owner is told before
+// being charged (ARS-2). A period whose charge was declined starts over the
+// same way, its attempts numbered on (ARS-8). A charge in flight is left to
+// its outcome, and so is a period past its expiry: in grace, a notice given
+// again could not charge before the grace ends.
+func (s Subscription) payerChanged(before uuid.UUID, at time.Time) Subscription {
+	r := &s.st.Renewal
+	switch {
+	case s.Owner() == before, r.Cycle.Pending != nil, !at.Before(r.ExpiresAt):
+	case r.Cycle.unbilled():
+		r.Cycle.forgetNotice()
+		r.Cycle.ReminderDays = 0
+	case r.Cycle.tries() > 0:
+		r.Cycle = cycle{Attempts: r.Cycle.Attempts, PriorAttempts: r.Cycle.Attempts}
+	}
+	return s
+}
+
 // evolveRenewal applies the lifecycle's events; handled is false for the
 // others.
 func evolveRenewal(s Subscription, e domain.Event) (Subscription, bool) {

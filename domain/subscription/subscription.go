@@ -493,9 +493,13 @@ func evolve(s Subscription, e domain.Event) Subscription {
 		s.st.Created, s.st.Exists, s.st.AutoRenew = e, true, e.AutoRenew
 		s.st.Renewal = newRenewal(e)
 	case Registered:
+		before := s.Owner()
 		s.st.Account = e.AccountID
+		s = s.payerChanged(before, e.At)
 	case SavedWithOrder:
+		before := s.Owner()
 		s.st.OrderAccount = e.AccountID
+		s = s.payerChanged(before, e.At)
 	case Activated:
 		s.st.Devices = append(s.Devices(), e.Device)
 	case Deactivated:
