@@ -4,10 +4,12 @@ import (
 	"context"
 	"maps"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/subs-engine/subs/domain/catalog"
+	"github.com/subs-engine/subs/workers/mail/mailtest"
 )
 
 // gatewayCharges is how many charges the sandbox gateway made.
@@ -136,5 +138,16 @@ func TestRule_TRI6_OrdersCardExpiringDuringTheTrialWarned(t *testing.T) {
 	}
 	if got, want := mailBySubject(t, mails, "Your card ending "+goodCard[len(goodCard)-4:]+" expires before"), map[string]int{"guest@example.com": 1}; !maps.Equal(got, want) {
 		t.Errorf("card-expiring e-mails by recipient %v, want %v (TRI-6)", got, want)
+	}
+	// ORD-5: the order is saved in no account: the prompts say to save it,
+	// not to use a products view or billing information it has none of.
+	for _, m := range mails {
+		subject := mailtest.MustParse(t, []byte(m)).Header.Get("Subject")
+		if !strings.Contains(subject, "trial ends") && !strings.Contains(subject, "expires before") {
+			continue
+		}
+		if text := strings.Join(strings.Fields(mailtest.PlainText(t, m)), " "); !strings.Contains(text, "say you recognize it") {
+			t.Errorf("%q does not say to save the order: %s", subject, text)
+		}
 	}
 }

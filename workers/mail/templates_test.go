@@ -102,7 +102,53 @@ func renewalData() map[string]any {
 		"ChargeOn": "February 23, 2028", "Fee": "USD 89.99", "ExpiresOn": "March 1, 2029", "DaysLeft": "7 days",
 		"EndsOn": "March 31, 2027", "Price": "USD 89.99", "Amount": "USD 89.99", "PaidOn": "February 23, 2028",
 		"ChargeID": "ch_1", "DeclineCode": "card_declined", "RetryOn": "February 24, 2028", "LastFour": "4242",
-		"CardExpiry": "01/2028", "RefundedOn": "March 10, 2028", "Ended": false,
+		"CardExpiry": "01/2028", "RefundedOn": "March 10, 2028", "Ended": false, "ManagedOn": "", "Unsaved": false, "CardOnly": false,
+	}
+}
+
+// rule ARS-5, ORD-5, TRI-1: the renewal prompts say what can be done where
+// it can: a subscription of an Asian store is managed on that store, one of
+// an order saved in no account once the order is saved (its card is the
+// order's; a billing update does not retry it at once), a trial's payment
+// is a card.
+func TestRule_ARS5_RenewalPromptsSayWhereTheRenewalIsManaged(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		kind, fact string
+		value      any
+		want, not  []string
+	}{
+		{"trial_ending", "ManagedOn", "JP", []string{"turn automatic renewal off on the JP online store"}, []string{"products view"}},
+		{"renewal_notice", "ManagedOn", "JP", []string{"managed on the JP online store"}, []string{"products view"}},
+		{"renewal_reminder", "ManagedOn", "JP", []string{"on the JP online store"}, []string{"products view"}},
+		{"trial_ending", "Unsaved", true, []string{"say you recognize it", "to the card you gave"}, []string{"billing information or"}},
+		{"renewal_notice", "Unsaved", true, []string{"say you recognize it", "card given"}, []string{"products view"}},
+		{"card_expiring", "Unsaved", true, []string{"say you recognize it", "card given with its order"}, nil},
+		{"charge_declined", "Unsaved", true, []string{"say you recognize it", "try again on February 24, 2028"}, []string{"at once"}},
+		{"card_expiring", "CardOnly", true, []string{"credit or debit card"}, nil},
+		{"charge_declined", "CardOnly", true, []string{"credit or debit card"}, nil},
+	}
+	for _, c := range cases {
+		msg := mailtest.Message(uuid.New())
+		msg.Kind = c.kind
+		data := renewalData()
+		data[c.fact] = c.value
+		m, err := mustTemplates(t).Fill(msg, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, body := range []string{strings.Join(strings.Fields(m.Text), " "), m.HTML} {
+			for _, w := range c.want {
+				if !strings.Contains(body, w) {
+					t.Errorf("%s with %s=%v lacks %q: %s", c.kind, c.fact, c.value, w, body)
+				}
+			}
+			for _, n := range c.not {
+				if strings.Contains(body, n) {
+					t.Errorf("%s with %s=%v says %q: %s", c.kind, c.fact, c.value, n, body)
+				}
+			}
+		}
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/subs-engine/subs/domain"
 	"github.com/subs-engine/subs/domain/account"
+	"github.com/subs-engine/subs/domain/catalog"
 	"github.com/subs-engine/subs/domain/clock"
 	"github.com/subs-engine/subs/domain/order"
 	"github.com/subs-engine/subs/domain/policy"
@@ -566,7 +567,7 @@ func (w *Worker) prepareSubscription(ctx context.Context, p pending, streams loa
 	if d.sent {
 		return d, nil
 	}
-	data, err := w.renewalData(p.kind, sub.Facts(), to.Name, sd.Event)
+	data, err := w.renewalData(p.kind, sub, to.Name, sd.Event)
 	d.data = data
 	return d, err
 }
@@ -612,13 +613,23 @@ var renewalPrompts = []string{projections.EmailRenewalNotice, projections.EmailR
 const emailDate = "January 2, 2006"
 
 // renewalData is what an e-mail of the renewal lifecycle states: the
-// product and key, and the facts of the event that called for it (EML-1).
-func (w *Worker) renewalData(kind string, facts subscription.Created, name string, event json.RawMessage) (map[string]any, error) {
+// product and key, the facts of the event that called for it (EML-1), and
+// where its renewal is managed, for the prompts to say what can be done:
+// ManagedOn, an Asian store's code (ARS-5); Unsaved, a subscription of an
+// order saved in no account, charged to the order's card until it is
+// (ORD-2, ORD-5); CardOnly, a trial, charged to a card only (TRI-1).
+func (w *Worker) renewalData(kind string, sub subscription.Subscription, name string, event json.RawMessage) (map[string]any, error) {
 	billing, err := url.JoinPath(w.cfg.PublicURL, "account", "billing")
 	if err != nil {
 		return nil, err
 	}
-	data := map[string]any{"Name": name, "Product": facts.ProductName, "Key": facts.Key.String(), "BillingURL": billing}
+	facts := sub.Facts()
+	managedOn := ""
+	if facts.AsianStore {
+		managedOn = facts.Storefront
+	}
+	data := map[string]any{"Name": name, "Product": facts.ProductName, "Key": facts.Key.String(), "BillingURL": billing,
+		"ManagedOn": managedOn, "Unsaved": sub.Owner() == uuid.Nil, "CardOnly": sub.Term() == catalog.Trial.String()}
 	switch kind {
 	case projections.EmailRenewalNotice:
 		var e subscription.RenewalNoticeIssued
