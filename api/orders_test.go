@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/subs-engine/subs/api"
 	catalogdata "github.com/subs-engine/subs/catalog"
 	"github.com/subs-engine/subs/domain/catalog"
 	"github.com/subs-engine/subs/domain/events"
@@ -852,6 +853,36 @@ func TestRule_AUD5_ErasedAccountsSubscriptionsAreNotRenewed(t *testing.T) {
 		if !off {
 			t.Errorf("subscription %s: no renewal turned off by the erasing agent", sub)
 		}
+	}
+}
+
+// rule AUD-5: the erasure finds the subscriptions registered in the account
+// in the log, not in a read model that may not have applied them yet (as
+// `subs accounts erase` runs, with no projections of its own).
+func TestRule_AUD5_ErasureStopsRenewalsTheReadModelsHaveNotSeen(t *testing.T) {
+	t.Parallel()
+	e := newEngineEnv(t)
+	id := e.signUp("ann@example.com", "right-pass")
+	sub := e.buyOne(e.signIn("ann@example.com", "right-pass"), "NS-STD", "annual")
+	// The products view and the order history have not seen it: read
+	// models behind.
+	for _, table := range []string{"products_view", "order_subscriptions"} {
+		if _, err := e.store.Pool().Exec(context.Background(), `DELETE FROM `+table+` WHERE subscription_id = $1`, sub); err != nil {
+			t.Fatal(err)
+		}
+	}
+	types := eventstore.NewEventTypes()
+	types.Register(1, events.All()...)
+	meta := eventstore.Metadata{ActorKind: eventstore.ActorAgent, ActorID: "agent-9", Reason: "the customer asked"}
+	if _, err := api.EraseAccount(context.Background(), api.Engine{Store: e.store, Types: types}, e.clock, uuid.MustParse(id), meta); err != nil {
+		t.Fatal(err)
+	}
+	st, _, err := subscriptionHandler(t, e).Load(context.Background(), eventstore.StreamID(subscription.StreamName(uuid.MustParse(sub))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.AutoRenew() {
+		t.Errorf("the erased account's subscription still renews automatically")
 	}
 }
 

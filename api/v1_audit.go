@@ -297,22 +297,27 @@ func EraseAccount(ctx context.Context, deps Engine, clk clock.Clock, id uuid.UUI
 }
 
 // stopRenewals turns automatic renewal off, with meta, for the
-// subscriptions of account id, erased: those registered in it or from
-// orders saved in it, and those from orders placed with its address and
-// saved in no account (ORD-2). Their notices and receipts would go to no
-// one (AUD-5), and no one would be left to turn renewal off or to ask for a
-// refund, while the cards went on being charged. It reads them from the
-// read models, brought up to date first, before the erasure drops the
-// account's rows: an interrupted erasure runs it again.
+// subscriptions of account id, erased: those registered in it or saved
+// with an order in it, found in the log (migration 0022's index), and those
+// from orders placed with its address and saved in no account (ORD-2),
+// found in the order history, brought up to date first. Their notices and
+// receipts would go to no one (AUD-5), and no one would be left to turn
+// renewal off or to ask for a refund, while the cards went on being
+// charged. It runs before the erasure drops the account's rows: an
+// interrupted erasure runs it again.
 func stopRenewals(ctx context.Context, deps Engine, clk clock.Clock, id uuid.UUID, email account.Email, meta eventstore.Metadata) error {
 	head, err := deps.Store.Head(ctx)
 	if err != nil {
 		return err
 	}
 	deps.settleAt(ctx, head)
-	rows, err := deps.Store.Pool().Query(ctx, `SELECT subscription_id, NULL::uuid FROM products_view WHERE account_id = $1
-UNION SELECT s.subscription_id, s.order_id FROM order_subscriptions s JOIN orders o ON o.order_id = s.order_id
-WHERE o.account_id = $1 OR (o.account_id IS NULL AND $2 <> '' AND lower(o.buyer_email) = lower($2))`, id, email.String())
+	rows, err := deps.Store.Pool().Query(ctx, `SELECT DISTINCT ON (subscription_id) subscription_id, order_id FROM (
+    SELECT substr(stream_id, length('subscription-') + 1)::uuid AS subscription_id, NULL::uuid AS order_id FROM events
+    WHERE event_type IN ('subscription.registered', 'subscription.saved_with_order') AND data->>'account_id' = $1::text
+    UNION ALL
+    SELECT s.subscription_id, s.order_id FROM order_subscriptions s JOIN orders o ON o.order_id = s.order_id
+    WHERE o.account_id IS NULL AND $2 <> '' AND lower(o.buyer_email) = lower($2)) AS subs
+ORDER BY subscription_id, order_id NULLS LAST`, id.String(), email.String())
 	if err != nil {
 		return fmt.Errorf("api: the subscriptions of account %s: %w", id, err)
 	}

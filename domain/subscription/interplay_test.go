@@ -347,3 +347,36 @@ func TestRule_ARS2_KeyRegisteredAfterTheNoticeIsNoticedToItsNewOwner(t *testing.
 		})
 	}
 }
+
+// rule ARS-6, ARS-2, ORD-3: a key registered after its retries ended stays
+// lapsed (no new notice, no charge on its new owner's card); an order
+// saved by the account of its own address, which its notice went to,
+// keeps that notice and its charge date.
+func TestRule_ARS2_OwnerChangesThatKeepTheNotice(t *testing.T) {
+	t.Run("lapsed, then registered", func(t *testing.T) {
+		c := bought(t, catalog.Annual, at(2027, 1, 1))
+		l := &sim{t: t, p: pol, now: c.StartsAt}
+		l.apply(c.StartsAt, c)
+		l.gateway = declineAttempts(4)
+		exp := l.s.ExpiresAt()
+		l.advance(exp.Add(-day))
+		l.apply(l.now, subscription.Registered{AccountID: ann, At: l.now})
+		l.advance(exp.Add(pol.Grace + day))
+		if n, charged := len(logged[subscription.RenewalNoticeIssued](l)), logged[subscription.ChargeSucceeded](l); n != 1 || len(charged) != 0 {
+			t.Fatalf("%d notices, charges %+v; want the one notice and no charge", n, charged)
+		}
+	})
+	t.Run("order saved by its address's account", func(t *testing.T) {
+		c := bought(t, catalog.Annual, at(2027, 1, 1))
+		l := &sim{t: t, p: pol, now: c.StartsAt}
+		l.apply(c.StartsAt, c)
+		exp := l.s.ExpiresAt()
+		l.advance(exp.Add(-10 * day))
+		l.apply(l.now, subscription.SavedWithOrder{AccountID: ann, OrderID: order, At: l.now})
+		l.advance(exp.Add(day))
+		notices, charged := logged[subscription.RenewalNoticeIssued](l), logged[subscription.ChargeSucceeded](l)
+		if len(notices) != 1 || len(charged) != 1 || !charged[0].At.Equal(notices[0].ChargeAt) {
+			t.Fatalf("notices %+v, charges %+v; want one of each, at the noticed date", notices, charged)
+		}
+	})
+}

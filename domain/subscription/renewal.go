@@ -1028,22 +1028,22 @@ func (s Subscription) cancelAddOn(c CancelAddOn, now time.Time) ([]domain.Event,
 	return nil, ErrAddOnNotActive
 }
 
-// payerChanged starts the period's notices over when the subscription
-// came to another owner at at (a key registered, an order saved: KEY-2,
-// ORD-3), whose billing information its charges now take: the notice and
-// the reminders went to the one before, and the new owner is told before
-// being charged (ARS-2). A period whose charge was declined starts over the
-// same way, its attempts numbered on (ARS-8). A charge in flight is left to
-// its outcome, and so is a period past its expiry: in grace, a notice given
-// again could not charge before the grace ends.
+// payerChanged gives the period's notice again when its key was registered
+// into another owner's account at at (KEY-2), whose billing information its
+// charges now take: the notice went to the order's address, and the new
+// owner is told before being charged (ARS-2). A period awaiting the retry
+// of a declined charge starts over the same way, its attempts numbered on
+// (ARS-8); one whose retries ended stays lapsed. A charge in flight is left
+// to its outcome, and so is a period past its expiry: in grace, a notice
+// given again could not charge before the grace ends. The reminders of a
+// renewal turned off go on at their leads (ARS-3).
 func (s Subscription) payerChanged(before uuid.UUID, at time.Time) Subscription {
 	r := &s.st.Renewal
 	switch {
 	case s.Owner() == before, r.Cycle.Pending != nil, !at.Before(r.ExpiresAt):
 	case r.Cycle.unbilled():
 		r.Cycle.forgetNotice()
-		r.Cycle.ReminderDays = 0
-	case r.Cycle.tries() > 0:
+	case r.Cycle.tries() > 0 && !r.Cycle.Lapsed:
 		r.Cycle = cycle{Attempts: r.Cycle.Attempts, PriorAttempts: r.Cycle.Attempts}
 	}
 	return s

@@ -497,9 +497,9 @@ func evolve(s Subscription, e domain.Event) Subscription {
 		s.st.Account = e.AccountID
 		s = s.payerChanged(before, e.At)
 	case SavedWithOrder:
-		before := s.Owner()
+		// Saved by the account of the address the order was placed with
+		// (ORD-3), which its notices went to: the same customer.
 		s.st.OrderAccount = e.AccountID
-		s = s.payerChanged(before, e.At)
 	case Activated:
 		s.st.Devices = append(s.Devices(), e.Device)
 	case Deactivated:

@@ -119,7 +119,7 @@ func TestRule_ARS5_RenewalPromptsSayWhereTheRenewalIsManaged(t *testing.T) {
 		want, not  []string
 	}{
 		{"trial_ending", "ManagedOn", "JP", []string{"turn automatic renewal off on the JP online store"}, []string{"products view"}},
-		{"renewal_notice", "ManagedOn", "JP", []string{"managed on the JP online store"}, []string{"products view"}},
+		{"renewal_notice", "ManagedOn", "JP", []string{"managed on the JP online store", "https://subs.example/account/billing"}, []string{"products view"}},
 		{"renewal_reminder", "ManagedOn", "JP", []string{"on the JP online store"}, []string{"products view"}},
 		{"trial_ending", "Unsaved", true, []string{"say you recognize it", "to the card you gave"}, []string{"billing information or"}},
 		{"renewal_notice", "Unsaved", true, []string{"say you recognize it", "card given"}, []string{"products view"}},
