@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"maps"
 	"net/http"
@@ -139,6 +140,41 @@ func TestRule_MON2_CancelWithin30DaysRefundsTheInitialChargeAndEndsAtOnce(t *tes
 	}
 	if got, ok := e.gatewayRefund(id, 0); !ok || got != usdPrice(t, "NS-PRM", catalog.Monthly).Amount() {
 		t.Errorf("gateway refunded %d (%v), want the initial charge", got, ok)
+	}
+}
+
+// rule MON-3: an add-on of a boxed monthly key, enrolled at the price of the
+// account's country, is priced in that currency (it was priced in dollars,
+// and refused for a plan renewing in euros or yen).
+func TestRule_MON3_BoxedKeysAddOnIsPricedInThePlansCurrency(t *testing.T) {
+	t.Parallel()
+	for country, currency := range map[string]string{"US": "USD", "DE": "EUR", "JP": "JPY"} {
+		t.Run(country, func(t *testing.T) {
+			t.Parallel()
+			e := newEngineEnv(t)
+			e.want(e.call("POST", "/v1/accounts", "", `{"email":"ann@example.com","password":"secret1","name":"Ann Lee","country":"`+country+`"}`),
+				http.StatusCreated)
+			tok := e.signIn("ann@example.com", "secret1")
+			key, _, id := e.mint("NS-PRM", "monthly", "windows")
+			e.register(tok, key)
+			e.want(e.call("PUT", "/v1/subscriptions/"+id+"/auto-renewal", tok, `{"on":true}`), http.StatusOK)
+			e.want(e.call("POST", "/v1/subscriptions/"+id+"/addons", tok, `{"addon":"NS-PRM-STORAGE"}`), http.StatusCreated)
+			var got string
+			for _, rec := range e.events("subscription-" + id) {
+				if rec.Type == "subscription.add_on_added" {
+					var added struct {
+						Price struct{ Currency string } `json:"price"`
+					}
+					if err := json.Unmarshal(rec.Data, &added); err != nil {
+						t.Fatal(err)
+					}
+					got = added.Price.Currency
+				}
+			}
+			if got != currency {
+				t.Errorf("add-on priced in %q, want %s", got, currency)
+			}
+		})
 	}
 }
 

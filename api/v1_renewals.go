@@ -195,7 +195,7 @@ func (a *subscriptionsAPI) addOnCommand(st subscription.Subscription, account uu
 	if !slices.Contains(addOn.BaseProducts(), facts.Product) {
 		return subscription.AddAddOn{}, domain.Invalid("addon", fmt.Sprintf("%s is not offered on %s", addOn.Name(), facts.ProductName))
 	}
-	cur, err := a.planCurrency(facts)
+	cur, err := a.planCurrency(st)
 	if err != nil {
 		return subscription.AddAddOn{}, err
 	}
@@ -206,13 +206,14 @@ func (a *subscriptionsAPI) addOnCommand(st subscription.Subscription, account uu
 	return subscription.AddAddOn{AccountID: account, AddOn: addOn.Code(), Name: addOn.Name(), Price: price}, nil
 }
 
-// planCurrency is the currency a plan is charged in: its price's, else its
-// storefront's, else the United States store's.
-func (a *subscriptionsAPI) planCurrency(facts subscription.Created) (money.Currency, error) {
-	if !facts.Price.IsZero() {
-		return facts.Price.Currency(), nil
+// planCurrency is the currency a plan is charged in: its renewal price's
+// (a boxed key's is the one it was enrolled at), else its storefront's,
+// else the United States store's.
+func (a *subscriptionsAPI) planCurrency(st subscription.Subscription) (money.Currency, error) {
+	if price := st.RenewalPrice(); !price.IsZero() {
+		return price.Currency(), nil
 	}
-	store, err := a.Catalog.Storefront(facts.Storefront)
+	store, err := a.Catalog.Storefront(st.Facts().Storefront)
 	if err != nil {
 		if store, err = a.Catalog.Storefront("US"); err != nil {
 			return money.Currency{}, err

@@ -380,3 +380,38 @@ func TestRule_ARS2_OwnerChangesThatKeepTheNotice(t *testing.T) {
 		}
 	})
 }
+
+// rule ACC-8, ARS-1: a renewal is charged to the account's direct debit only
+// for a subscription of a store whose country offers it; elsewhere (yen at
+// the Japanese store) it goes to the card the subscription was ordered with.
+func TestRule_ACC8_RenewalTakesADirectDebitOnlyWhereOffered(t *testing.T) {
+	dd, err := payment.NewDirectDebitMethod("tok_dd", "DE", "3000", "Ann Lee")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for store, want := range map[string]string{"DE": "tok_dd", "JP": "tok_order"} {
+		t.Run(store, func(t *testing.T) {
+			l := newSim(t, boughtAt(t, catalog.Annual, at(2027, 1, 1), store))
+			l.method = dd
+			l.advance(l.s.ExpiresAt().Add(day))
+			requested := logged[subscription.ChargeRequested](l)
+			if len(requested) != 1 || requested[0].Token != want {
+				t.Fatalf("charges requested %+v, want one on %s", requested, want)
+			}
+		})
+	}
+}
+
+// rule ARS-5, MON-3: the add-ons of a plan bought at an Asian store are what
+// renews, managed on that store: buying or cancelling one here is refused
+// naming the store.
+func TestRule_ARS5_AddOnsOfAnAsianStorePlanAreManagedThere(t *testing.T) {
+	l := newSim(t, boughtAt(t, catalog.Monthly, at(2027, 1, 1), "JP"))
+	var asian *subscription.AsianStoreError
+	if _, err := l.peek(l.now, subscription.AddAddOn{AccountID: ann, AddOn: "storage", Name: "Additional storage", Price: money.New(300, mustCurrency("JPY"))}); !errors.As(err, &asian) {
+		t.Errorf("add-on bought: %v, want the store named", err)
+	}
+	if _, err := l.peek(l.now, subscription.CancelAddOn{AccountID: ann, AddOn: "storage"}); !errors.As(err, &asian) {
+		t.Errorf("add-on cancelled: %v, want the store named", err)
+	}
+}

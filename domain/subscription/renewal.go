@@ -398,6 +398,11 @@ func (s Subscription) ExpiresAt() time.Time { return s.st.Renewal.ExpiresAt }
 // billed.
 func (s Subscription) Term() string { return s.st.Renewal.Term }
 
+// RenewalPrice returns what one more term costs before add-ons: the price
+// the subscription was bought or enrolled at, or converted to; zero for a
+// boxed key not enrolled.
+func (s Subscription) RenewalPrice() money.Money { return s.st.Renewal.Price }
+
 // AddOns returns the codes of the active add-ons (MON-3).
 func (s Subscription) AddOns() []string {
 	codes := make([]string, len(s.st.Renewal.AddOns))
@@ -701,7 +706,7 @@ func decideRenewal(s Subscription, cmd Command, now time.Time, p policy.Policy) 
 
 func (s Subscription) runDue(c RunDue, now time.Time, p policy.Policy) ([]domain.Event, error) {
 	r := s.st.Renewal
-	c.Method = s.billable(c.Method)
+	c.Method = s.billable(c.Method, p)
 	st, at := s.next(p)
 	if st == stepCharge && s.billingChanged(c.Method) {
 		at = now // a new payment method brings the retry forward (ARS-6)
@@ -769,11 +774,15 @@ func (s Subscription) renewalRefundDue() (time.Time, bool) {
 }
 
 // billable is the account's billing method m as this period may be
-// charged to it: a trial's charge goes to a card only (TRI-1, TRI-4), so a
-// method of another kind (a direct debit) leaves it on the card the trial
-// was ordered with, as no method at all does.
-func (s Subscription) billable(m payment.PaymentMethod) payment.PaymentMethod {
-	if s.st.Renewal.Term == catalog.Trial.String() && m.Kind() != payment.KindCard {
+// charged to it: a trial's charge goes to a card only (TRI-1, TRI-4), and a
+// direct debit only for a subscription of a store of a country that offers
+// it (ACC-8: a German account's direct debit does not pay a Japanese
+// store's yen). Another method leaves the charge on the card the
+// subscription was ordered with, as no method at all does.
+func (s Subscription) billable(m payment.PaymentMethod, p policy.Policy) payment.PaymentMethod {
+	switch {
+	case s.st.Renewal.Term == catalog.Trial.String() && m.Kind() != payment.KindCard,
+		m.Kind() == payment.KindDirectDebit && !slices.Contains(p.DirectDebitCountries, s.st.Created.Storefront):
 		return payment.PaymentMethod{}
 	}
 	return m
@@ -994,6 +1003,9 @@ func (s Subscription) addAddOn(c AddAddOn, now time.Time, p policy.Policy) ([]do
 	if err := s.ownedBy(c.AccountID); err != nil {
 		return nil, err
 	}
+	if s.st.Created.AsianStore { // what renews is managed on that store (ARS-5)
+		return nil, &AsianStoreError{Storefront: s.st.Created.Storefront}
+	}
 	if s.st.Renewal.Term != catalog.Monthly.String() {
 		return nil, domain.Invalid("add_on", "add-ons are bought on a monthly plan only")
 	}
@@ -1019,6 +1031,9 @@ func (s Subscription) addAddOn(c AddAddOn, now time.Time, p policy.Policy) ([]do
 func (s Subscription) cancelAddOn(c CancelAddOn, now time.Time) ([]domain.Event, error) {
 	if err := s.ownedBy(c.AccountID); err != nil {
 		return nil, err
+	}
+	if s.st.Created.AsianStore {
+		return nil, &AsianStoreError{Storefront: s.st.Created.Storefront}
 	}
 	for _, a := range s.st.Renewal.AddOns {
 		if a.Code == c.AddOn {
