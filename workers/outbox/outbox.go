@@ -211,6 +211,11 @@ func (w *Worker) runOnce(ctx context.Context) (claimed, sent, dropped int, err e
 		return 0, 0, 0, err
 	}
 	sendBy := leased.Add(w.cfg.Lease / 2)
+	// A send that outlasts the lease lets another worker claim the message
+	// and send it again (EML-2): each send is cut off at three quarters of
+	// the lease, which leaves the last quarter to record it.
+	sendCtx, cancel := context.WithTimeout(ctx, leased.Add(w.cfg.Lease*3/4).Sub(w.cfg.LeaseClock.Now()))
+	defer cancel()
 	streams, err := w.load(ctx, batch)
 	if err != nil {
 		return len(batch), 0, 0, err
@@ -227,7 +232,7 @@ func (w *Worker) runOnce(ctx context.Context) (claimed, sent, dropped int, err e
 				errs[i] = errLeaseRunningOut
 				return
 			}
-			errs[i] = w.send(ctx, p, streams, &recs, i)
+			errs[i] = w.send(ctx, sendCtx, p, streams, &recs, i)
 		})
 	}
 	wg.Wait()
@@ -363,10 +368,11 @@ func loadInto[K comparable, S, C any](ctx context.Context, h *eventstore.Command
 	return nil
 }
 
-// send sends p, message i of the run, and records its send: at once when
-// the sender may deliver a message again (recordEachSend), else queued in
-// recs for the run to record with the others.
-func (w *Worker) send(ctx context.Context, p pending, streams loaded, recs *records, i int) error {
+// send sends p, message i of the run, within sendCtx, and records its
+// send (within ctx): at once when the sender may deliver a message again
+// (recordEachSend), else queued in recs for the run to record with the
+// others.
+func (w *Worker) send(ctx, sendCtx context.Context, p pending, streams loaded, recs *records, i int) error {
 	d, err := w.prepare(ctx, p, streams)
 	if err != nil {
 		return err
@@ -378,7 +384,7 @@ func (w *Worker) send(ctx context.Context, p pending, streams loaded, recs *reco
 		if err != nil {
 			return err
 		}
-		if err := w.cfg.Sender.Send(ctx, msg); err != nil {
+		if err := w.cfg.Sender.Send(sendCtx, msg); err != nil {
 			return err
 		}
 		meta := eventstore.CommandMeta{

@@ -344,6 +344,47 @@ func TestRule_EML2_LeasesRunOnTheLeaseClock(t *testing.T) {
 	}
 }
 
+// stuckSender gets no answer from its server: a send ends when its
+// context does (or, to keep a failing test short, after giveUp), and
+// reports when that was.
+type stuckSender struct {
+	ended  chan time.Time
+	giveUp time.Duration
+}
+
+// wallClock is the machine's clock, which leases run on in production.
+type wallClock struct{}
+
+func (wallClock) Now() time.Time { return time.Now() }
+
+func (s stuckSender) Send(ctx context.Context, _ mail.Message) error {
+	select {
+	case <-ctx.Done():
+	case <-time.After(s.giveUp):
+	}
+	s.ended <- time.Now()
+	return errors.New("smtp: no answer")
+}
+
+// rule EML-2: a send that would outlast its lease (a server that does not
+// answer) is cut off before the lease ends, and is not counted as sent: no
+// other worker can claim the message while the first still sends it.
+func TestRule_EML2_NoSendOutlastsItsLease(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.requestReset(t)
+	const lease = 2 * time.Second
+	stuck := stuckSender{ended: make(chan time.Time, 1), giveUp: 3 * lease}
+	onLease := func(c *outbox.Config) { c.Lease, c.LeaseClock = lease, wallClock{} }
+	started := time.Now()
+	if n, _ := f.workerWith(t, stuck, onLease).RunOnce(context.Background()); n != 0 {
+		t.Fatalf("a send that never ended counted %d as sent", n)
+	}
+	if ended := <-stuck.ended; ended.Sub(started) >= lease {
+		t.Fatalf("the send ended %v after the claim, past its %v lease", ended.Sub(started), lease)
+	}
+}
+
 type failingSender struct{}
 
 func (failingSender) Send(context.Context, mail.Message) error {
