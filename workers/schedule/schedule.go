@@ -263,7 +263,11 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	}
 	logger := cronLogger{s.cfg.Logger}
 	c := cron.New(cron.WithParser(parser), cron.WithLocation(time.UTC), cron.WithChain(cron.SkipIfStillRunning(logger)))
-	c.Schedule(s.spec, cron.FuncJob(func() { s.tick(ctx) }))
+	var id cron.EntryID
+	// cron sets the entry's Prev to the tick's planned instant before its
+	// job can read it (the job runs on its own goroutine, the entries are
+	// read through cron's loop).
+	id = c.Schedule(s.spec, cron.FuncJob(func() { s.tick(ctx, c.Entry(id).Prev) }))
 	stopped, watcher := make(chan struct{}), make(chan struct{})
 	c.Start()
 	// cron knows no context: this goroutine stops it when ctx is done.
@@ -294,14 +298,22 @@ func (s *Scheduler) Stop() {
 	s.cron, s.stopped, s.watcher = nil, nil, nil
 }
 
-// tick is one real-time tick: one instant for every job, errors logged.
-func (s *Scheduler) tick(ctx context.Context) {
+// tick is one real-time tick: one instant for every job, errors logged. On
+// a clock that is not simulated the instant is the tick's planned one,
+// planned (by the clock read once) the same in every process with the same
+// spec: their runs then claim the same due rows as visited at the same
+// instant (ARS-8), where their clocks' readings, microseconds apart, had
+// each visit again what another had just claimed.
+func (s *Scheduler) tick(ctx context.Context, planned time.Time) {
 	s.tickMu.Lock()
 	defer s.tickMu.Unlock()
 	if ctx.Err() != nil {
 		return
 	}
 	now := s.cfg.Clock.Now()
+	if _, simulated := s.cfg.Clock.(Settable); !simulated && !planned.IsZero() && !planned.After(now) {
+		now = planned.UTC()
+	}
 	for _, j := range s.cfg.Jobs {
 		if ctx.Err() != nil {
 			return

@@ -71,8 +71,16 @@ func TestStart_ticksReadTheClockOnceAndRunEveryJob(t *testing.T) {
 	if !slices.Equal(a, b) {
 		t.Errorf("a ran at %v, b at %v: one tick, one instant (TIM-1)", a, b)
 	}
-	if readings := clk.snapshot(); !slices.Equal(readings, a) {
-		t.Errorf("clock readings %v, runs at %v: want one reading per tick, given to the jobs", readings, a)
+	readings := clk.snapshot()
+	if len(readings) != len(a) {
+		t.Errorf("%d clock readings for %d ticks: want one reading per tick", len(readings), len(a))
+	}
+	for i := range min(len(readings), len(a)) {
+		// The jobs get the tick's planned instant, the whole second it was
+		// due at: the reading is at it or just after.
+		if !a[i].Equal(readings[i].Truncate(time.Second)) || a[i].Nanosecond() != 0 {
+			t.Errorf("tick %d read the clock at %s and ran at %s, want the planned second", i, readings[i], a[i])
+		}
 	}
 	for i := 1; i < len(a); i++ {
 		if !a[i].After(a[i-1]) {
@@ -203,4 +211,32 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// rule ARS-8: worker processes on one schedule give their runs the same
+// planned instant, whatever microseconds apart their clocks read it: they
+// share the due rows claimed as visited at that instant, rather than each
+// visiting again what another has just claimed.
+func TestStart_processesOnOneSpecRunAtTheSamePlannedInstants(t *testing.T) {
+	t.Parallel()
+	var a, b recorder
+	first := MustNew(t, schedule.Config{Spec: everySecond, Clock: realClock{}, Jobs: []schedule.Job{a.job("renewals", nil)}})
+	second := MustNew(t, schedule.Config{Spec: everySecond, Clock: realClock{}, Jobs: []schedule.Job{b.job("renewals", nil)}})
+	for _, s := range []*schedule.Scheduler{first, second} {
+		if err := s.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "three ticks each", 6*time.Second, func() bool { return len(a.instants("renewals")) >= 3 && len(b.instants("renewals")) >= 3 })
+	first.Stop()
+	second.Stop()
+	common := 0
+	for _, at := range a.instants("renewals") {
+		if slices.ContainsFunc(b.instants("renewals"), at.Equal) {
+			common++
+		}
+	}
+	if common < 2 {
+		t.Errorf("the processes ran at %v and %v: want the same planned instants", a.instants("renewals"), b.instants("renewals"))
+	}
 }
