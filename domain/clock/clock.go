@@ -32,11 +32,17 @@ type Simulated struct {
 	now time.Time
 }
 
-// NewSimulated returns a simulated clock showing start, converted to UTC and
-// stripped of any monotonic reading.
+// NewSimulated returns a simulated clock showing start, converted to UTC,
+// stripped of any monotonic reading and cut to whole microseconds.
 func NewSimulated(start time.Time) *Simulated {
-	return &Simulated{now: start.UTC().Round(0)}
+	return &Simulated{now: storable(start)}
 }
+
+// storable is t as the event store and the read models keep instants: UTC,
+// in whole microseconds (PostgreSQL's timestamptz). A simulated instant
+// finer than that would be kept a little earlier than it is, and a step
+// scheduled at it found not yet due when visited there (TIM-2).
+func storable(t time.Time) time.Time { return t.UTC().Round(0).Truncate(time.Microsecond) }
 
 // Now returns the simulated instant, in UTC.
 func (s *Simulated) Now() time.Time {
@@ -53,15 +59,16 @@ func (s *Simulated) Advance(d time.Duration) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.now = s.now.Add(d)
+	s.now = storable(s.now.Add(d))
 	return nil
 }
 
-// Set moves the clock to t (converted to UTC). An instant before the current
-// one is refused with an error matching ErrBackwards and leaves the clock
-// unchanged; setting the current instant again is allowed.
+// Set moves the clock to t (converted to UTC, cut to whole microseconds).
+// An instant before the current one is refused with an error matching
+// ErrBackwards and leaves the clock unchanged; setting the current instant
+// again is allowed.
 func (s *Simulated) Set(t time.Time) error {
-	t = t.UTC().Round(0)
+	t = storable(t)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if t.Before(s.now) {

@@ -106,3 +106,26 @@ func TestSimulatedConcurrentUse(t *testing.T) {
 		t.Errorf("Now() = %v, want %v", got, want)
 	}
 }
+
+// rule TIM-2: the simulated clock shows instants the store keeps (whole
+// microseconds): a start, a Set or an Advance finer than that is cut, so a
+// step scheduled at an instant is due when the clock shows it.
+func TestRule_TIM2_SimulatedClockShowsWholeMicroseconds(t *testing.T) {
+	t.Parallel()
+	c := clock.NewSimulated(start.Add(500 * time.Nanosecond))
+	if got := c.Now(); !got.Equal(start) {
+		t.Errorf("started at %v, want %v", got, start)
+	}
+	if err := c.Set(start.Add(time.Microsecond + 999*time.Nanosecond)); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Now(); !got.Equal(start.Add(time.Microsecond)) {
+		t.Errorf("set to %v, want %v", got, start.Add(time.Microsecond))
+	}
+	if err := c.Advance(1500 * time.Nanosecond); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Now(); !got.Equal(start.Add(2 * time.Microsecond)) {
+		t.Errorf("advanced to %v, want %v", got, start.Add(2*time.Microsecond))
+	}
+}
