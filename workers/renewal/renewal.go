@@ -164,9 +164,19 @@ func (w *Worker) claim(ctx context.Context, now time.Time) ([]uuid.UUID, error) 
 
 // visitAll visits the claimed subscriptions together (drive), after
 // reading their states and their accounts' payment methods for all of them
-// at once (two round trips per batch instead of two per visit).
+// at once (two round trips per batch instead of two per visit). When those
+// reads fail, each subscription is visited on its own: one that cannot be
+// read (a stored payment method that does not decode) fails alone, and the
+// others of its batch, the same at every run, are not held back past their
+// notices (ARS-8: no due period skipped).
 func (w *Worker) visitAll(ctx context.Context, ids []uuid.UUID, now time.Time, res *Result) {
 	visits, err := w.load(ctx, ids)
+	if err != nil && len(ids) > 1 && ctx.Err() == nil {
+		for _, id := range ids {
+			w.visitAll(ctx, []uuid.UUID{id}, now, res)
+		}
+		return
+	}
 	if err != nil {
 		res.Visited += len(ids)
 		res.Failed += len(ids)

@@ -82,3 +82,39 @@ func TestRule_TIM2_WorkMadeDueAtAVisitedInstantIsDueNow(t *testing.T) {
 		t.Errorf("no reminder: %v", types)
 	}
 }
+
+// rule ARS-8: a subscription that cannot be read (its account's stored
+// payment method does not decode) fails its visit alone: the others claimed
+// with it are given their notices, run after run.
+func TestRule_ARS8_AnUnreadableSubscriptionDoesNotHoldItsBatchBack(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	token := w.card(t, "4242424242424242")
+	var ids []uuid.UUID
+	for range 3 {
+		ids = append(ids, w.subscribe(t, "NS-STD", catalog.Annual, token))
+	}
+	bad, account := ids[1], uuid.New()
+	if _, err := w.subs.Handle(context.Background(), eventstore.StreamID(subscription.StreamName(bad)), subscription.Register{AccountID: account},
+		eventstore.CommandMeta{Metadata: eventstore.Metadata{ActorKind: eventstore.ActorSystem, ActorID: "test"}}); err != nil {
+		t.Fatal(err)
+	}
+	w.settle(t)
+	if _, err := w.store.Pool().Exec(context.Background(), `INSERT INTO accounts (account_id, email, name, country, language, billing_method,
+    registered_at, updated_at) VALUES ($1, 'ann@example.com', 'Ann', 'US', 'en', '{"kind":"card","from_a_later_version":true}', now(), now())`,
+		account); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.clock.Advance(340 * 24 * time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	res, err := w.worker(t, w.gateway).Run(context.Background(), w.clock.Now())
+	if err != nil || res.Visited != 3 || res.Failed != 1 {
+		t.Fatalf("run: %+v, %v; want 3 visited, the unreadable one failed", res, err)
+	}
+	for _, id := range []uuid.UUID{ids[0], ids[2]} {
+		if types := w.eventTypes(t, id); !slices.Contains(types, "subscription.renewal_notice_issued") {
+			t.Errorf("subscription %s was not given its notice: %v", id, types)
+		}
+	}
+}
