@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"maps"
 	"net/http"
 	"strings"
@@ -83,6 +84,46 @@ func TestRule_TRI1_TrialOnAnExpiredCardOnFileIsRefused(t *testing.T) {
 		t.Fatalf("the refused trial placed %d orders", n)
 	}
 	e.buy(ann(), "["+line("NS-DLX", "trial", "windows", 1)+"]")
+}
+
+// rule TIM-2, ARS-6, TRI-1: a billing update that changes nothing for a
+// declined trial's retry (a direct debit: trials are charged to a card
+// only) leaves the retry at its own instant in the schedule, which the
+// test clock's advance stops at; the visit the update called for puts the
+// row back there.
+func TestRule_TIM2_BillingUpdateThatChangesNothingKeepsTheRetrysInstant(t *testing.T) {
+	t.Parallel()
+	e := newEngineEnv(t)
+	ann := e.sessions("ann@example.com")
+	placed := e.want(e.call("POST", "/v1/orders", ann(), orderBody("US", "["+line("NS-PRM", "trial", "windows", 1)+"]", declinedCard, "")),
+		http.StatusCreated).json(t)
+	id := items(t, placed)[0]["subscription_id"].(string)
+	e.renewAtExpiry(mustTime(t, e.row(ann(), id)["expires_at"])) // declined at the trial's end
+	var retry time.Time
+	for _, rec := range e.events("subscription-" + id) {
+		if rec.Type == "subscription.charge_declined" {
+			var d struct {
+				NextRetryAt time.Time `json:"next_retry_at"`
+			}
+			if err := json.Unmarshal(rec.Data, &d); err != nil {
+				t.Fatal(err)
+			}
+			retry = d.NextRetryAt
+		}
+	}
+	if retry.IsZero() {
+		t.Fatal("no retry scheduled after the trial's charge was declined")
+	}
+	e.advance(time.Hour)
+	e.want(e.call("PUT", "/v1/account/billing", ann(), `{"country":"DE","payment_method":`+directDebit+`}`), http.StatusOK)
+	e.runRenewals() // the update brought the row forward: nothing is due
+	var due time.Time
+	if err := e.store.Pool().QueryRow(context.Background(), `SELECT due_at FROM due_work WHERE subscription_id = $1`, id).Scan(&due); err != nil {
+		t.Fatal(err)
+	}
+	if !due.Equal(retry) {
+		t.Errorf("due at %v after the visit, want the retry's %v", due, retry)
+	}
 }
 
 // rule TRI-4: at the end of the trial the card given at the order is

@@ -184,6 +184,7 @@ func (w *Worker) visitAll(ctx context.Context, ids []uuid.UUID, now time.Time, r
 		return
 	}
 	w.drive(ctx, visits, now)
+	w.putBack(ctx, visits, now)
 	for _, v := range visits {
 		res.Visited++
 		if v.err != nil {
@@ -193,6 +194,36 @@ func (w *Worker) visitAll(ctx context.Context, ids []uuid.UUID, now time.Time, r
 		if !res.Last.Reached(v.last) {
 			res.Last = v.last
 		}
+	}
+}
+
+// putBack puts the rows of the visits that found nothing due back at the
+// instant their subscriptions next need a visit. A billing update brings an
+// account's rows awaiting a retry forward (ARS-6); one that changes nothing
+// for a subscription (a direct debit, for a trial charged to a card only)
+// left its row due at the update, and the retry's own instant was lost to
+// the schedule: the test clock's advance no longer stopped there (TIM-2),
+// and every run visited the row again until then. A row the projection has
+// rewritten since (another version) is left to it.
+func (w *Worker) putBack(ctx context.Context, visits []*visit, now time.Time) {
+	var ids []uuid.UUID
+	var ats []time.Time
+	var versions []int64
+	for _, v := range visits {
+		if v.err != nil || v.last != (eventstore.Checkpoint{}) {
+			continue
+		}
+		if at, ok := v.state.NextDue(w.cfg.Policy); ok && at.After(now) {
+			ids, ats, versions = append(ids, v.id), append(ats, at), append(versions, v.version)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	if _, err := w.cfg.Store.Pool().Exec(ctx, `UPDATE due_work d SET due_at = u.at
+FROM unnest($1::uuid[], $2::timestamptz[], $3::bigint[]) AS u(id, at, version)
+WHERE d.subscription_id = u.id AND d.version = u.version AND d.due_at < u.at`, ids, ats, versions); err != nil {
+		w.cfg.Logger.Warn("renewal: rows found with nothing due not put back; they are visited again", "rows", len(ids), "err", err)
 	}
 }
 
