@@ -194,6 +194,14 @@ func (c Config) Validate() error {
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("shutdown timeout (--shutdown-timeout, SUBS_SHUTDOWN_TIMEOUT): %s: must be positive, e.g. 15s", c.ShutdownTimeout))
 	}
+	for _, s := range []struct{ name, spec string }{
+		{"schedule (--schedule, " + EnvSchedule + ")", c.Schedule},
+		{"simulated schedule (--simulated-schedule, " + EnvSimSchedule + ")", c.SimulatedSchedule},
+	} {
+		if err := schedule.CheckSpec(s.spec); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", s.name, err))
+		}
+	}
 	if c.Clock != ClockSystem && c.Clock != ClockSimulated {
 		errs = append(errs, fmt.Errorf("clock (--clock, SUBS_CLOCK): %q: use system or simulated", c.Clock))
 	}

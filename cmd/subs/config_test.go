@@ -202,6 +202,9 @@ func TestConfigValidate_NamesTheField(t *testing.T) {
 		{"NATS URL without host", func(c *main.Config) { c.NATSURL = "localhost" }, "NATS URL (--nats-url, NATS_URL)"},
 		{"dotted durable", func(c *main.Config) { c.TailDurable = "a.b" }, "durable (--durable, SUBS_TAIL_DURABLE)"},
 		{"empty subject", func(c *main.Config) { c.TailSubject = "" }, "subject (--subject, SUBS_TAIL_SUBJECT)"},
+		{"schedule without seconds", func(c *main.Config) { c.Schedule = "*/5 * * * *" }, "schedule (--schedule, SUBS_SCHEDULE)"},
+		{"simulated schedule that never fires", func(c *main.Config) { c.SimulatedSchedule = "0 0 0 30 2 *" },
+			"simulated schedule (--simulated-schedule, SUBS_SIMULATED_SCHEDULE)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -146,6 +146,14 @@ func (c Config) Validate() error {
 // years without a match, so any fixed instant does.
 var neverReference = time.Date(2000, time.January, 1, 0, 0, 0, 0, time.UTC)
 
+// CheckSpec reports why spec is not a schedule the scheduler takes (a cron
+// spec with seconds, or a descriptor, that fires), for a caller to name
+// where spec came from.
+func CheckSpec(spec string) error {
+	_, err := parseSpec("spec", spec)
+	return err
+}
+
 func parseSpec(field, spec string) (cron.Schedule, error) {
 	if spec == "" {
 		return nil, fmt.Errorf("missing %s: a cron spec with seconds, such as %q", field, DefaultSpec)
