@@ -870,3 +870,34 @@ func TestRule_CNV6_SupportProcedureRefusesAKeyEndingToday(t *testing.T) {
 	}
 	e.wantProblem(e.call("POST", "/v1/agent/conversions", c.agent, c.startBody("", `,"target":"NS-DLX"`)), http.StatusConflict, "CNV-6")
 }
+
+// rule AGT-1, MON-2: an agent's refund on behalf of a customer of a monthly
+// plan within 30 days of its purchase is MON-2's: the initial charge back
+// in full and the plan ended at once, the agent's; past the 30 days it is
+// refused naming MON-2, and the plan is left as it was.
+func TestRule_AGT1_AgentsRefundOfAMonthlyPlanIsMON2s(t *testing.T) {
+	t.Parallel()
+	e := newEngineEnv(t)
+	agent := e.agent("ava")
+	ann := e.sessions("ann@example.com")
+	early := e.buyOne(ann(), "NS-PRM", "monthly")
+	late := e.buyOne(ann(), "NS-PRM", "monthly")
+	e.advance(5 * 24 * time.Hour)
+	row := e.want(e.call("POST", "/v1/agent/subscriptions/"+early+"/refund", agent, `{"reason":"bought by mistake"}`), http.StatusOK).json(t)
+	if row["status"] != "refunded" || row["refunded"] != true {
+		t.Errorf("refunded on behalf within the 30 days: %v", row)
+	}
+	if got, ok := e.gatewayRefund(early, 0); !ok || got != usdPrice(t, "NS-PRM", catalog.Monthly).Amount() {
+		t.Errorf("gateway refunded %d (%v), want the initial charge", got, ok)
+	}
+	for _, rec := range e.events("subscription-" + early) {
+		if rec.Type == "subscription.refunded" && (rec.Metadata.ActorID != "ava" || rec.Metadata.Reason != "bought by mistake") {
+			t.Errorf("refunded with %+v, want the agent's", rec.Metadata)
+		}
+	}
+	e.advance(30 * 24 * time.Hour)
+	e.wantProblem(e.call("POST", "/v1/agent/subscriptions/"+late+"/refund", agent, `{"reason":"late"}`), http.StatusConflict, "MON-2")
+	if row := e.row(ann(), late); row["auto_renewal"] != true {
+		t.Errorf("a refused refund changed the plan: %v", row)
+	}
+}

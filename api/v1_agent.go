@@ -596,6 +596,10 @@ func (g *agentAPI) refund(w http.ResponseWriter, r *http.Request) error {
 	}
 	return g.subscriptionAction(w, r, reason, agentlog.Refund, g.subs.runRenewal,
 		func(st subscription.Subscription) (subscription.Command, error) {
+			if st.Term() == catalog.Monthly.String() {
+				// A monthly plan's only refund is MON-2's, which ends it.
+				return subscription.Cancel{AccountID: st.Owner(), OnlyWithRefund: true}, nil
+			}
 			return subscription.RequestRefund{AccountID: st.Owner()}, nil
 		})
 }

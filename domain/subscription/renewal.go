@@ -204,8 +204,13 @@ type (
 
 	// Cancel cancels a monthly plan: automatic renewal off, and within the
 	// policy's window after the purchase, a full refund of the initial
-	// charge and an end at once (MON-1, MON-2).
-	Cancel struct{ AccountID uuid.UUID }
+	// charge and an end at once (MON-1, MON-2). OnlyWithRefund refuses a
+	// cancellation that refunds nothing: an agent's refund on a customer's
+	// behalf (AGT-1) of a monthly plan is MON-2's, or none.
+	Cancel struct {
+		AccountID      uuid.UUID
+		OnlyWithRefund bool
+	}
 
 	// AddAddOn buys an add-on on a monthly base product at Price per month
 	// (MON-3); the caller checked the catalog offers it on the product.
@@ -992,9 +997,12 @@ func (s Subscription) cancel(c Cancel, now time.Time, p policy.Policy) ([]domain
 		// would leave that charge's outcome to renew a refunded plan.
 		return nil, ErrChargePending
 	}
-	if refundable && s.Status(now, p).Current() { // in grace too: a declined renewal awaiting its retry
+	switch {
+	case refundable && s.Status(now, p).Current(): // in grace too: a declined renewal awaiting its retry
 		out = append(out, RefundRequested{Period: 0, ChargeID: s.st.Created.InitialChargeID, Amount: s.st.Created.InitialCharge,
 			IdempotencyKey: RefundKey(s.st.Created.SubscriptionID, 0), Initial: true, At: now})
+	case c.OnlyWithRefund:
+		return nil, ErrMonthlyNotRefunded
 	}
 	return out, nil
 }
