@@ -475,6 +475,14 @@ func TestRule_ARS2_SubscriptionInNoAccountGetsItsRenewalEmails(t *testing.T) {
 	if got, want := mailBySubject(t, mails, "Your Norton Utilities expires on"), map[string]int{"ann@example.com": 1}; !maps.Equal(got, want) {
 		t.Errorf("30-day reminders by recipient %v, want %v (ARS-3)", got, want)
 	}
+	for _, m := range mails {
+		// PRD-5: the NU is turned on and off from the order history.
+		subject := mailtest.MustParse(t, []byte(m)).Header.Get("Subject")
+		if text := strings.Join(strings.Fields(mailtest.PlainText(t, m)), " "); strings.HasPrefix(subject, "Your Norton Utilities") &&
+			!strings.Contains(text, "on in the order history of your account") {
+			t.Errorf("the NU's reminder does not point to the order history: %s", text)
+		}
+	}
 
 	e.advance(23 * 24 * time.Hour) // 7 days before expiry: the charge, and the last reminder
 	e.runRenewals()

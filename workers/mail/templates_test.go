@@ -103,6 +103,7 @@ func renewalData() map[string]any {
 		"EndsOn": "March 31, 2027", "Price": "USD 89.99", "Amount": "USD 89.99", "PaidOn": "February 23, 2028",
 		"ChargeID": "ch_1", "DeclineCode": "card_declined", "RetryOn": "February 24, 2028", "LastFour": "4242",
 		"CardExpiry": "01/2028", "RefundedOn": "March 10, 2028", "Ended": false, "ManagedOn": "", "Unsaved": false, "CardOnly": false,
+		"RenewalPage": "the products view of your account",
 	}
 }
 
@@ -126,6 +127,8 @@ func TestRule_ARS5_RenewalPromptsSayWhereTheRenewalIsManaged(t *testing.T) {
 		{"card_expiring", "Unsaved", true, []string{"say you recognize it", "card given with its order"}, nil},
 		{"charge_declined", "Unsaved", true, []string{"say you recognize it", "try again on February 24, 2028"}, []string{"at once"}},
 		{"card_expiring", "CardOnly", true, []string{"credit or debit card"}, nil},
+		{"renewal_notice", "RenewalPage", "the order history of your account", []string{"off in the order history of your account"}, []string{"products view"}},
+		{"renewal_reminder", "RenewalPage", "the order history of your account", []string{"on in the order history of your account"}, []string{"products view"}},
 		{"charge_declined", "CardOnly", true, []string{"credit or debit card"}, nil},
 	}
 	for _, c := range cases {

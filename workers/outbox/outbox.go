@@ -623,7 +623,10 @@ const emailDate = "January 2, 2006"
 // where its renewal is managed, for the prompts to say what can be done:
 // ManagedOn, an Asian store's code (ARS-5); Unsaved, a subscription of an
 // order saved in no account, charged to the order's card until it is
-// (ORD-2, ORD-5); CardOnly, a trial, charged to a card only (TRI-1).
+// (ORD-2, ORD-5); CardOnly, a trial, charged to a card only (TRI-1);
+// RenewalPage, the page of the account its renewal is turned on and off
+// in: the products view, or for a non-registrable product, which it does
+// not list, the order history (PRD-5).
 func (w *Worker) renewalData(kind string, sub subscription.Subscription, name string, event json.RawMessage) (map[string]any, error) {
 	billing, err := url.JoinPath(w.cfg.PublicURL, "account", "billing")
 	if err != nil {
@@ -634,8 +637,12 @@ func (w *Worker) renewalData(kind string, sub subscription.Subscription, name st
 	if facts.AsianStore {
 		managedOn = facts.Storefront
 	}
+	page := "the products view of your account"
+	if !facts.Registrable {
+		page = "the order history of your account"
+	}
 	data := map[string]any{"Name": name, "Product": facts.ProductName, "Key": facts.Key.String(), "BillingURL": billing,
-		"ManagedOn": managedOn, "Unsaved": sub.Owner() == uuid.Nil, "CardOnly": sub.Term() == catalog.Trial.String()}
+		"ManagedOn": managedOn, "Unsaved": sub.Owner() == uuid.Nil, "CardOnly": sub.Term() == catalog.Trial.String(), "RenewalPage": page}
 	switch kind {
 	case projections.EmailRenewalNotice:
 		var e subscription.RenewalNoticeIssued
