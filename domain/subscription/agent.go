@@ -118,7 +118,7 @@ func evolveDaysAdjusted(s Subscription, e DaysAdjusted) Subscription {
 		r.Cycle.forgetNotice()
 		r.Cycle.ReminderDays = 0
 	default:
-		r.Cycle = cycle{Attempts: r.Cycle.Attempts, PriorAttempts: r.Cycle.Attempts}
+		r.Cycle = r.Cycle.startedOver()
 	}
 	return s
 }

@@ -330,6 +330,11 @@ type cycle struct {
 // tries is how many charges this cycle has attempted.
 func (c cycle) tries() int { return c.Attempts - c.PriorAttempts }
 
+// startedOver is the cycle of a period that starts over after a declined
+// charge (its notice given again): its attempts number on from those made,
+// so that each keeps its own idempotency key (ARS-8).
+func (c cycle) startedOver() cycle { return cycle{Attempts: c.Attempts, PriorAttempts: c.Attempts} }
+
 // unbilled reports whether no charge of the period has been tried and the
 // period has not lapsed: its notice may still be given again, announcing
 // what changed since (ARS-2).
@@ -1067,7 +1072,7 @@ func (s Subscription) payerChanged(before uuid.UUID, at time.Time) Subscription 
 	case r.Cycle.unbilled():
 		r.Cycle.forgetNotice()
 	case r.Cycle.tries() > 0 && !r.Cycle.Lapsed:
-		r.Cycle = cycle{Attempts: r.Cycle.Attempts, PriorAttempts: r.Cycle.Attempts}
+		r.Cycle = r.Cycle.startedOver()
 	}
 	return s
 }
