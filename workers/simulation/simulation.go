@@ -147,7 +147,8 @@ type sim struct {
 	store     *eventstore.Store
 	types     *eventstore.EventTypes
 	runner    *projections.Runner // the read models the workers read
-	trail     *trailing           // the others
+	trail     *sideJob            // catches the others up
+	mailing   *sideJob            // drains the outbox
 	gateway   *gateway.Sandbox
 	renewals  *renewal.Worker
 	outbox    *outbox.Worker
@@ -158,8 +159,6 @@ type sim struct {
 	acctIDs   []uuid.UUID // account of customer n
 	refusals  map[string]int
 	sends     *sends // the sender, counting what it delivered
-	// dirty: something was appended since the outbox was last drained.
-	dirty bool
 }
 
 // Run builds the population, moves it through the year and returns the
@@ -177,6 +176,8 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	}
 	s.trail.start(ctx)
 	defer s.trail.close()
+	s.mailing.start(ctx)
+	defer s.mailing.close()
 
 	began := time.Now()
 	customers, actions, err := population(cfg, cfg.Catalog)
@@ -187,9 +188,11 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if err := s.build(ctx); err != nil {
 		return Report{}, err
 	}
+	// The outbox is not a job of the schedule: it sends on the side
+	// whenever its queue grows (catchUp), as it runs beside the renewal
+	// worker in a deployment.
 	sched, err := schedule.New(schedule.Config{Clock: s.clock, SimulatedSpec: cfg.Schedule, Logger: cfg.Logger, Jobs: []schedule.Job{
 		{Name: "renewals", Run: s.runRenewals},
-		{Name: "outbox", Run: func(ctx context.Context, _ time.Time) error { return s.drainOutbox(ctx) }},
 	}, DueAt: s.dueAt})
 	if err != nil {
 		return Report{}, err
@@ -198,9 +201,6 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	// before it) runs at its first instant: the schedule's stops are the
 	// due instants after the clock's (TIM-2).
 	if err := s.runRenewals(ctx, cfg.Start); err != nil {
-		return Report{}, err
-	}
-	if err := s.drainOutbox(ctx); err != nil {
 		return Report{}, err
 	}
 	end := cfg.Start.AddDate(0, 0, cfg.Days)
@@ -218,15 +218,18 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		if _, err := sched.AdvanceTo(ctx, dayEnd); err != nil {
 			return Report{}, err
 		}
-		if err := s.trail.failed(); err != nil {
+		if err := errors.Join(s.trail.failed(), s.mailing.failed()); err != nil {
 			return Report{}, err
 		}
 		if cfg.Progress != nil {
 			cfg.Progress(day, cfg.Days)
 		}
 	}
-	s.dirty = true
-	if err := s.drainOutbox(ctx); err != nil {
+	// The last e-mails, then their records in the read models.
+	if err := s.settle(ctx); err != nil {
+		return Report{}, err
+	}
+	if err := s.mailing.finish(ctx); err != nil {
 		return Report{}, err
 	}
 	if err := s.settle(ctx); err != nil {
@@ -261,7 +264,7 @@ func (s *sim) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.trail = newTrailing(s.store, trailer)
+	s.trail = newSideJob(catchUpToHead(s.store, trailer))
 	if s.gateway, err = gateway.NewSandbox(ctx, s.cfg.Pool, gateway.SandboxConfig{Clock: s.clock}); err != nil {
 		return err
 	}
@@ -298,9 +301,19 @@ func (s *sim) open(ctx context.Context) error {
 	// round trip.
 	s.outbox, err = outbox.New(outbox.Config{Store: s.store, Accounts: s.accounts, Orders: orders, Subscriptions: s.subs, Sender: s.cfg.Mail,
 		Templates: templates, BatchSize: renewal.DefaultBatchSize,
-		Clock: s.clock, Policy: s.cfg.Policy, SecretKey: secret, PublicURL: "https://account.example.com", Logger: s.cfg.Logger})
+		Clock: s.clock, LeaseClock: machineClock{}, Policy: s.cfg.Policy, SecretKey: secret, PublicURL: "https://account.example.com", Logger: s.cfg.Logger})
+	s.mailing = newSideJob(func(ctx context.Context) error {
+		_, err := s.outbox.Drain(ctx)
+		return err
+	})
 	return err
 }
+
+// machineClock measures the outbox's leases: it sends on the side while
+// the year's clock moves on, and a lease is about the time a run takes.
+type machineClock struct{}
+
+func (machineClock) Now() time.Time { return time.Now().UTC() }
 
 // dueAt is the next due instant of the schedule after after, rounded up
 // to the resolution.
@@ -328,31 +341,18 @@ func (s *sim) runRenewals(ctx context.Context, now time.Time) error {
 	if res.Last == (eventstore.Checkpoint{}) {
 		return nil
 	}
-	s.dirty = true
 	return s.catchUp(ctx, res.Last)
 }
 
-// drainOutbox sends every e-mail the read model has pending, once the read
-// models are up to date with everything appended since the last drain.
-func (s *sim) drainOutbox(ctx context.Context) error {
-	if !s.dirty {
-		return nil
-	}
-	if err := s.settle(ctx); err != nil {
-		return err
-	}
-	if _, err := s.outbox.Drain(ctx); err != nil {
-		return err
-	}
-	s.dirty = false
-	return nil
-}
-
 // catchUp brings the read models the workers read up to date with cp, and
-// asks the others to follow.
+// asks the others to follow and the outbox to send what it now holds.
 func (s *sim) catchUp(ctx context.Context, cp eventstore.Checkpoint) error {
 	s.trail.poke()
-	return s.runner.CatchUp(ctx, cp)
+	if err := s.runner.CatchUp(ctx, cp); err != nil {
+		return err
+	}
+	s.mailing.poke()
+	return nil
 }
 
 // settle brings the read models the workers read up to date with the whole
@@ -411,7 +411,6 @@ func (s *sim) build(ctx context.Context) error {
 		return err
 	default:
 	}
-	s.dirty = true
 	return s.settle(ctx)
 }
 
@@ -577,7 +576,6 @@ func (s *sim) act(ctx context.Context, a action) error {
 		if err != nil {
 			return err
 		}
-		s.dirty = true
 		return s.catchUp(ctx, cp)
 	case actOptOut, actRenewalOff:
 		cmd = subscription.SetAutoRenewal{AccountID: acct, On: false}
@@ -595,7 +593,6 @@ func (s *sim) act(ctx context.Context, a action) error {
 	if err != nil {
 		return fmt.Errorf("simulation: %s of customer %d: %w", a.kind, a.customer, err)
 	}
-	s.dirty = true
 	last := out.Append.Checkpoint()
 	if _, pending := out.State.PendingRefund(); pending {
 		if last, err = s.renewals.Settle(ctx, id); err != nil {

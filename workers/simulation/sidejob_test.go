@@ -61,9 +61,9 @@ func waitFor(t *testing.T, done func() bool) {
 	}
 }
 
-// newTrailingOn starts a trailing runner of p on a database of its own,
+// newTrailingCatchUp starts a trailing runner of p on a database of its own,
 // closed when the test ends.
-func newTrailingOn(t *testing.T, p projections.Projection) (*eventstore.Store, *trailing) {
+func newTrailingCatchUp(t *testing.T, p projections.Projection) (*eventstore.Store, *sideJob) {
 	t.Helper()
 	pool, err := pgxpool.New(context.Background(), pgtest.NewDatabase(t))
 	if err != nil {
@@ -77,7 +77,7 @@ func newTrailingOn(t *testing.T, p projections.Projection) (*eventstore.Store, *
 	if err != nil {
 		t.Fatal(err)
 	}
-	trail := newTrailing(store, runner)
+	trail := newSideJob(catchUpToHead(store, runner))
 	trail.start(context.Background())
 	t.Cleanup(trail.close)
 	return store, trail
@@ -85,10 +85,10 @@ func newTrailingOn(t *testing.T, p projections.Projection) (*eventstore.Store, *
 
 // The read models that trail behind have every event once finish returns,
 // however many catch-ups were asked for meanwhile.
-func TestTrailing_FinishHasEveryEvent(t *testing.T) {
+func TestSideJob_CatchUpFinishHasEveryEvent(t *testing.T) {
 	t.Parallel()
 	p := &counting{}
-	store, trail := newTrailingOn(t, p)
+	store, trail := newTrailingCatchUp(t, p)
 	for i := range 20 {
 		appendEvents(t, store, "test-"+string(rune('a'+i)), 3)
 		trail.poke()
@@ -105,10 +105,10 @@ func TestTrailing_FinishHasEveryEvent(t *testing.T) {
 
 // A catch-up that fails on the side is reported: by failed during the
 // year, and by finish.
-func TestTrailing_AFailedCatchUpIsReported(t *testing.T) {
+func TestSideJob_AFailedCatchUpIsReported(t *testing.T) {
 	t.Parallel()
 	p := &counting{failOn: 2}
-	store, trail := newTrailingOn(t, p)
+	store, trail := newTrailingCatchUp(t, p)
 	appendEvents(t, store, "test-a", 3)
 	trail.poke()
 	waitFor(t, func() bool { return trail.failed() != nil })
@@ -117,5 +117,22 @@ func TestTrailing_AFailedCatchUpIsReported(t *testing.T) {
 	}
 	if err := trail.finish(context.Background()); !errors.Is(err, errCounting) {
 		t.Errorf("finish() = %v, want the projection's error", err)
+	}
+}
+
+// A poke after finish (the year's last catch-up, once the outbox has sent
+// its last e-mails) is not heard, and does not fail.
+func TestSideJob_APokeAfterFinishIsIgnored(t *testing.T) {
+	t.Parallel()
+	runs := 0
+	job := newSideJob(func(context.Context) error { runs++; return nil })
+	job.start(context.Background())
+	if err := job.finish(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	job.poke()
+	job.close()
+	if runs != 1 {
+		t.Errorf("the job ran %d times, want once (finish's run)", runs)
 	}
 }
