@@ -161,6 +161,14 @@ type sim struct {
 	acctIDs   []uuid.UUID // account of customer n
 	refusals  map[string]int
 	sends     *sends // the sender, counting what it delivered
+	// acted is what the customers' actions appended since the read models
+	// the workers read were last caught up: the next run catches them up
+	// first, and the schedule's next stop comes no later than the
+	// earliest instant the actions made due (their states' NextDue).
+	acted struct {
+		last eventstore.Checkpoint
+		due  time.Time // zero: none
+	}
 }
 
 // Run builds the population, moves it through the year and returns the
@@ -343,12 +351,19 @@ type machineClock struct{}
 
 func (machineClock) Now() time.Time { return time.Now().UTC() }
 
-// dueAt is the next due instant of the schedule after after, rounded up
-// to the resolution.
+// dueAt is the next due instant of the schedule after after, or of a
+// subscription a customer acted on since the last catch-up, rounded up to
+// the resolution.
 func (s *sim) dueAt(ctx context.Context, after time.Time) (time.Time, bool, error) {
 	at, ok, err := renewal.NextDue(ctx, s.cfg.Pool, after)
-	if err != nil || !ok {
+	if err != nil {
 		return at, ok, err
+	}
+	if due := s.acted.due; due.After(after) && (!ok || due.Before(at)) {
+		at, ok = due, true
+	}
+	if !ok {
+		return at, ok, nil
 	}
 	if r := at.Truncate(s.cfg.Resolution); r.Before(at) {
 		at = r.Add(s.cfg.Resolution)
@@ -359,6 +374,11 @@ func (s *sim) dueAt(ctx context.Context, after time.Time) (time.Time, bool, erro
 // runRenewals is the renewal job: the run, then the read models brought up
 // to date with it, so that the next run sees a schedule up to date.
 func (s *sim) runRenewals(ctx context.Context, now time.Time) error {
+	if s.acted.last != (eventstore.Checkpoint{}) {
+		if err := s.catchUp(ctx, s.acted.last); err != nil {
+			return err
+		}
+	}
 	res, err := s.renewals.Run(ctx, now)
 	if err != nil {
 		return err
@@ -378,6 +398,9 @@ func (s *sim) catchUp(ctx context.Context, cp eventstore.Checkpoint) error {
 	s.trail.poke()
 	if err := s.runner.CatchUp(ctx, cp); err != nil {
 		return err
+	}
+	if cp.Reached(s.acted.last) {
+		s.acted.last, s.acted.due = eventstore.Checkpoint{}, time.Time{}
 	}
 	s.mailing.poke()
 	return nil
@@ -626,6 +649,15 @@ func (s *sim) act(ctx context.Context, a action) error {
 		if last, err = s.renewals.Settle(ctx, id); err != nil {
 			return err
 		}
+		return s.catchUp(ctx, last)
 	}
-	return s.catchUp(ctx, last)
+	// The read models wait for the next run: a catch-up per action cost
+	// more than the action (a few actions fall between two runs).
+	if last != (eventstore.Checkpoint{}) {
+		s.acted.last = last
+	}
+	if at, ok := out.State.NextDue(s.cfg.Policy); ok && (s.acted.due.IsZero() || at.Before(s.acted.due)) {
+		s.acted.due = at
+	}
+	return nil
 }
