@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"math"
 	mathrand "math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -525,23 +526,38 @@ func (s *Sandbox) Charges(ctx context.Context, f payment.ChargeFilter) ([]paymen
 	if limit == 0 {
 		limit = 100
 	}
-	var from, until *time.Time
+	// Only the filters given are in the statement: a condition that a
+	// parameter turns off ("$1 = '' OR …") keeps a generic plan from using
+	// the index on seq, and a page of a large ledger then sorted all of it
+	// (55 ms a page of 1,000 at 400,000 charges).
+	var where []string
+	var args []any
+	filter := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, fmt.Sprintf(cond, len(args)))
+	}
 	if !f.From.IsZero() {
-		from = &f.From
+		filter("c.created_at >= $%d", f.From)
 	}
 	if !f.Until.IsZero() {
-		until = &f.Until
+		filter("c.created_at < $%d", f.Until)
 	}
-	rows, err := s.pool.Query(ctx, `
-		SELECT c.charge_id, c.idempotency_key, c.token, c.amount_minor, c.currency, c.status, c.decline_code, c.created_at,
-		       coalesce((SELECT sum(r.amount_minor) FROM gateway_sandbox.refunds r WHERE r.charge_id = c.charge_id), 0)
-		FROM gateway_sandbox.charges c
-		WHERE ($1::timestamptz IS NULL OR c.created_at >= $1)
-		  AND ($2::timestamptz IS NULL OR c.created_at < $2)
-		  AND ($3 = '' OR c.idempotency_key = $3)
-		  AND ($4 = '' OR c.seq > (SELECT a.seq FROM gateway_sandbox.charges a WHERE a.charge_id = $4))
-		ORDER BY c.seq
-		LIMIT $5`, from, until, f.IdempotencyKey, f.After, limit)
+	if f.IdempotencyKey != "" {
+		filter("c.idempotency_key = $%d", f.IdempotencyKey)
+	}
+	if f.After != "" {
+		filter("c.seq > (SELECT a.seq FROM gateway_sandbox.charges a WHERE a.charge_id = $%d)", f.After)
+	}
+	sql := `SELECT c.charge_id, c.idempotency_key, c.token, c.amount_minor, c.currency, c.status, c.decline_code, c.created_at,
+       coalesce((SELECT sum(r.amount_minor) FROM gateway_sandbox.refunds r WHERE r.charge_id = c.charge_id), 0)
+FROM gateway_sandbox.charges c`
+	if len(where) > 0 {
+		sql += "\nWHERE " + strings.Join(where, " AND ")
+	}
+	// The limit is in the text, so that the plan's cost is the page's: as a
+	// parameter it is a tenth of the table to the planner, whose cost then
+	// calls for JIT compilation (5 ms, five times the page's work).
+	rows, err := s.pool.Query(ctx, sql+fmt.Sprintf("\nORDER BY c.seq\nLIMIT %d", limit), args...)
 	if err != nil {
 		return nil, unavailable("list charges", err)
 	}
