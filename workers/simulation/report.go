@@ -298,6 +298,9 @@ func (s *sim) gatewayLedger(ctx context.Context) (map[string]int64, int, map[uui
 	return totals, duplicates, charged, nil
 }
 
+// reportChunk is how many subscriptions the report reads in one query.
+const reportChunk = 1000
+
 // checkLifecycles folds every subscription and checks it ended as its
 // customer's behaviour and the rules say: no due period skipped, every
 // expiry explained, and, from the gateway's charges, nothing charged that
@@ -309,11 +312,18 @@ func (s *sim) checkLifecycles(ctx context.Context, end time.Time, charged map[uu
 		return nil, err
 	}
 	var skipped, unexplained, badCharges, converted, optedOut, late []string
+	var loaded []eventstore.Loaded[subscription.Subscription] // of a chunk of reportChunk, from the first
 	for i, id := range s.ids {
-		sub, _, err := s.subs.Load(ctx, eventstore.StreamID(subscription.StreamName(id)))
-		if err != nil {
-			return nil, err
+		if i%reportChunk == 0 {
+			streams := make([]eventstore.StreamID, 0, reportChunk)
+			for _, id := range s.ids[i:min(i+reportChunk, len(s.ids))] {
+				streams = append(streams, eventstore.StreamID(subscription.StreamName(id)))
+			}
+			if loaded, err = s.subs.LoadMany(ctx, streams); err != nil {
+				return nil, err
+			}
 		}
+		sub := loaded[i%reportChunk].State
 		st := sub.Status(end, s.cfg.Policy)
 		r.Statuses[string(st)]++
 		c := s.customers[i]
