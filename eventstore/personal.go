@@ -125,45 +125,98 @@ func (p *personalData) reservation(r Reservation) Reservation {
 	return r
 }
 
-// dataKey returns the subject's data key, made on first use. It commits on
-// its own: a key whose append then fails encrypts nothing and costs a row.
-func (p *personalData) dataKey(ctx context.Context, subject string) (uuid.UUID, []byte, error) {
-	for range 2 {
-		var (
-			id      uuid.UUID
-			wrapped []byte
-		)
-		err := p.pool.QueryRow(ctx, `SELECT key_id, wrapped_key FROM personal_data_keys WHERE subject = $1`, subject).Scan(&id, &wrapped)
-		if err == nil {
-			key, err := p.unwrap(id, wrapped)
-			return id, key, err
+// dataKey is a subject's key, to seal its personal fields with.
+type dataKey struct {
+	id  uuid.UUID
+	key []byte
+}
+
+// dataKeys returns the data keys of subjects, each made on first use, in
+// a query or two for all of them (three when another append made some of
+// them meanwhile). It commits on its own: a key whose append then fails
+// encrypts nothing and costs a row.
+func (p *personalData) dataKeys(ctx context.Context, subjects []string) (map[string]dataKey, error) {
+	keys := make(map[string]dataKey, len(subjects))
+	if len(subjects) == 0 {
+		return keys, nil
+	}
+	if err := p.readKeys(ctx, subjects, keys); err != nil {
+		return nil, err
+	}
+	var missing []string
+	for _, subject := range subjects {
+		if _, ok := keys[subject]; !ok && !slices.Contains(missing, subject) {
+			missing = append(missing, subject)
 		}
-		if !errors.Is(err, pgx.ErrNoRows) {
-			return uuid.Nil, nil, fmt.Errorf("eventstore: data key: %w", err)
-		}
-		if id, err = uuid.NewV7(); err != nil {
-			return uuid.Nil, nil, err
+	}
+	if len(missing) == 0 {
+		return keys, nil
+	}
+	ids, wrapped := make([]uuid.UUID, len(missing)), make([][]byte, len(missing))
+	made := make(map[string]dataKey, len(missing))
+	for i, subject := range missing {
+		id, err := uuid.NewV7()
+		if err != nil {
+			return nil, err
 		}
 		key := make([]byte, 32)
 		if _, err := rand.Read(key); err != nil {
-			return uuid.Nil, nil, err
+			return nil, err
 		}
 		nonce := make([]byte, p.wrap.NonceSize())
 		if _, err := rand.Read(nonce); err != nil {
-			return uuid.Nil, nil, err
+			return nil, err
 		}
-		wrapped = p.wrap.Seal(nonce, nonce, key, id[:])
-		tag, err := p.pool.Exec(ctx, `INSERT INTO personal_data_keys (key_id, subject, wrapped_key) VALUES ($1, $2, $3)
-ON CONFLICT (subject) DO NOTHING`, id, subject, wrapped)
-		if err != nil {
-			return uuid.Nil, nil, fmt.Errorf("eventstore: data key: %w", err)
-		}
-		if tag.RowsAffected() == 1 {
-			return id, key, nil
-		}
-		// Another append made the subject's key meanwhile: use that one.
+		ids[i], wrapped[i], made[subject] = id, p.wrap.Seal(nonce, nonce, key, id[:]), dataKey{id: id, key: key}
 	}
-	return uuid.Nil, nil, fmt.Errorf("eventstore: data key of %s: made and lost twice", subject)
+	rows, err := p.pool.Query(ctx, `INSERT INTO personal_data_keys (key_id, subject, wrapped_key)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[])
+ON CONFLICT (subject) DO NOTHING RETURNING subject`, ids, missing, wrapped)
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: data keys: %w", err)
+	}
+	inserted, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: data keys: %w", err)
+	}
+	for _, subject := range inserted {
+		keys[subject] = made[subject]
+	}
+	if len(inserted) == len(missing) {
+		return keys, nil
+	}
+	// Another append made some of the keys meanwhile: use those.
+	if err := p.readKeys(ctx, missing, keys); err != nil {
+		return nil, err
+	}
+	for _, subject := range missing {
+		if _, ok := keys[subject]; !ok {
+			return nil, fmt.Errorf("eventstore: data key of %s: made and lost", subject)
+		}
+	}
+	return keys, nil
+}
+
+// readKeys reads the stored data keys of subjects into keys.
+func (p *personalData) readKeys(ctx context.Context, subjects []string, keys map[string]dataKey) error {
+	rows, err := p.pool.Query(ctx, `SELECT subject, key_id, wrapped_key FROM personal_data_keys WHERE subject = ANY($1)`, subjects)
+	if err != nil {
+		return fmt.Errorf("eventstore: data keys: %w", err)
+	}
+	var (
+		subject string
+		id      uuid.UUID
+		wrapped []byte
+	)
+	_, err = pgx.ForEachRow(rows, []any{&subject, &id, &wrapped}, func() error {
+		key, err := p.unwrap(id, wrapped)
+		keys[subject] = dataKey{id: id, key: key}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("eventstore: data keys: %w", err)
+	}
+	return nil
 }
 
 func (p *personalData) unwrap(id uuid.UUID, wrapped []byte) ([]byte, error) {
@@ -178,9 +231,19 @@ func (p *personalData) unwrap(id uuid.UUID, wrapped []byte) ([]byte, error) {
 	return key, nil
 }
 
+// subjects appends the subjects of events' personal fields to into.
+func (p *personalData) subjects(into []string, stream StreamID, events []EventData) []string {
+	for _, e := range events {
+		if e.Personal != nil && len(e.Personal.Fields) > 0 {
+			into = append(into, p.subject(stream, e.Personal.Subject))
+		}
+	}
+	return into
+}
+
 // seal returns events with the personal fields of each encrypted under its
-// subject's data key.
-func (p *personalData) seal(ctx context.Context, stream StreamID, events []EventData) ([]EventData, error) {
+// subject's data key, from keys (dataKeys of their subjects).
+func (p *personalData) seal(stream StreamID, events []EventData, keys map[string]dataKey) ([]EventData, error) {
 	var out []EventData
 	for i, e := range events {
 		if e.Personal == nil || len(e.Personal.Fields) == 0 {
@@ -189,11 +252,9 @@ func (p *personalData) seal(ctx context.Context, stream StreamID, events []Event
 		if out == nil {
 			out = slices.Clone(events)
 		}
-		id, key, err := p.dataKey(ctx, p.subject(stream, e.Personal.Subject))
-		if err != nil {
-			return nil, err
-		}
-		if out[i].Data, err = sealFields(e.Data, e.Personal.Fields, id, key); err != nil {
+		k := keys[p.subject(stream, e.Personal.Subject)]
+		var err error
+		if out[i].Data, err = sealFields(e.Data, e.Personal.Fields, k.id, k.key); err != nil {
 			return nil, fmt.Errorf("eventstore: append to %s: event %d (%s): %w", stream, i, e.Type, err)
 		}
 	}

@@ -115,3 +115,54 @@ func TestRule_AUD5_PersonalReservationKeptAsKeyedHash(t *testing.T) {
 		t.Fatalf("released reservation still found: %v %v", found, err)
 	}
 }
+
+// rule AUD-5: a batch of appends gets its subjects' data keys together:
+// appends racing to make the same new subjects' keys end with one key per
+// subject, and every event of every append reads decrypted.
+func TestRule_AUD5_BatchesRacingForNewSubjectsShareOneKeyEach(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	subjects := make([]uuid.UUID, 5)
+	for i := range subjects {
+		subjects[i] = uuid.New()
+	}
+	// An account stream each; each of the racing batches appends to every
+	// subject's stream, two events of the subject in one of its appends.
+	batch := func(racer int) []eventstore.AppendRequest {
+		var reqs []eventstore.AppendRequest
+		for _, subject := range subjects {
+			stream := eventstore.StreamID("account-" + subject.String() + "-" + string(rune('a'+racer)))
+			reqs = append(reqs, eventstore.AppendRequest{Stream: stream, Expected: eventstore.NoStream, Options: opts(),
+				Events: []eventstore.EventData{personalEvent(domain.DataSubject{Account: subject}), personalEvent(domain.DataSubject{Account: subject})}})
+		}
+		return reqs
+	}
+	errs := make(chan error, 4)
+	for racer := range 4 {
+		go func() {
+			_, err := s.AppendBatch(ctx, batch(racer))
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	var keys int
+	if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM personal_data_keys`).Scan(&keys); err != nil {
+		t.Fatal(err)
+	}
+	if keys != len(subjects) {
+		t.Errorf("%d data keys for %d subjects", keys, len(subjects))
+	}
+	for _, subject := range subjects {
+		for racer := range 4 {
+			for _, e := range mustReadStream(t, s, eventstore.StreamID("account-"+subject.String()+"-"+string(rune('a'+racer)))) {
+				if !strings.Contains(string(e.Data), `"name":"Ann Lee"`) {
+					t.Fatalf("event of %s reads %s", subject, e.Data)
+				}
+			}
+		}
+	}
+}

@@ -196,12 +196,20 @@ FROM subs_append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $
 // goes through subs_append, whose fixed cost is lower; several through
 // subs_append_batch, whose every step is one statement for all of them.
 func (s *Store) appendAll(ctx context.Context, q querier, reqs []AppendRequest) ([]AppendResult, error) {
-	var b appendBatch
-	for i, r := range reqs {
+	var subjects []string
+	for _, r := range reqs {
 		if err := r.Stream.Validate(); err != nil {
 			return nil, err
 		}
-		events, err := s.personal.seal(ctx, r.Stream, r.Events)
+		subjects = s.personal.subjects(subjects, r.Stream, r.Events)
+	}
+	keys, err := s.personal.dataKeys(ctx, subjects)
+	if err != nil {
+		return nil, err
+	}
+	var b appendBatch
+	for i, r := range reqs {
+		events, err := s.personal.seal(r.Stream, r.Events, keys)
 		if err != nil {
 			return nil, err
 		}
@@ -211,7 +219,6 @@ func (s *Store) appendAll(ctx context.Context, q querier, reqs []AppendRequest) 
 		}
 	}
 	var rows pgx.Rows
-	var err error
 	if len(reqs) == 1 {
 		rows, err = q.Query(ctx, appendSQL, b.singleArgs()...)
 	} else {
