@@ -17,6 +17,7 @@ import (
 	"github.com/subs-engine/subs/domain/catalog"
 	"github.com/subs-engine/subs/domain/money"
 	"github.com/subs-engine/subs/domain/subscription"
+	"github.com/subs-engine/subs/eventstore"
 	"github.com/subs-engine/subs/workers/mail/mailtest"
 )
 
@@ -225,6 +226,42 @@ func TestRule_MON2_OrderHistoryShowsTheInitialChargeRefunded(t *testing.T) {
 					want[o["order_id"].(string)], monthly)
 			}
 		}
+	}
+}
+
+// rule MON-2, ORD-1: a refund of the gateway counts once in the order
+// history however often the log records it (an older history could hold
+// a refund recorded twice): the order's refunded amount and payment status
+// stay those of the one refund.
+func TestRule_MON2_ARefundRecordedTwiceCountsOnceInTheOrderHistory(t *testing.T) {
+	t.Parallel()
+	e := newEngineEnv(t)
+	ann := e.sessions("ann@example.com")
+	monthly := usdPrice(t, "NS-PRM", catalog.Monthly).Amount()
+	o := e.buy(ann(), "["+line("NS-PRM", "monthly", "windows", 1)+","+line("NS-DLX", "annual", "windows", 1)+"]")
+	id := items(t, o)[0]["subscription_id"].(string)
+	e.advance(10 * 24 * time.Hour)
+	e.want(e.call("POST", "/v1/subscriptions/"+id+"/cancel", ann(), ""), http.StatusOK)
+	stream := subscription.StreamName(uuid.MustParse(id))
+	var refunded eventstore.RecordedEvent
+	for _, r := range e.events(stream) {
+		if r.Type == (subscription.Refunded{}).EventType() {
+			refunded = r
+		}
+	}
+	if refunded.Type == "" {
+		t.Fatal("the cancellation within 30 days recorded no refund (MON-2)")
+	}
+	again := eventstore.EventData{Type: refunded.Type, SchemaVersion: refunded.SchemaVersion, Data: refunded.Data}
+	if _, err := e.store.Append(context.Background(), eventstore.StreamID(stream), eventstore.ExpectedVersion(refunded.Version), []eventstore.EventData{again},
+		eventstore.AppendOptions{RecordedAt: e.clock.Now(), Metadata: refunded.Metadata}); err != nil {
+		t.Fatal(err)
+	}
+	e.caughtUp()
+	page := e.want(e.call("GET", "/v1/orders/"+o["order_id"].(string), ann(), ""), http.StatusOK).json(t)
+	amount, _ := page["refunded"].(map[string]any)
+	if page["payment_status"] != "partially_refunded" || amount == nil || int64(amount["amount"].(float64)) != monthly {
+		t.Errorf("order page: payment %v, refunded %v; want partially_refunded, %d (the one refund)", page["payment_status"], page["refunded"], monthly)
 	}
 }
 
