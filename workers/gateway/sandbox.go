@@ -138,6 +138,54 @@ type Sandbox struct {
 
 	mu  sync.Mutex // guards rng
 	rng *mathrand.Rand
+
+	tokensMu sync.Mutex
+	tokens   map[string]tokenFacts // known tokens, at most maxKnownTokens
+}
+
+// tokenFacts is what a charge's outcome depends on of its token, which
+// never changes once made (the sandbox deletes no token): a charge of a
+// token the process knows is one statement.
+type tokenFacts struct {
+	kind, behaviour   string
+	expMonth, expYear int // a card's
+}
+
+// maxKnownTokens bounds the tokens a Sandbox keeps in memory: past it, it
+// forgets them all and reads each again on its next charge.
+const maxKnownTokens = 200_000
+
+// outcome is the outcome of a first charge of the token at now: declined
+// for a card past its expiry month (CodeExpiredCard) or a method whose test
+// behaviour declines it, succeeded otherwise.
+func (t tokenFacts) outcome(now time.Time) (payment.ChargeStatus, string) {
+	switch {
+	case t.kind == payment.KindCard.String() && !now.Before(payment.ExpiryEnd(t.expMonth, t.expYear)):
+		return payment.Declined, payment.CodeExpiredCard
+	case behaviour(t.behaviour) == behaveDeclineCard:
+		return payment.Declined, payment.CodeCardDeclined
+	case behaviour(t.behaviour) == behaveInsufficientFunds:
+		return payment.Declined, payment.CodeInsufficientFunds
+	}
+	return payment.Succeeded, ""
+}
+
+// knownToken returns the facts of a token the process has made or read.
+func (s *Sandbox) knownToken(token string) (tokenFacts, bool) {
+	s.tokensMu.Lock()
+	defer s.tokensMu.Unlock()
+	t, ok := s.tokens[token]
+	return t, ok
+}
+
+// keepToken keeps a token's facts.
+func (s *Sandbox) keepToken(token string, t tokenFacts) {
+	s.tokensMu.Lock()
+	defer s.tokensMu.Unlock()
+	if len(s.tokens) >= maxKnownTokens {
+		clear(s.tokens)
+	}
+	s.tokens[token] = t
 }
 
 var _ payment.Gateway = (*Sandbox)(nil)
@@ -165,7 +213,7 @@ func NewSandbox(ctx context.Context, pool *pgxpool.Pool, cfg SandboxConfig) (*Sa
 		return nil, fmt.Errorf("gateway: create the sandbox schema: %w", err)
 	}
 	seed := uint64(cfg.Seed)
-	return &Sandbox{pool: pool, cfg: cfg, rng: mathrand.New(mathrand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}, nil
+	return &Sandbox{pool: pool, cfg: cfg, rng: mathrand.New(mathrand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), tokens: map[string]tokenFacts{}}, nil
 }
 
 // roll reports whether an event of probability rate happens this time.
@@ -245,6 +293,7 @@ func (s *Sandbox) TokenizeCard(ctx context.Context, card payment.Card) (payment.
 	if err != nil {
 		return payment.PaymentMethod{}, unavailable("tokenize card", err)
 	}
+	s.keepToken(token, tokenFacts{kind: payment.KindCard.String(), behaviour: string(behave), expMonth: card.ExpMonth(), expYear: card.ExpYear()})
 	return method, nil
 }
 
@@ -274,6 +323,7 @@ func (s *Sandbox) TokenizeDirectDebit(ctx context.Context, account payment.BankA
 	if err != nil {
 		return payment.PaymentMethod{}, unavailable("tokenize direct debit", err)
 	}
+	s.keepToken(token, tokenFacts{kind: payment.KindDirectDebit.String(), behaviour: string(behave)})
 	return method, nil
 }
 
@@ -302,11 +352,15 @@ func (s *Sandbox) Charge(ctx context.Context, req payment.ChargeRequest) (paymen
 }
 
 // charge makes the charge, or finds the one made with its key. recorded
-// reports whether this call made it. Two round trips and no transaction:
-// one statement reads the key's charge and the token, the insert is atomic
-// by itself, and a concurrent request with the same key that inserts first
-// is found by reading the key again.
+// reports whether this call made it. No transaction: the insert is atomic
+// by itself, and a charge already made with the key (earlier, or by a
+// concurrent request that inserts first) is found by reading the key. A
+// token the process knows costs one round trip; another, two (one
+// statement reads the key's charge and the token first).
 func (s *Sandbox) charge(ctx context.Context, req payment.ChargeRequest, hash []byte) (out payment.ChargeOutcome, recorded bool, err error) {
+	if t, ok := s.knownToken(req.Token); ok {
+		return s.insertCharge(ctx, req, hash, t)
+	}
 	var (
 		stored            storedCharge
 		kind, behave      *string
@@ -329,16 +383,19 @@ func (s *Sandbox) charge(ctx context.Context, req payment.ChargeRequest, hash []
 	if kind == nil {
 		return out, false, fmt.Errorf("gateway: charge: %w", payment.ErrUnknownToken)
 	}
-	now := s.cfg.Clock.Now()
-	status, code := payment.Succeeded, ""
-	switch {
-	case *kind == payment.KindCard.String() && !now.Before(payment.ExpiryEnd(*expMonth, *expYear)):
-		status, code = payment.Declined, payment.CodeExpiredCard
-	case behaviour(*behave) == behaveDeclineCard:
-		status, code = payment.Declined, payment.CodeCardDeclined
-	case behaviour(*behave) == behaveInsufficientFunds:
-		status, code = payment.Declined, payment.CodeInsufficientFunds
+	t := tokenFacts{kind: *kind, behaviour: *behave}
+	if expMonth != nil && expYear != nil {
+		t.expMonth, t.expYear = *expMonth, *expYear
 	}
+	s.keepToken(req.Token, t)
+	return s.insertCharge(ctx, req, hash, t)
+}
+
+// insertCharge records the first charge with req's key, of token t, unless
+// one is recorded already: then that one is the answer.
+func (s *Sandbox) insertCharge(ctx context.Context, req payment.ChargeRequest, hash []byte, t tokenFacts) (out payment.ChargeOutcome, recorded bool, err error) {
+	now := s.cfg.Clock.Now()
+	status, code := t.outcome(now)
 	id := newID("ch_")
 	tag, err := s.pool.Exec(ctx, `
 		INSERT INTO gateway_sandbox.charges
@@ -351,8 +408,8 @@ func (s *Sandbox) charge(ctx context.Context, req payment.ChargeRequest, hash []
 		return out, false, unavailable("charge", err)
 	}
 	if tag.RowsAffected() == 0 {
-		// A concurrent request with the same key committed first; this new
-		// statement sees its row.
+		// A charge with the key was made before, or by a concurrent
+		// request that committed first; this new statement sees its row.
 		out, found, err := s.chargeByKey(ctx, req.IdempotencyKey, hash)
 		if err == nil && !found {
 			err = unavailable("charge", errors.New("the idempotency key conflicted but its charge is not visible"))

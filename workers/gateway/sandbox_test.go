@@ -133,6 +133,37 @@ func TestSandbox_Contract(t *testing.T) {
 	})
 }
 
+// tokenizedElsewhere is one gateway of two sandboxes on one database, as
+// when one process tokenizes a card (the API) and another charges it (a
+// worker): the charger learns each token from the database on its first
+// charge, and from memory after.
+type tokenizedElsewhere struct {
+	*gateway.Sandbox // charges, refunds, the ledger
+	tokenizer        *gateway.Sandbox
+}
+
+func (g tokenizedElsewhere) TokenizeCard(ctx context.Context, card payment.Card) (payment.PaymentMethod, error) {
+	return g.tokenizer.TokenizeCard(ctx, card)
+}
+
+func (g tokenizedElsewhere) TokenizeDirectDebit(ctx context.Context, account payment.BankAccount) (payment.PaymentMethod, error) {
+	return g.tokenizer.TokenizeDirectDebit(ctx, account)
+}
+
+// The contract holds when the tokens were made by another process.
+func TestSandbox_ContractWithTokensMadeElsewhere(t *testing.T) {
+	t.Parallel()
+	gatewaytest.Run(t, func(t *testing.T) payment.Gateway {
+		clk := gatewaytest.Clock(t)
+		charger, pool := MustSandbox(t, gateway.SandboxConfig{Clock: clk})
+		tokenizer, err := gateway.NewSandbox(context.Background(), pool, gateway.SandboxConfig{Clock: clk})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tokenizedElsewhere{Sandbox: charger, tokenizer: tokenizer}
+	})
+}
+
 // The real-wire run: HTTPClient → a TCP connection → NewHandler → Sandbox.
 func TestHTTP_Contract(t *testing.T) {
 	t.Parallel()
