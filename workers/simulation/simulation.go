@@ -647,8 +647,12 @@ func (s *sim) act(ctx context.Context, a action) error {
 	}
 	last := out.Append.Checkpoint()
 	if _, pending := out.State.PendingRefund(); pending {
-		if last, err = s.renewals.Settle(ctx, id); err != nil {
+		settled, err := s.renewals.Settle(ctx, id)
+		if err != nil {
 			return err
+		}
+		if settled != (eventstore.Checkpoint{}) { // else the gateway made no refund yet
+			last = settled
 		}
 		return s.catchUp(ctx, last)
 	}
