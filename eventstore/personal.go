@@ -320,7 +320,7 @@ func decodeJSON(data []byte) (any, error) {
 
 // reveal decrypts the personal fields of events in place; a field whose
 // data key was destroyed reads as its erased value (AUD-5).
-func (p *personalData) reveal(ctx context.Context, events []RecordedEvent) error {
+func (p *personalData) reveal(ctx context.Context, q Querier, events []RecordedEvent) error {
 	type sealed struct {
 		i   int
 		doc any
@@ -347,7 +347,7 @@ func (p *personalData) reveal(ctx context.Context, events []RecordedEvent) error
 	if len(todo) == 0 {
 		return nil
 	}
-	keys, err := p.keys(ctx, ids)
+	keys, err := p.keys(ctx, q, ids)
 	if err != nil {
 		return err
 	}
@@ -429,9 +429,9 @@ func asEnvelope(raw any) (envelope, bool) {
 	return env, true
 }
 
-// keys returns the data keys among ids that still exist.
-func (p *personalData) keys(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID][]byte, error) {
-	rows, err := p.pool.Query(ctx, `SELECT key_id, wrapped_key FROM personal_data_keys WHERE key_id = ANY($1)`, ids)
+// keys returns the data keys among ids that still exist, read on q.
+func (p *personalData) keys(ctx context.Context, q Querier, ids []uuid.UUID) (map[uuid.UUID][]byte, error) {
+	rows, err := q.Query(ctx, `SELECT key_id, wrapped_key FROM personal_data_keys WHERE key_id = ANY($1)`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("eventstore: data keys: %w", err)
 	}

@@ -74,6 +74,13 @@ type StreamFrom struct {
 // FromVersion, in one query: ordered by stream in the order given, then by
 // version. A stream named twice is read once, from the first FromVersion.
 func (s *Store) ReadStreams(ctx context.Context, streams []StreamFrom) ([]RecordedEvent, error) {
+	return s.ReadStreamsTx(ctx, s.pool, streams)
+}
+
+// ReadStreamsTx is ReadStreams inside the caller's transaction (any
+// pgx.Tx): a reader that holds a connection in a transaction reads on it,
+// rather than waiting for a second one from a pool its peers may hold.
+func (s *Store) ReadStreamsTx(ctx context.Context, tx Querier, streams []StreamFrom) ([]RecordedEvent, error) {
 	ids := make([]string, 0, len(streams))
 	from := make([]int64, 0, len(streams))
 	seen := make(map[StreamID]bool, len(streams))
@@ -86,7 +93,7 @@ func (s *Store) ReadStreams(ctx context.Context, streams []StreamFrom) ([]Record
 	}
 	// A function (migration 0016), so that its statement keeps one
 	// generic plan instead of being planned at every call.
-	return s.query(ctx, `SELECT `+eventColumns+` FROM subs_read_streams($1::text[], $2::bigint[]) WITH ORDINALITY ORDER BY ordinality`,
+	return s.queryOn(ctx, tx, `SELECT `+eventColumns+` FROM subs_read_streams($1::text[], $2::bigint[]) WITH ORDINALITY ORDER BY ordinality`,
 		ids, from)
 }
 
@@ -126,7 +133,12 @@ ORDER BY e.transaction_id DESC, e.global_position DESC LIMIT 1`).Scan(&cp.Transa
 }
 
 func (s *Store) query(ctx context.Context, sql string, args ...any) ([]RecordedEvent, error) {
-	rows, err := s.pool.Query(ctx, sql, args...)
+	return s.queryOn(ctx, s.pool, sql, args...)
+}
+
+// queryOn reads events on q, and their personal data's keys too.
+func (s *Store) queryOn(ctx context.Context, q Querier, sql string, args ...any) ([]RecordedEvent, error) {
+	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("eventstore: read: %w", err)
 	}
@@ -142,7 +154,7 @@ func (s *Store) query(ctx context.Context, sql string, args ...any) ([]RecordedE
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("eventstore: read: %w", err)
 	}
-	if err := s.personal.reveal(ctx, out); err != nil {
+	if err := s.personal.reveal(ctx, q, out); err != nil {
 		return nil, err
 	}
 	for i := range out {

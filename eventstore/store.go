@@ -178,7 +178,8 @@ func (s *Store) AppendBatch(ctx context.Context, reqs []AppendRequest) ([]Append
 	return s.appendAll(ctx, s.pool, reqs)
 }
 
-type querier interface {
+// Querier runs a query: a pool, a connection or a transaction.
+type Querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
@@ -195,7 +196,7 @@ FROM subs_append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $
 // subscribers when q is the pool and something was appended. One append
 // goes through subs_append, whose fixed cost is lower; several through
 // subs_append_batch, whose every step is one statement for all of them.
-func (s *Store) appendAll(ctx context.Context, q querier, reqs []AppendRequest) ([]AppendResult, error) {
+func (s *Store) appendAll(ctx context.Context, q Querier, reqs []AppendRequest) ([]AppendResult, error) {
 	var subjects []string
 	for _, r := range reqs {
 		if err := r.Stream.Validate(); err != nil {

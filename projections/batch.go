@@ -2,7 +2,6 @@ package projections
 
 import (
 	"context"
-	"database/sql/driver"
 	"fmt"
 	"strings"
 	"sync"
@@ -27,12 +26,30 @@ type BatchApplier interface {
 // applyAll decodes recs and applies them to p inside tx: as one batch when
 // p is a BatchApplier, else one by one. The runner and a rebuild apply
 // through it alike.
-func applyAll(ctx context.Context, tx pgx.Tx, p Projection, types *eventstore.EventTypes, recs []eventstore.RecordedEvent) error {
-	events, err := decodeAll(types, recs)
+func applyAll(ctx context.Context, tx pgx.Tx, p Projection, log eventLog, recs []eventstore.RecordedEvent) error {
+	events, err := decodeAll(log.types, recs)
 	if err != nil {
 		return err
 	}
-	return applyDecoded(ctx, tx, p, recs, events)
+	return applyDecoded(ctx, tx, p, log, recs, events)
+}
+
+// eventLog is the log a batch comes from, as a projection reads it beyond
+// the batch: a projection folding subscription states reads there the
+// events a state's snapshot in its table lacks (loadSubscriptionStates).
+// applyDecoded hands it to the projection in the context, the one way
+// through Projection.Apply and BatchApplier.ApplyBatch.
+type eventLog struct {
+	store *eventstore.Store
+	types *eventstore.EventTypes
+}
+
+type eventLogKey struct{}
+
+// logOf returns the log applyDecoded handed down with ctx.
+func logOf(ctx context.Context) (eventLog, bool) {
+	log, ok := ctx.Value(eventLogKey{}).(eventLog)
+	return log, ok
 }
 
 func decodeAll(types *eventstore.EventTypes, recs []eventstore.RecordedEvent) ([]domain.Event, error) {
@@ -72,7 +89,8 @@ func (d *sharedDecoding) decode(recs []eventstore.RecordedEvent) ([]domain.Event
 }
 
 // applyDecoded applies recs, decoded as events, to p inside tx.
-func applyDecoded(ctx context.Context, tx pgx.Tx, p Projection, recs []eventstore.RecordedEvent, events []domain.Event) error {
+func applyDecoded(ctx context.Context, tx pgx.Tx, p Projection, log eventLog, recs []eventstore.RecordedEvent, events []domain.Event) error {
+	ctx = context.WithValue(ctx, eventLogKey{}, log)
 	if b, ok := p.(BatchApplier); ok {
 		return b.ApplyBatch(ctx, tx, recs, events)
 	}
@@ -174,17 +192,64 @@ func (t *pipelinedTx) flush(ctx context.Context) error {
 }
 
 // subscriptionStates folds a batch's subscription events into the states a
-// table keeps per subscription (its state column, with the stream version
-// of the last event folded into it), and queues the statements that write
-// them back, each changed row once, with the statements the projection
-// queues itself, in the order they must run.
+// table keeps per subscription, and queues the statements that write them
+// back, each changed row once, with the statements the projection queues
+// itself, in the order they must run.
+//
+// A row holds the stream version of the last event folded into it
+// (version) and a snapshot of its state (state, at state_version), which
+// is written only every snapshotEvery versions: the state grows with the
+// subscription's history (a monthly plan's every payment: 3 KB within a
+// year), and writing it on every event, twice, took a tenth of the
+// simulated year's time (workers/simulation). A
+// row whose state is not kept in memory at its version is read from its
+// snapshot and the events after it in the log. When a snapshot is taken
+// depends on the log alone (snapshotDue), never on how it was batched, so a
+// rebuild writes the very rows the live projection wrote (AUD-4).
 type subscriptionStates struct {
-	states  map[string]subscription.Subscription
-	stored  map[string]bool   // has a row as the batch begins
-	changed []string          // not yet written, in the order first changed
-	last    map[string]folded // the last event folded into each changed row
-	queue   pgx.Batch
-	cache   *SubscriptionStates
+	states   map[string]subscription.Subscription
+	stored   map[string]bool   // has a row as the batch begins
+	versions map[string]int64  // the version last folded into each row; none for a new row
+	changed  []string          // not yet written, in the order first changed
+	last     map[string]folded // the last event folded into each changed row
+	snaps    map[string]snapshot
+	queue    pgx.Batch
+	cache    *SubscriptionStates
+}
+
+// snapshotEvery is how many stream versions apart a row's state is written
+// at most: reading a row whose state is not kept in memory reads at most
+// as many events from the log.
+const snapshotEvery = 16
+
+// snapshotDue reports whether folding the event at version into a row
+// whose last folded version is prev takes a snapshot: the row's first, or
+// one that crosses a multiple of snapshotEvery.
+func snapshotDue(prev, version int64) bool {
+	return prev == 0 || version/snapshotEvery > prev/snapshotEvery
+}
+
+// snapshot is a state to write into a row, as JSON, with its version.
+type snapshot struct {
+	state   []byte
+	version int64
+}
+
+// args returns the snapshot as the state and state_version arguments of a
+// write: both null when there is none, which leaves the row's own.
+func (s *snapshot) args() (state, version any) {
+	if s == nil {
+		return nil, nil
+	}
+	return s.state, s.version
+}
+
+// keptInState reports whether a subscription event is folded into the
+// states the read models keep: a sent e-mail changes nothing they show,
+// and would only grow the state every later event reads and writes back.
+func keptInState(e domain.Event) bool {
+	_, sent := e.(subscription.EmailSent)
+	return !sent
 }
 
 // SubscriptionStates keeps in memory, by stream version, the subscription
@@ -206,10 +271,13 @@ type folded struct {
 
 // loadSubscriptionStates reads, in one query, the states table keeps for
 // the subscriptions whose streams recs belong to: from cache (nil for
-// none) those kept at the row's version, from the table the others.
+// none) those kept at the row's version; the others from the row's
+// snapshot and, when the snapshot is older than the row, the events after
+// it from the log (one more query for all of them).
 func loadSubscriptionStates(ctx context.Context, tx pgx.Tx, table string, cache *SubscriptionStates,
 	recs []eventstore.RecordedEvent) (*subscriptionStates, error) {
-	s := &subscriptionStates{states: map[string]subscription.Subscription{}, stored: map[string]bool{}, last: map[string]folded{}, cache: cache}
+	s := &subscriptionStates{states: map[string]subscription.Subscription{}, stored: map[string]bool{}, versions: map[string]int64{},
+		last: map[string]folded{}, snaps: map[string]snapshot{}, cache: cache}
 	var ids []uuid.UUID
 	var versions []*int64 // the version kept of each, if any
 	kept := map[string]subscription.Subscription{}
@@ -239,51 +307,99 @@ func loadSubscriptionStates(ctx context.Context, tx pgx.Tx, table string, cache 
 		return s, nil
 	}
 	// LATERAL, so that a cached generic plan looks each row up by its key.
-	rows, err := tx.Query(ctx, `SELECT c.id, CASE WHEN t.version IS NOT DISTINCT FROM c.v THEN NULL ELSE t.state END
+	rows, err := tx.Query(ctx, `SELECT c.id, coalesce(t.version, 0), t.state_version, t.version IS NOT DISTINCT FROM c.v,
+    CASE WHEN t.version IS NOT DISTINCT FROM c.v THEN NULL ELSE t.state END
 FROM unnest($1::uuid[], $2::bigint[]) AS c(id, v)
-CROSS JOIN LATERAL (SELECT version, state FROM `+table+` WHERE subscription_id = c.id) AS t`, ids, versions)
+CROSS JOIN LATERAL (SELECT version, state_version, state FROM `+table+` WHERE subscription_id = c.id) AS t`, ids, versions)
 	if err != nil {
 		return nil, fmt.Errorf("%s: states: %w", table, err)
 	}
-	var id uuid.UUID
-	var raw []byte
-	if _, err := pgx.ForEachRow(rows, []any{&id, &raw}, func() error {
+	var (
+		id                    uuid.UUID
+		version, stateVersion int64
+		atKept                bool
+		raw                   []byte
+		behind                []eventstore.StreamFrom // the rows whose snapshot is older than the row
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&id, &version, &stateVersion, &atKept, &raw}, func() error {
 		key := id.String()
-		if raw == nil { // the row is at the version kept
-			s.states[key], s.stored[key] = kept[key], true
+		s.stored[key], s.versions[key] = true, version
+		if atKept {
+			s.states[key] = kept[key]
 			return nil
 		}
+		var st subscription.Subscription
 		// Decoded by the state itself: json.Unmarshal would check the
 		// whole text once more first.
-		var st subscription.Subscription
-		if err := st.UnmarshalJSON(raw); err != nil {
-			return fmt.Errorf("subscription %s: %w", key, err)
+		if raw != nil {
+			if err := st.UnmarshalJSON(raw); err != nil {
+				return fmt.Errorf("subscription %s: %w", key, err)
+			}
 		}
-		s.states[key], s.stored[key] = st, true
+		s.states[key] = st
+		if stateVersion < version {
+			behind = append(behind, eventstore.StreamFrom{Stream: eventstore.StreamID(subscription.StreamName(id)), FromVersion: stateVersion + 1})
+		}
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("%s: states: %w", table, err)
 	}
+	if err := s.foldFromLog(ctx, tx, table, behind); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// foldFromLog folds into the states of the rows behind (each from the
+// version after its snapshot) the events of their streams up to the rows'
+// versions, read from the log in tx.
+func (s *subscriptionStates) foldFromLog(ctx context.Context, tx pgx.Tx, table string, behind []eventstore.StreamFrom) error {
+	if len(behind) == 0 {
+		return nil
+	}
+	log, ok := logOf(ctx)
+	if !ok {
+		return fmt.Errorf("%s: the state of %s is kept at version %d, older than its row, and no event log is at hand to fold the rest from "+
+			"(apply through a Runner or a rebuild)", table, behind[0].Stream, behind[0].FromVersion-1)
+	}
+	recs, err := log.store.ReadStreamsTx(ctx, tx, behind)
+	if err != nil {
+		return fmt.Errorf("%s: states: %w", table, err)
+	}
+	reached := map[string]int64{}
+	for _, rec := range recs {
+		id := strings.TrimPrefix(string(rec.StreamID), subscription.StreamPrefix)
+		if rec.Version > s.versions[id] {
+			continue // after the row: the projection has not come so far
+		}
+		reached[id] = rec.Version
+		e, err := log.types.Decode(rec)
+		if err != nil {
+			return fmt.Errorf("%s: states: %w", table, err)
+		}
+		if keptInState(e) {
+			s.states[id] = subscription.Decider.Evolve(s.states[id], e)
+		}
+	}
+	for _, b := range behind {
+		id := strings.TrimPrefix(string(b.Stream), subscription.StreamPrefix)
+		if reached[id] != s.versions[id] {
+			return fmt.Errorf("%s: subscription %s: its row is at version %d, the log holds it up to %d", table, id, s.versions[id], reached[id])
+		}
+	}
+	return nil
 }
 
 // has reports whether the subscription has a row, before the batch or
 // created in it.
 func (s *subscriptionStates) has(id string) bool { return s.stored[id] }
 
-// created sets the state of a row the batch creates (its insert queued
-// with the state given, at rec's version): no write back is due for it
-// yet.
+// created sets the state of a row the batch creates, at rec's version: its
+// insert is queued with the state given as its first snapshot.
 func (s *subscriptionStates) created(id string, rec eventstore.RecordedEvent, st subscription.Subscription) {
-	s.states[id], s.stored[id] = st, true
+	s.states[id], s.stored[id], s.versions[id] = st, true, rec.Version
 	s.keep(rec, st)
 }
-
-// stateJSON is a state as a statement's argument: its own encoding, which
-// json.Marshal would check and compact once more.
-type stateJSON struct{ s subscription.Subscription }
-
-func (v stateJSON) Value() (driver.Value, error) { return v.s.MarshalJSON() }
 
 // keep keeps st, the state written at rec's version, in the cache.
 func (s *subscriptionStates) keep(rec eventstore.RecordedEvent, st subscription.Subscription) {
@@ -292,24 +408,42 @@ func (s *subscriptionStates) keep(rec eventstore.RecordedEvent, st subscription.
 	}
 }
 
-// fold evolves the subscription's state with e and marks it changed.
-func (s *subscriptionStates) fold(id string, rec eventstore.RecordedEvent, e domain.Event) {
+// fold evolves the subscription's state with e, marks it changed, and
+// takes the snapshot due at rec's version, if any.
+func (s *subscriptionStates) fold(id string, rec eventstore.RecordedEvent, e domain.Event) error {
 	if _, pending := s.last[id]; !pending {
 		s.changed = append(s.changed, id)
 	}
 	s.states[id] = subscription.Decider.Evolve(s.states[id], e)
 	s.last[id] = folded{rec, e}
+	prev := s.versions[id]
+	s.versions[id] = rec.Version
+	if !snapshotDue(prev, rec.Version) {
+		return nil
+	}
+	state, err := s.states[id].MarshalJSON()
+	if err != nil {
+		return fmt.Errorf("subscription %s: %w", id, err)
+	}
+	s.snaps[id] = snapshot{state: state, version: rec.Version}
+	return nil
 }
 
-// flush queues write for each changed state, after the statements queued
-// so far: a statement the projection queues next then sees the rows as the
-// events so far left them.
-func (s *subscriptionStates) flush(write func(q *pgx.Batch, id string, st subscription.Subscription, last folded)) {
+// flush queues write for each changed state, with the snapshot taken since
+// the last flush if any, after the statements queued so far: a statement
+// the projection queues next then sees the rows as the events so far left
+// them.
+func (s *subscriptionStates) flush(write func(q *pgx.Batch, id string, st subscription.Subscription, last folded, snap *snapshot)) {
 	for _, id := range s.changed {
 		last := s.last[id]
-		write(&s.queue, id, s.states[id], last)
+		var snap *snapshot
+		if sn, ok := s.snaps[id]; ok {
+			snap = &sn
+		}
+		write(&s.queue, id, s.states[id], last, snap)
 		s.keep(last.rec, s.states[id])
 		delete(s.last, id)
+		delete(s.snaps, id)
 	}
 	s.changed = s.changed[:0]
 }

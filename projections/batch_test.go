@@ -107,42 +107,115 @@ func TestSubscriptionStates_KeptOnlyWhileTheRowIsAtTheirVersion(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
 	w.customers(t, ctx, 0, 12, 4)
-	process := func() *projections.Runner {
-		r, err := projections.NewRunner(projections.RunnerConfig{Store: w.store, Types: w.types, Projections: projections.AllKeeping(100)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
-	a, b := process(), process()
-	rows, err := w.store.Pool().Query(ctx, `SELECT DISTINCT stream_id FROM events WHERE stream_id LIKE 'subscription-%'`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	streams, err := pgx.CollectRows(rows, pgx.RowTo[eventstore.StreamID])
-	if err != nil || len(streams) != 12 {
-		t.Fatalf("%d subscriptions (%v), want 12", len(streams), err)
-	}
-	adjust := func(days int) {
-		t.Helper()
-		agent := eventstore.CommandMeta{Metadata: eventstore.Metadata{ActorKind: eventstore.ActorAgent, ActorID: "ava", Reason: "test",
-			LogCode: agentlog.AdjustDays}}
-		for _, stream := range streams {
-			if _, err := w.subs.Handle(ctx, stream, subscription.AdjustDays{Days: days}, agent); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	a, b := keepingRunner(t, w), keepingRunner(t, w)
+	streams := subscriptionStreams(t, w, 12)
 	for _, step := range []struct {
 		days   int
 		runner *projections.Runner
 	}{{0, a}, {3, b}, {5, a}, {-2, a}} { // a keeps the states; b moves the rows on; a again
 		if step.days != 0 {
-			adjust(step.days)
+			adjustDays(t, w, streams, step.days)
 		}
 		if err := step.runner.CatchUp(ctx, w.head(t)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	w.mustEqualRebuild(t)
+}
+
+// A row's state is written only at the versions where its stream crosses a
+// multiple of 16 (and at the row's first): a process that does not keep
+// the state reads the snapshot and folds the events after it from the log.
+// Batched one way or another, the rows are those of a rebuild.
+func TestSubscriptionStates_SnapshotEvery16VersionsAndTheRestFromTheLog(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := context.Background()
+	w.customers(t, ctx, 0, 3, 1)
+	streams := subscriptionStreams(t, w, 3)
+	a := keepingRunner(t, w)
+	for i := range 42 { // a catches up after 1, 2, 3, … adjustments
+		adjustDays(t, w, streams, 1+i%3)
+		if i%(1+i/8) == 0 {
+			if err := a.CatchUp(ctx, w.head(t)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := a.CatchUp(ctx, w.head(t)); err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range []string{"products_view", "due_work"} {
+		rows, err := w.store.Pool().Query(ctx, `SELECT version, state_version FROM `+table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := mustCollect(t, rows)
+		if len(got) != 3 {
+			t.Fatalf("%s: %d rows, want 3", table, len(got))
+		}
+		for _, r := range got {
+			version, at := r[0], r[1]
+			if version < 32 || at != version/16*16 {
+				t.Errorf("%s: row at version %d has its state at %d, want %d", table, version, at, version/16*16)
+			}
+		}
+	}
+	// A process that keeps nothing yet reads each row's snapshot (at 48)
+	// and folds the events after it from the log, each of which moves the
+	// expiry.
+	adjustDays(t, w, streams, 7)
+	if err := keepingRunner(t, w).CatchUp(ctx, w.head(t)); err != nil {
+		t.Fatal(err)
+	}
+	w.mustEqualRebuild(t)
+}
+
+func keepingRunner(t *testing.T, w *world) *projections.Runner {
+	t.Helper()
+	r, err := projections.NewRunner(projections.RunnerConfig{Store: w.store, Types: w.types, Projections: projections.AllKeeping(100)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// subscriptionStreams returns the world's subscription streams, of which
+// there must be n.
+func subscriptionStreams(t *testing.T, w *world, n int) []eventstore.StreamID {
+	t.Helper()
+	rows, err := w.store.Pool().Query(context.Background(), `SELECT DISTINCT stream_id FROM events WHERE stream_id LIKE 'subscription-%'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	streams, err := pgx.CollectRows(rows, pgx.RowTo[eventstore.StreamID])
+	if err != nil || len(streams) != n {
+		t.Fatalf("%d subscriptions (%v), want %d", len(streams), err, n)
+	}
+	return streams
+}
+
+// adjustDays has an agent move each stream's expiry by days: one event each.
+func adjustDays(t *testing.T, w *world, streams []eventstore.StreamID, days int) {
+	t.Helper()
+	agent := eventstore.CommandMeta{Metadata: eventstore.Metadata{ActorKind: eventstore.ActorAgent, ActorID: "ava", Reason: "test",
+		LogCode: agentlog.AdjustDays}}
+	for _, stream := range streams {
+		if _, err := w.subs.Handle(context.Background(), stream, subscription.AdjustDays{Days: days}, agent); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func mustCollect(t *testing.T, rows pgx.Rows) [][2]int64 {
+	t.Helper()
+	var out [][2]int64
+	var a, b int64
+	if _, err := pgx.ForEachRow(rows, []any{&a, &b}, func() error {
+		out = append(out, [2]int64{a, b})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

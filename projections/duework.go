@@ -16,8 +16,9 @@ import (
 // DueWork is the due-work schedule (DESIGN §6): table due_work, one row
 // per subscription with the instant a worker should next look at it
 // (subscription.NextDue), which workers/renewal claims with FOR UPDATE SKIP
-// LOCKED. Each row keeps the subscription's folded state, so the next
-// instant comes from the aggregate's own rules. An update of an account's
+// LOCKED. Each row keeps the subscription's folded state (a snapshot of it,
+// see subscriptionStates), so the next instant comes from the aggregate's
+// own rules. An update of an account's
 // billing information brings forward the retry of its declined renewals
 // (ARS-6). The schedule only says where to look: the aggregate decides, so
 // a stale row costs a no-op visit, never a wrong step.
@@ -63,7 +64,7 @@ func (d DueWork) ApplyBatch(ctx context.Context, tx pgx.Tx, recs []eventstore.Re
 	if err != nil {
 		return err
 	}
-	write := func(q *pgx.Batch, id string, s subscription.Subscription, last folded) {
+	write := func(q *pgx.Batch, id string, s subscription.Subscription, last folded, snap *snapshot) {
 		var dueAt any
 		if at, ok := s.NextDue(p); ok {
 			dueAt = at
@@ -72,11 +73,13 @@ func (d DueWork) ApplyBatch(ctx context.Context, tx pgx.Tx, recs []eventstore.Re
 		if s.Owner() != uuid.Nil {
 			accountID = s.Owner()
 		}
-		q.Queue(`INSERT INTO due_work (subscription_id, account_id, due_at, awaiting_retry, version, state)
-VALUES ($1, $2, $3, $4, $5, $6)
-ON CONFLICT (subscription_id) DO UPDATE SET account_id = $2, due_at = $3, awaiting_retry = $4, version = $5, state = $6,
+		state, stateVersion := snap.args()
+		q.Queue(`INSERT INTO due_work (subscription_id, account_id, due_at, awaiting_retry, version, state, state_version)
+VALUES ($1, $2, $3, $4, $5, $6, coalesce($7::bigint, 0))
+ON CONFLICT (subscription_id) DO UPDATE SET account_id = $2, due_at = $3, awaiting_retry = $4, version = $5,
+    state = coalesce($6, due_work.state), state_version = coalesce($7, due_work.state_version),
     checked_at = CASE WHEN $3 <= due_work.checked_at THEN NULL ELSE due_work.checked_at END`,
-			id, accountID, dueAt, s.AwaitingRetry(), last.rec.Version, stateJSON{s})
+			id, accountID, dueAt, s.AwaitingRetry(), last.rec.Version, state, stateVersion)
 	}
 	for i, rec := range recs {
 		if _, ok := events[i].(account.BillingUpdated); ok {
@@ -91,10 +94,12 @@ WHERE account_id = $1 AND awaiting_retry`, id, rec.RecordedAt)
 			continue
 		}
 		id, ok := strings.CutPrefix(string(rec.StreamID), subscription.StreamPrefix)
-		if _, sent := events[i].(subscription.EmailSent); !ok || sent {
-			continue // a sent e-mail moves nothing on the schedule (and would only grow the state kept)
+		if !ok || !keptInState(events[i]) {
+			continue
 		}
-		states.fold(id, rec, events[i])
+		if err := states.fold(id, rec, events[i]); err != nil {
+			return err
+		}
 	}
 	states.flush(write)
 	return states.send(ctx, tx)

@@ -19,8 +19,9 @@ import (
 // is registered in (null until then), its seats in use, its term,
 // expiration, automatic-renewal setting and add-ons; and table
 // subscription_devices, the computers each one is activated on (KEY-3,
-// KEY-5). Each row keeps the subscription's folded state, and its columns
-// are read from that state after every event, so the view shows what the
+// KEY-5). Each row keeps the subscription's folded state (a snapshot of
+// it, see subscriptionStates), and its columns are read from that state
+// after every event, so the view shows what the
 // aggregate knows. The status is left to the reader, who computes it from
 // the row and the clock (subscription.StatusAt). The SQL names its tables
 // without a schema, so a rebuild can build them elsewhere on the
@@ -56,12 +57,10 @@ func (pr Products) ApplyBatch(ctx context.Context, tx pgx.Tx, recs []eventstore.
 		if !ok {
 			continue
 		}
-		switch e := events[i].(type) {
-		case subscription.EmailSent:
-			// A sent e-mail changes nothing the view shows; folded in, it
-			// would only grow the state every later event reads and writes
-			// back.
+		if !keptInState(events[i]) {
 			continue
+		}
+		switch e := events[i].(type) {
 		case subscription.Created:
 			if err := queueProductRow(q, rec, e); err != nil {
 				return err
@@ -87,13 +86,16 @@ func (pr Products) ApplyBatch(ctx context.Context, tx pgx.Tx, recs []eventstore.
 		if !states.has(id) {
 			return fmt.Errorf("products: %s (position %d) is about subscription %s, which has no row", rec.Type, rec.Position, id)
 		}
-		states.fold(id, rec, events[i])
+		if err := states.fold(id, rec, events[i]); err != nil {
+			return err
+		}
 	}
 	states.flush(queueProductUpdate)
 	return states.send(ctx, tx)
 }
 
-// queueProductRow queues the insert of a created subscription's row.
+// queueProductRow queues the insert of a created subscription's row, with
+// its state as the row's first snapshot.
 func queueProductRow(q *pgx.Batch, rec eventstore.RecordedEvent, e subscription.Created) error {
 	var orderID any
 	if e.OrderID != uuid.Nil {
@@ -105,8 +107,8 @@ func queueProductRow(q *pgx.Batch, rec eventstore.RecordedEvent, e subscription.
 	}
 	q.Queue(`INSERT INTO products_view (subscription_id, product, product_name, platform, term, trial, seats,
     starts_at, expires_at, product_key, serial, auto_renew, storefront, asian_store, order_id, registrable, legacy,
-    recovery_tool, created_at, updated_at, state, version)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $19, $20, $21)`,
+    recovery_tool, created_at, updated_at, state, version, state_version)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $19, $20, $21, $21)`,
 		e.SubscriptionID, e.Product, e.ProductName, e.Platform, e.Term, e.Term == catalog.Trial.String(), e.Seats,
 		e.StartsAt, e.ExpiresAt, e.Key.String(), e.Serial.String(), e.AutoRenew, e.Storefront, e.AsianStore, orderID,
 		e.Registrable, e.Legacy, e.RecoveryTool, rec.RecordedAt, state, rec.Version)
@@ -114,19 +116,20 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $
 }
 
 // queueProductUpdate queues the update of the columns that the state
-// determines.
-func queueProductUpdate(q *pgx.Batch, id string, s subscription.Subscription, last folded) {
+// determines, and of the state's snapshot when one was taken.
+func queueProductUpdate(q *pgx.Batch, id string, s subscription.Subscription, last folded, snap *snapshot) {
 	var account any
 	if s.Account() != uuid.Nil {
 		account = s.Account()
 	}
 	f, c := s.StatusFacts(), s.Facts() // a conversion changes the product and key (CNV-3)
-	q.Queue(`UPDATE products_view SET state = $2, account_id = $3, term = $4, trial = $5, expires_at = $6,
-    auto_renew = $7, disabled = $8, renewing = $9, refunded = $10, add_ons = $11, updated_at = $12, product = $13,
+	state, stateVersion := snap.args()
+	q.Queue(`UPDATE products_view SET state = coalesce($2, state), state_version = coalesce($21, state_version), account_id = $3,
+    term = $4, trial = $5, expires_at = $6, auto_renew = $7, disabled = $8, renewing = $9, refunded = $10, add_ons = $11, updated_at = $12, product = $13,
     product_name = $14, seats = $15, product_key = $16, registrable = $17, legacy = $18, recovery_tool = $19, version = $20
-WHERE subscription_id = $1`, id, stateJSON{s}, account, s.Term(), f.Trial, f.ExpiresAt, s.AutoRenew(), f.Disabled, f.Renewing, f.Refunded,
+WHERE subscription_id = $1`, id, state, account, s.Term(), f.Trial, f.ExpiresAt, s.AutoRenew(), f.Disabled, f.Renewing, f.Refunded,
 		s.AddOns(), last.rec.RecordedAt, c.Product, c.ProductName, c.Seats, c.Key.String(), c.Registrable, c.Legacy, c.RecoveryTool,
-		last.rec.Version)
+		last.rec.Version, stateVersion)
 }
 
 // queueRecountSeats queues the update of seats_used from the device rows,

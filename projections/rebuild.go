@@ -350,7 +350,7 @@ func (s *shadow) applyBatch(ctx context.Context, tx pgx.Tx, limit *eventstore.Ch
 	if len(events) == 0 {
 		return false, nil
 	}
-	if err := applyAll(ctx, tx, s.p, s.types, events); err != nil {
+	if err := applyAll(ctx, tx, s.p, eventLog{store: s.store, types: s.types}, events); err != nil {
 		return false, err
 	}
 	cp, applied := eventstore.Of(events[len(events)-1]), int64(len(events))

@@ -148,10 +148,13 @@ func (r *Runner) follow(ctx context.Context, p Projection) {
 	}
 }
 
+// log is the log the runner's projections read from.
+func (r *Runner) log() eventLog { return eventLog{store: r.cfg.Store, types: r.cfg.Types} }
+
 // handler applies a batch of events to p.
 func (r *Runner) handler(p Projection) eventstore.Handler {
 	return func(ctx context.Context, tx pgx.Tx, recs []eventstore.RecordedEvent) error {
-		return applyAll(ctx, tx, p, r.cfg.Types, recs)
+		return applyAll(ctx, tx, p, r.log(), recs)
 	}
 }
 
@@ -171,7 +174,7 @@ func (r *Runner) CatchUp(ctx context.Context, cp eventstore.Checkpoint) error {
 				if err != nil {
 					return err
 				}
-				return applyDecoded(ctx, tx, p, recs, events)
+				return applyDecoded(ctx, tx, p, r.log(), recs, events)
 			}}
 	}
 	return r.cfg.Store.CatchUp(ctx, cp, subs...)
