@@ -32,6 +32,14 @@ type HandlerConfig struct {
 	// personal data: an erased subject's fields must not outlive its key in
 	// a process's memory (AUD-5).
 	CacheSize int
+	// SoleWriter promises that every event of the aggregate's streams is
+	// appended through this handler (one process owns the log, as a
+	// simulation does): a state the cache keeps is then current, and a
+	// load reads only the streams it does not keep, instead of the events
+	// after the version kept. A conflict, the promise broken, forgets the
+	// stream's state, so the next attempt reads the stream. Requires a
+	// CacheSize.
+	SoleWriter bool
 }
 
 func (c *HandlerConfig) setDefaults() {
@@ -53,6 +61,8 @@ func (c HandlerConfig) Validate() error {
 		return errors.New("handler config: MaxAttempts must be at least 1")
 	case c.CacheSize < 0:
 		return errors.New("handler config: CacheSize must not be negative")
+	case c.SoleWriter && c.CacheSize == 0:
+		return errors.New("handler config: SoleWriter needs a CacheSize: it trusts the states the cache keeps")
 	}
 	return nil
 }
@@ -147,6 +157,9 @@ func (h *CommandHandler[S, C]) handle(ctx context.Context, stream StreamID, from
 		var conflict *ConflictError
 		if errors.As(err, &conflict) {
 			lastConflict = err
+			if h.cfg.SoleWriter {
+				h.cache.Forget(stream)
+			}
 			continue
 		}
 		if err != nil {
@@ -284,7 +297,7 @@ func (h *CommandHandler[S, C]) loadFrom(ctx context.Context, stream StreamID, fr
 
 // load folds the stream from the start, or from the state the cache keeps:
 // either way it reads the events up to the stream's current version, so a
-// cached state is never stale.
+// cached state is never stale (but for a SoleWriter's, current by promise).
 func (h *CommandHandler[S, C]) load(ctx context.Context, stream StreamID) (S, int64, error) {
 	loaded, err := h.LoadMany(ctx, []StreamID{stream})
 	if err != nil {
@@ -298,19 +311,27 @@ func (h *CommandHandler[S, C]) load(ctx context.Context, stream StreamID) (S, in
 // a batch of aggregates (Load's answer for each, in one round trip).
 func (h *CommandHandler[S, C]) LoadMany(ctx context.Context, streams []StreamID) ([]Loaded[S], error) {
 	loaded := make([]Loaded[S], len(streams))
-	from := make([]StreamFrom, len(streams))
-	at := make(map[StreamID]int, len(streams)) // the first index of each stream
+	kept := make([]int64, len(streams))         // the version each was kept at, if any
+	from := make([]StreamFrom, 0, len(streams)) // the streams to read
+	at := make(map[StreamID]int, len(streams))  // the first index of each stream
 	for i, stream := range streams {
 		loaded[i].State = h.decider.Initial
+		cached := false
 		if h.cache != nil {
-			if s, v, ok := h.cache.Get(stream); ok {
-				loaded[i] = Loaded[S]{State: s, Version: v}
+			var s S
+			if s, kept[i], cached = h.cache.Get(stream); cached {
+				loaded[i] = Loaded[S]{State: s, Version: kept[i]}
 			}
 		}
-		from[i] = StreamFrom{Stream: stream, FromVersion: loaded[i].Version + 1}
 		if _, ok := at[stream]; !ok {
 			at[stream] = i
+			if !cached || !h.cfg.SoleWriter {
+				from = append(from, StreamFrom{Stream: stream, FromVersion: loaded[i].Version + 1})
+			}
 		}
+	}
+	if len(from) == 0 {
+		return loaded, nil
 	}
 	records, err := h.cfg.Store.ReadStreams(ctx, from)
 	if err != nil {
@@ -330,7 +351,7 @@ func (h *CommandHandler[S, C]) LoadMany(ctx context.Context, streams []StreamID)
 			loaded[i] = loaded[first]
 			continue
 		}
-		if h.cache != nil && loaded[i].Version > from[i].FromVersion-1 {
+		if h.cache != nil && loaded[i].Version > kept[i] {
 			h.cache.Put(stream, loaded[i].State, loaded[i].Version)
 		}
 	}

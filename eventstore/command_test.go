@@ -3,6 +3,7 @@ package eventstore_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -63,15 +64,17 @@ func newTallyHandler(t *testing.T, s *eventstore.Store, c clock.Clock) *eventsto
 // newCachingTallyHandler is a tally handler that keeps cacheSize states.
 func newCachingTallyHandler(t *testing.T, s *eventstore.Store, c clock.Clock, cacheSize int) *eventstore.CommandHandler[tally, addCommand] {
 	t.Helper()
-	types := eventstore.NewEventTypes()
-	types.Register(1, added{})
-	h, err := eventstore.NewCommandHandler(tallyDecider, eventstore.HandlerConfig{
-		Store: s, Types: types, Clock: c, Policy: policy.Default(), MaxAttempts: 100, CacheSize: cacheSize,
-	})
+	h, err := eventstore.NewCommandHandler(tallyDecider, tallyConfig(s, c, cacheSize))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return h
+}
+
+func tallyConfig(s *eventstore.Store, c clock.Clock, cacheSize int) eventstore.HandlerConfig {
+	types := eventstore.NewEventTypes()
+	types.Register(1, added{})
+	return eventstore.HandlerConfig{Store: s, Types: types, Clock: c, Policy: policy.Default(), MaxAttempts: 100, CacheSize: cacheSize}
 }
 
 var system = eventstore.CommandMeta{Metadata: eventstore.Metadata{ActorKind: eventstore.ActorSystem}}
@@ -221,6 +224,43 @@ func TestCommandHandler_CachedStates_NeverStale(t *testing.T) {
 	// The limit is decided on the whole total, wherever it was folded.
 	if _, err := a.Handle(ctx, "tally-shared", addCommand{n: tallyLimit - 65}, system); !errors.Is(err, errLimit) {
 		t.Fatalf("adding past the limit: %v, want errLimit", err)
+	}
+}
+
+// A handler that is its streams' sole writer trusts the states it keeps: a
+// load reads nothing for them, so an event appended behind its back goes
+// unseen until a command conflicts with it; the conflict forgets the
+// state, and the command is decided again on the whole stream.
+func TestCommandHandler_SoleWriter_TrustsItsStates_AConflictReadsTheStreamAgain(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	c := clock.NewSimulated(t0)
+	ctx := context.Background()
+	cfg := tallyConfig(s, c, 10)
+	cfg.SoleWriter = true
+	sole, err := eventstore.NewCommandHandler(tallyDecider, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sole.Handle(ctx, "tally-sole", addCommand{n: 10}, system); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newTallyHandler(t, s, c).Handle(ctx, "tally-sole", addCommand{n: 20}, system); err != nil { // the promise broken
+		t.Fatal(err)
+	}
+	if state, version, err := sole.Load(ctx, "tally-sole"); err != nil || state.total != 10 || version != 1 {
+		t.Fatalf("sole writer loads %+v at version %d (%v); want its own 10 at version 1, nothing read", state, version, err)
+	}
+	out, err := sole.Handle(ctx, "tally-sole", addCommand{n: 1}, system)
+	if err != nil || out.State.total != 31 || out.Append.LastVersion != 3 {
+		t.Fatalf("after the conflict: %+v, %v; want a total of 31 at version 3", out, err)
+	}
+	if state, version, err := sole.Load(ctx, "tally-sole"); err != nil || state.total != 31 || version != 3 {
+		t.Fatalf("sole writer loads %+v at version %d (%v); want 31 at version 3", state, version, err)
+	}
+	cfg.CacheSize = 0
+	if _, err := eventstore.NewCommandHandler(tallyDecider, cfg); err == nil || !strings.Contains(err.Error(), "SoleWriter needs a CacheSize") {
+		t.Fatalf("a sole writer keeping no state: %v, want refused", err)
 	}
 }
 

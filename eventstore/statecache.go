@@ -64,3 +64,13 @@ func (c *StateCache[S]) Put(stream StreamID, state S, version int64) {
 		delete(c.streams, oldest.Value.(*cachedState[S]).stream)
 	}
 }
+
+// Forget drops the stream's state: the next load reads the stream.
+func (c *StateCache[S]) Forget(stream StreamID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.streams[stream]; ok {
+		c.order.Remove(el)
+		delete(c.streams, stream)
+	}
+}

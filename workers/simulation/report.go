@@ -319,7 +319,7 @@ func (s *sim) checkLifecycles(ctx context.Context, end time.Time, charged map[uu
 			for _, id := range s.ids[i:min(i+reportChunk, len(s.ids))] {
 				streams = append(streams, eventstore.StreamID(subscription.StreamName(id)))
 			}
-			if loaded, err = s.subs.LoadMany(ctx, streams); err != nil {
+			if loaded, err = s.finalStates(ctx, streams); err != nil {
 				return nil, err
 			}
 		}
@@ -497,6 +497,33 @@ WHERE event_type = 'subscription.renewal_lapsed' GROUP BY stream_id`)
 		out[id] = at
 	}
 	return out, rows.Err()
+}
+
+// finalStates returns the states of streams at the end of the year: those
+// the subscription handler keeps, the sole writer of every subscription
+// stream (SoleWriter), each checked to be at its stream's last version in
+// the log, so that the report reads the log's states, not a memory that
+// missed an event.
+func (s *sim) finalStates(ctx context.Context, streams []eventstore.StreamID) ([]eventstore.Loaded[subscription.Subscription], error) {
+	loaded, err := s.subs.LoadMany(ctx, streams)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.store.Pool().Query(ctx, `SELECT coalesce((SELECT max(stream_version) FROM events WHERE stream_id = s), 0)
+FROM unnest($1::text[]) WITH ORDINALITY AS u(s, n) ORDER BY n`, streams)
+	if err != nil {
+		return nil, err
+	}
+	heads, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, err
+	}
+	for i, head := range heads {
+		if loaded[i].Version != head {
+			return nil, fmt.Errorf("simulation: %s is kept at version %d, its stream is at %d: an event was appended past the handler", streams[i], loaded[i].Version, head)
+		}
+	}
+	return loaded, nil
 }
 
 func first(xs []string) []string { return xs[:min(len(xs), 3)] }

@@ -308,9 +308,11 @@ func (s *sim) open(ctx context.Context) error {
 	hc := eventstore.HandlerConfig{Store: s.store, Types: s.types, Clock: s.clock, Policy: s.cfg.Policy}
 	// One handler of account commands and one of subscription commands,
 	// each keeping every customer's state, for the renewals, the e-mails
-	// (whose every send reads its account) and the customers' actions.
+	// (whose every send reads its account) and the customers' actions:
+	// every event of their streams is appended through them, so the states
+	// they keep are current (SoleWriter), and a load reads nothing.
 	kept := hc
-	kept.CacheSize = max(s.cfg.Customers, 1)
+	kept.CacheSize, kept.SoleWriter = max(s.cfg.Customers, 1), true
 	if s.accounts, err = eventstore.NewCommandHandler(account.Decider, kept); err != nil {
 		return err
 	}
