@@ -18,10 +18,10 @@ import (
 // (subscription.NextDue), which workers/renewal claims with FOR UPDATE SKIP
 // LOCKED. Each row keeps the subscription's folded state (a snapshot of it,
 // see subscriptionStates), so the next instant comes from the aggregate's
-// own rules. An update of an account's
-// billing information brings forward the retry of its declined renewals
-// (ARS-6). The schedule only says where to look: the aggregate decides, so
-// a stale row costs a no-op visit, never a wrong step.
+// own rules. An update of an account's billing information brings forward
+// the retry of its declined renewals (ARS-6). The schedule only says where
+// to look: the aggregate decides, so a stale row costs a no-op visit, never
+// a wrong step.
 type DueWork struct {
 	// Policy gives the lifecycle's leads and offsets; its unset fields
 	// take their defaults.

@@ -21,9 +21,9 @@ import (
 // subscription_devices, the computers each one is activated on (KEY-3,
 // KEY-5). Each row keeps the subscription's folded state (a snapshot of
 // it, see subscriptionStates), and its columns are read from that state
-// after every event, so the view shows what the
-// aggregate knows. The status is left to the reader, who computes it from
-// the row and the clock (subscription.StatusAt). The SQL names its tables
+// after every event, so the view shows what the aggregate knows. The
+// status is left to the reader, who computes it from the row and the clock
+// (subscription.StatusAt). The SQL names its tables
 // without a schema, so a rebuild can build them elsewhere on the
 // search_path.
 type Products struct {
