@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 const eventColumns = `global_position, transaction_id, stream_id, stream_version, event_id, event_type,
@@ -15,14 +16,18 @@ schema_version, data, metadata, recorded_at, hash`
 
 func scanEvent(row pgx.Row) (RecordedEvent, error) {
 	var e RecordedEvent
-	var meta []byte
+	// The id and the data are scanned as pgx's own types: uuid.UUID would
+	// go through text, and a json.RawMessage through a JSON parse that only
+	// checks what the server's jsonb already holds valid.
+	var id pgtype.UUID
+	var data, meta []byte
 	var stream string
-	err := row.Scan(&e.Position, &e.TransactionID, &stream, &e.Version, &e.ID, &e.Type,
-		&e.SchemaVersion, &e.Data, &meta, &e.RecordedAt, &e.Hash)
+	err := row.Scan(&e.Position, &e.TransactionID, &stream, &e.Version, &id, &e.Type,
+		&e.SchemaVersion, &data, &meta, &e.RecordedAt, &e.Hash)
 	if err != nil {
 		return e, err
 	}
-	e.StreamID = StreamID(stream)
+	e.StreamID, e.ID, e.Data = StreamID(stream), id.Bytes, data
 	e.RecordedAt = e.RecordedAt.UTC()
 	if err := json.Unmarshal(meta, &e.Metadata); err != nil {
 		return e, fmt.Errorf("eventstore: event %d: metadata: %w", e.Position, err)

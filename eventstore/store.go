@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -314,7 +315,7 @@ type appendBatch struct {
 	recordedAt   []time.Time
 	micros       []int64
 	eventAppends []int32
-	ids          []uuid.UUID
+	ids          []pgtype.UUID // not uuid.UUID, whose driver.Valuer goes through text
 	types        []string
 	versions     []int32
 	data         []json.RawMessage
@@ -393,7 +394,7 @@ func (b *appendBatch) add(i int32, stream StreamID, expected ExpectedVersion, ev
 			first = meta // the common case: one command, one metadata
 		}
 		b.eventAppends = append(b.eventAppends, i)
-		b.ids = append(b.ids, id)
+		b.ids = append(b.ids, pgtype.UUID{Bytes: id, Valid: true})
 		b.types = append(b.types, e.Type)
 		b.versions = append(b.versions, int32(max(e.SchemaVersion, 1)))
 		b.data = append(b.data, e.Data)
