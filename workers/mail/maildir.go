@@ -9,6 +9,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
+	"time"
 )
 
 // Maildir is a Sender that writes each e-mail as a file into a local maildir
@@ -19,7 +22,8 @@ import (
 // concurrent use, also by several processes sharing the directory.
 type Maildir struct {
 	dir, domain string
-	unsynced    bool // see Unsynced
+	unsynced    bool      // see Unsynced
+	cur         *curIndex // shared by the copies Unsynced makes
 }
 
 var _ Sender = (*Maildir)(nil)
@@ -43,7 +47,7 @@ func NewMaildir(dir, domain string) (*Maildir, error) {
 			return nil, fmt.Errorf("mail: create maildir: %w", err)
 		}
 	}
-	return &Maildir{dir: dir, domain: domain}, nil
+	return &Maildir{dir: dir, domain: domain, cur: &curIndex{}}, nil
 }
 
 // Unsynced returns a Maildir on the same directory whose sends do not wait
@@ -160,11 +164,62 @@ func (d *Maildir) sync(f *os.File) error {
 // it has seen (adding ":2,<flags>" to the name). One still in new/ is found
 // by the link, which refuses its name.
 func (d *Maildir) read(name string) bool {
-	if _, err := os.Stat(filepath.Join(d.dir, "cur", name)); err == nil {
-		return true
+	return d.cur.has(filepath.Join(d.dir, "cur"), name)
+}
+
+// racyInterval is how long after a directory's modification time a listing
+// of it must have begun for the time to tell whether it changed since: a
+// change within the same tick of the file system's clock leaves the time
+// as it was (git's "racily clean" index entries). Two seconds cover the
+// coarsest clocks (FAT's).
+const racyInterval = 2 * time.Second
+
+// curIndex is what cur/ held when it was last listed, with the directory's
+// modification time then: a send lists cur/ again only when the directory
+// changed since, one stat instead of a listing per message (in a year of
+// the simulation, where no client reads, five system calls of seven).
+type curIndex struct {
+	mu       sync.Mutex
+	modTime  time.Time
+	listedAt time.Time
+	names    map[string]bool // the files' names, without ":2,<flags>"
+}
+
+// has reports whether dir, cur/, holds the file name. An error reading the
+// directory reports false: the send goes on, as a missing cur/ would let it.
+func (c *curIndex) has(dir, name string) bool {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return false
 	}
-	matches, _ := filepath.Glob(filepath.Join(d.dir, "cur", name+":2,*"))
-	return len(matches) > 0
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.names == nil || !fi.ModTime().Equal(c.modTime) || c.listedAt.Sub(c.modTime) <= racyInterval {
+		// The time is the stat's, from before the listing: a change in
+		// between makes the next stat differ, and list again.
+		listedAt := time.Now()
+		names, err := readNames(dir)
+		if err != nil {
+			c.names = nil
+			return false
+		}
+		c.names, c.modTime, c.listedAt = make(map[string]bool, len(names)), fi.ModTime(), listedAt
+		for _, n := range names {
+			n, _, _ = strings.Cut(n, ":")
+			c.names[n] = true
+		}
+	}
+	return c.names[name]
+}
+
+// readNames lists dir's names, unsorted (os.ReadDir sorts them).
+func readNames(dir string) ([]string, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.Readdirnames(-1)
 }
 
 func syncDir(dir string) error {

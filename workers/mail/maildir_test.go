@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -127,23 +128,44 @@ func TestMaildir_concurrentFirstSendsKeepOneFile(t *testing.T) {
 	}
 }
 
+// A message a mail client has read, moved from new/ to cur/, is not written
+// again, whether cur/ changed just before the first send or long before it
+// (the send then trusts its listing of cur/ until the directory changes).
 func TestMaildir_readMessageIsNotWrittenAgain(t *testing.T) {
 	t.Parallel()
-	d, received := newMaildir(t)
-	m := mailtest.Message(uuid.New())
-	if err := d.Send(context.Background(), m); err != nil {
-		t.Fatal(err)
-	}
-	// A mail client moves what it has shown from new/ to cur/, adding flags.
-	name := mail.FileName(m.MessageID(mailtest.Domain))
-	if err := os.Rename(filepath.Join(d.Dir(), "new", name), filepath.Join(d.Dir(), "cur", name+":2,S")); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Send(context.Background(), m); err != nil {
-		t.Fatal(err)
-	}
-	if got := len(received()); got != 0 {
-		t.Errorf("%d files in new/ after a resend of a read message, want 0", got)
+	for _, tc := range []struct {
+		name       string
+		curChanged time.Duration // how long before the first send cur/ last changed
+	}{
+		{"cur/ changed just before", 0},
+		{"cur/ unchanged for an hour", time.Hour},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			d, received := newMaildir(t)
+			cur := filepath.Join(d.Dir(), "cur")
+			if tc.curChanged > 0 {
+				past := time.Now().Add(-tc.curChanged)
+				if err := os.Chtimes(cur, past, past); err != nil {
+					t.Fatal(err)
+				}
+			}
+			m := mailtest.Message(uuid.New())
+			if err := d.Send(context.Background(), m); err != nil {
+				t.Fatal(err)
+			}
+			// A mail client moves what it has shown from new/ to cur/, adding flags.
+			name := mail.FileName(m.MessageID(mailtest.Domain))
+			if err := os.Rename(filepath.Join(d.Dir(), "new", name), filepath.Join(cur, name+":2,S")); err != nil {
+				t.Fatal(err)
+			}
+			if err := d.Send(context.Background(), m); err != nil {
+				t.Fatal(err)
+			}
+			if got := len(received()); got != 0 {
+				t.Errorf("%d files in new/ after a resend of a read message, want 0", got)
+			}
+		})
 	}
 }
 
