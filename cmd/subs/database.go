@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/subs-engine/subs/eventstore"
 	"github.com/subs-engine/subs/eventstore/pgcluster"
 )
 
@@ -74,6 +75,7 @@ func (m *Main) openDatabase(ctx context.Context) (*database, error) {
 	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "subs"
 	}
+	eventstore.ConfigurePool(cfg)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open the database %s: %w", redactDatabaseURL(url), err)

@@ -46,6 +46,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/subs-engine/subs/eventstore"
 )
 
 // ServerURL returns the URL of a server on which the helper may create
@@ -110,7 +111,12 @@ func newDatabase(tb testing.TB, tmpl string) string {
 func NewPool(tb testing.TB) *pgxpool.Pool {
 	tb.Helper()
 	dbURL := NewDatabase(tb)
-	pool, err := pgxpool.New(context.Background(), dbURL)
+	cfg, err := pgxpool.ParseConfig(dbURL)
+	if err != nil {
+		tb.Fatalf("pgtest: the test database's URL: %v", err)
+	}
+	eventstore.ConfigurePool(cfg)
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		tb.Fatalf("pgtest: open a pool on the test database: %v", err)
 	}
