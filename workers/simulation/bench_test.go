@@ -16,10 +16,11 @@ const largeEnv = "SUBS_BENCH_SIMULATION_100K"
 // BenchmarkSimulation moves a population through a simulated year (365
 // days) with the engine's real workers, once per size, and prints
 //
-//	BENCH simulation_<customers>x365 <customer-years/s> customer-years/s events/s=<events/s> events=<n> seconds=<s> peak_rss_mb=<VmHWM>
+//	BENCH simulation_<customers>x365 <customer-years/s> customer-years/s events/s=<events/s> events=<n> seconds=<s> peak_rss_mb=<VmHWM> mail=<memory|disk>
 //
 // peak_rss_mb is the test process's peak resident memory (VmHWM) so far;
-// the PostgreSQL server's is not counted. The 100,000-customer year runs
+// the PostgreSQL server's is not counted. mail says where the maildir was
+// (mailDir). The 100,000-customer year runs
 // only with SUBS_BENCH_SIMULATION_100K=1 (and a -timeout long enough for
 // it, e.g. `go test -run '^$' -bench Simulation/100000 -timeout 0
 // ./workers/simulation`): otherwise it says so in a BENCH line and skips.
@@ -32,7 +33,7 @@ func BenchmarkSimulation(b *testing.B) {
 				b.Skip("set " + largeEnv + "=1 to run it")
 			}
 			for range b.N {
-				r := simulate(b, customers, 1, "")
+				r, mailOn := simulate(b, customers, 1, "")
 				if !r.Passed() {
 					b.Fatalf("an invariant failed: %+v", r.Checks)
 				}
@@ -42,8 +43,8 @@ func BenchmarkSimulation(b *testing.B) {
 				b.ReportMetric(years/secs, "customer-years/s")
 				b.ReportMetric(float64(r.Events)/secs, "events/s")
 				b.ReportMetric(peak, "peak_rss_MB")
-				fmt.Printf("BENCH %s %.1f customer-years/s events/s=%.0f events=%d seconds=%.1f peak_rss_mb=%.0f\n",
-					name, years/secs, float64(r.Events)/secs, r.Events, secs, peak)
+				fmt.Printf("BENCH %s %.1f customer-years/s events/s=%.0f events=%d seconds=%.1f peak_rss_mb=%.0f mail=%s\n",
+					name, years/secs, float64(r.Events)/secs, r.Events, secs, peak, mailOn)
 			}
 		})
 	}
