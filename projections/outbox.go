@@ -57,7 +57,8 @@ func (EmailOutbox) Tables() []string { return []string{"email_outbox", "email_su
 // would re-lease messages a worker is sending and forget retry counts. So a
 // rebuild keeps each of these from the live row where the live row has a
 // value, and Compare leaves them out. sent_at stays correct without the
-// comparison: the projection sets it from the EmailSent event, and the
+// comparison: the projection sets it from the EmailSent event unless the
+// worker has set it (whichever marks the send first sets it), and the
 // worker never sends twice whatever the row says, because it checks the
 // aggregate (which records every send) before sending. What Compare checks
 // is the part the log determines: which e-mails exist, for whom, with what
@@ -206,7 +207,10 @@ func enqueueOrder(ctx context.Context, tx pgx.Tx, rec eventstore.RecordedEvent, 
 // markSent records that the e-mail of kind caused by cause went out, as the
 // event rec says.
 func markSent(ctx context.Context, tx pgx.Tx, cause uuid.UUID, kind string, rec eventstore.RecordedEvent) error {
-	_, err := tx.Exec(ctx, `UPDATE email_outbox SET sent_at = $3 WHERE cause = $1 AND kind = $2`, cause, kind, rec.RecordedAt)
+	// The outbox worker has marked it already, as a rule (it marks what it
+	// has recorded before this event comes by): the update then writes
+	// nothing, no new row version.
+	_, err := tx.Exec(ctx, `UPDATE email_outbox SET sent_at = $3 WHERE cause = $1 AND kind = $2 AND sent_at IS NULL`, cause, kind, rec.RecordedAt)
 	return err
 }
 
