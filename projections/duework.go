@@ -98,8 +98,9 @@ WHERE account_id = $1 AND awaiting_retry`, id, rec.RecordedAt)
 }
 
 // dueRows are due_work rows to write, each subscription's once, as the
-// arrays of one statement: a statement per row cost the server some 12 µs
-// each, and the process an encoding each, on the renewal runs' path.
+// arrays of one statement: a statement per row cost a Bind and an Execute
+// each, and the process an encoding each, on the renewal runs' path (the
+// server's execution is the rows', about the same either way).
 type dueRows struct {
 	ids           []string
 	accounts      []pgtype.UUID        // invalid: NULL, no owner
