@@ -17,8 +17,9 @@ schema_version, data, metadata, recorded_at, hash`
 func scanEvent(row pgx.Row) (RecordedEvent, error) {
 	var e RecordedEvent
 	// The id and the data are scanned as pgx's own types: uuid.UUID would
-	// go through text, and a json.RawMessage through a JSON parse that only
-	// checks what the server's jsonb already holds valid.
+	// go through text on a pool without ConfigurePool (the store takes any
+	// pool), and a json.RawMessage through a JSON parse that only checks
+	// what the server's jsonb already holds valid.
 	var id pgtype.UUID
 	var data, meta []byte
 	var stream string

@@ -315,7 +315,7 @@ type appendBatch struct {
 	recordedAt   []time.Time
 	micros       []int64
 	eventAppends []int32
-	ids          []pgtype.UUID // not uuid.UUID, whose driver.Valuer goes through text
+	ids          []pgtype.UUID // not uuid.UUID, whose driver.Valuer goes through text on a pool without ConfigurePool
 	types        []string
 	versions     []int32
 	data         []json.RawMessage
