@@ -71,3 +71,30 @@ func (n *notifier) sendRemote() {
 		n.mu.Unlock()
 	}
 }
+
+// broadcast tells whoever waits that something happened, as often as it
+// happens. The zero value is ready.
+type broadcast struct {
+	mu sync.Mutex
+	ch chan struct{} // closed and replaced at each tell; nil: none waits
+}
+
+// wait returns a channel closed at the next tell.
+func (b *broadcast) wait() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ch == nil {
+		b.ch = make(chan struct{})
+	}
+	return b.ch
+}
+
+// tell wakes the waiters.
+func (b *broadcast) tell() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ch != nil {
+		close(b.ch)
+		b.ch = nil
+	}
+}

@@ -22,6 +22,10 @@ type Store struct {
 	upcasters *Upcasters
 	notifier  *notifier
 	personal  *personalData
+	// ended is told when a transaction of the store's that may hold the
+	// log's readers back ends (an append, a batch of subscriptions): a
+	// catch-up held back by it reads again at once (advance).
+	ended broadcast
 }
 
 // Config configures a Store.
@@ -219,6 +223,9 @@ func (s *Store) appendAll(ctx context.Context, q Querier, reqs []AppendRequest) 
 		if err := b.add(int32(i+1), r.Stream, r.Expected, events, r.Options); err != nil {
 			return nil, err
 		}
+	}
+	if _, own := q.(*pgxpool.Pool); own {
+		defer s.ended.tell()
 	}
 	var rows pgx.Rows
 	if len(reqs) == 1 {

@@ -228,6 +228,7 @@ func (s *Store) applyBatch(ctx context.Context, cp Checkpoint, events []Recorded
 		names[i] = sub.Config.Name
 	}
 	var cps []Checkpoint
+	defer s.ended.tell()
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		stored, err := lockCheckpoints(ctx, tx, names)
 		if err != nil {
@@ -261,6 +262,12 @@ func (s *Store) applyBatch(ctx context.Context, cp Checkpoint, events []Recorded
 type Subscriber struct {
 	Config  SubscriptionConfig
 	Handler Handler
+	// Applied, when set, is called after each batch Handler applied has
+	// committed, with the checkpoint before the batch and its events (the
+	// slice Handler was handed, not to be changed): a process hands them on
+	// to subscriptions of its own that trail behind (ApplyFrom), which
+	// then do not read them again. Called on CatchUp's goroutine.
+	Applied func(from Checkpoint, events []RecordedEvent)
 }
 
 // CatchUp hands every event after each subscriber's checkpoint to its
@@ -274,6 +281,39 @@ type Subscriber struct {
 // their checkpoints (a few round trips per batch rather than a few per
 // subscriber and batch). The batch size is the smallest of the subscribers'.
 func (s *Store) CatchUp(ctx context.Context, target Checkpoint, subs ...Subscriber) error {
+	return s.advance(ctx, target, subs, s.ReadAll)
+}
+
+// ApplyFrom brings every subscriber to the end of events, a stretch of the
+// log after from as ReadAll returned it (a batch another subscription was
+// handed, see Subscriber.Applied): a subscriber behind from reads the log
+// up to it first, as CatchUp does; each is then handed the stretch's events
+// after its checkpoint, those at one checkpoint together in one
+// transaction; one at or past the stretch's end is left as it is.
+func (s *Store) ApplyFrom(ctx context.Context, from Checkpoint, events []RecordedEvent, subs ...Subscriber) error {
+	if len(events) == 0 {
+		return nil
+	}
+	end := Of(events[len(events)-1])
+	return s.advance(ctx, end, subs, func(ctx context.Context, at Checkpoint, limit int) ([]RecordedEvent, error) {
+		if !at.Reached(from) {
+			return s.ReadAll(ctx, at, limit)
+		}
+		// The events after at: the stretch is in ReadAll's order.
+		next, _ := slices.BinarySearchFunc(events, at, func(e RecordedEvent, at Checkpoint) int {
+			if at.Reached(Of(e)) {
+				return -1
+			}
+			return 1
+		})
+		return events[next:min(len(events), next+limit)], nil
+	})
+}
+
+// advance hands the subscribers the events read returns after their
+// checkpoints until every one has reached target, as CatchUp describes.
+func (s *Store) advance(ctx context.Context, target Checkpoint, subs []Subscriber,
+	read func(ctx context.Context, from Checkpoint, limit int) ([]RecordedEvent, error)) error {
 	subs = slices.Clone(subs)
 	names := make([]string, len(subs))
 	size := 0
@@ -306,16 +346,20 @@ func (s *Store) CatchUp(ctx context.Context, target Checkpoint, subs ...Subscrib
 			return nil
 		}
 		at := *from
-		events, err := s.ReadAll(ctx, at, size)
+		ended := s.ended.wait()
+		events, err := read(ctx, at, size)
 		if err != nil {
 			return err
 		}
 		if len(events) == 0 {
 			// target is committed, yet not readable: an older transaction
-			// still in flight holds it back.
+			// still in flight holds it back. When it is one of this
+			// store's, its end is heard at once; another process's is
+			// waited for.
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
+			case <-ended:
 			case <-time.After(wait):
 				wait = min(2*wait, maxHeldBackWait)
 			}
@@ -333,8 +377,12 @@ func (s *Store) CatchUp(ctx context.Context, target Checkpoint, subs ...Subscrib
 		if err != nil {
 			return err
 		}
+		handled := Of(events[len(events)-1])
 		for j, i := range members {
 			cps[i] = moved[j]
+			if moved[j] == handled && subs[i].Applied != nil {
+				subs[i].Applied(at, events)
+			}
 		}
 	}
 }

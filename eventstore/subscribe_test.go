@@ -267,3 +267,101 @@ func TestCatchUp_SeveralSubscribersTwoProcesses_EachEventOncePerSubscriber(t *te
 		}
 	}
 }
+
+// ApplyFrom hands a stretch of the log, read once, to subscribers wherever
+// they stand: one behind the stretch reads the log up to it, one inside it
+// takes only its rest, one past it takes nothing. Each event reaches each
+// subscriber once; the stretch's events are the ones handed, not read
+// again; Applied hears of each batch once it committed.
+func TestApplyFrom_BringsEachSubscriberToTheStretchsEnd_EachEventOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newStore(t)
+	if _, err := s.Pool().Exec(ctx, `CREATE TABLE seen_by (subscriber text, event_id uuid, PRIMARY KEY (subscriber, event_id))`); err != nil {
+		t.Fatal(err)
+	}
+	var cps []eventstore.Checkpoint // after order-a, -b, -c, -d: 3 events each
+	for _, name := range []string{"a", "b", "c", "d"} {
+		cps = append(cps, mustAppend(t, s, eventstore.StreamID("order-"+name), eventstore.NoStream, events(3), opts()).Checkpoint())
+	}
+	// The stretch: order-b's and order-c's events, read once.
+	var stretch []eventstore.RecordedEvent
+	for deadline := time.Now().Add(10 * time.Second); len(stretch) < 6; time.Sleep(5 * time.Millisecond) {
+		var err error
+		// Another test's transaction in flight on the server may hold
+		// part of the log back for a moment.
+		if stretch, err = s.ReadAll(ctx, cps[0], 6); err != nil || time.Now().After(deadline) {
+			t.Fatalf("read the stretch: %d events, %v", len(stretch), err)
+		}
+	}
+	handed := func(e *eventstore.RecordedEvent) bool {
+		for i := range stretch {
+			if &stretch[i] == e {
+				return true
+			}
+		}
+		return false
+	}
+	var read []string // "subscriber: event" of the events not handed from the stretch
+	var applied []string
+	subscriber := func(name string) eventstore.Subscriber {
+		return eventstore.Subscriber{Config: eventstore.SubscriptionConfig{Name: name, BatchSize: 3},
+			Handler: func(ctx context.Context, tx pgx.Tx, evs []eventstore.RecordedEvent) error {
+				for i := range evs {
+					if !handed(&evs[i]) {
+						read = append(read, name+": "+string(evs[i].StreamID))
+					}
+					// A duplicate would violate the primary key and fail.
+					if _, err := tx.Exec(ctx, `INSERT INTO seen_by VALUES ($1, $2)`, name, evs[i].ID); err != nil {
+						return err
+					}
+				}
+				return nil
+			},
+			Applied: func(from eventstore.Checkpoint, evs []eventstore.RecordedEvent) {
+				applied = append(applied, fmt.Sprintf("%s: %d after %d", name, len(evs), from.Position))
+			}}
+	}
+	at := map[string]eventstore.Checkpoint{"behind": {}, "at": cps[0], "within": cps[1], "past": cps[3]}
+	var subs []eventstore.Subscriber
+	for _, name := range []string{"behind", "at", "within", "past"} {
+		if err := s.CatchUp(ctx, at[name], subscriber(name)); err != nil {
+			t.Fatal(err)
+		}
+		subs = append(subs, subscriber(name))
+	}
+	read, applied = nil, nil
+	if err := s.ApplyFrom(ctx, cps[0], stretch, subs...); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]eventstore.Checkpoint{"behind": cps[2], "at": cps[2], "within": cps[2], "past": cps[3]}
+	for name, cp := range want {
+		if got, err := s.Checkpoint(ctx, name); err != nil || got != cp {
+			t.Errorf("%s at %+v (%v), want %+v", name, got, err, cp)
+		}
+	}
+	var seen []string
+	rows, err := s.Pool().Query(ctx, `SELECT subscriber || ' ' || count(*) FROM seen_by GROUP BY subscriber ORDER BY subscriber`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seen, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+		t.Fatal(err)
+	}
+	// Every event up to the stretch's end, once, the catch-ups before it included.
+	if want := []string{"at 9", "behind 9", "past 12", "within 9"}; !slices.Equal(seen, want) {
+		t.Errorf("events seen per subscriber %v, want %v", seen, want)
+	}
+	if want := []string{"behind: order-a", "behind: order-a", "behind: order-a"}; !slices.Equal(read, want) {
+		t.Errorf("events not handed from the stretch %v, want only order-a's, read by the subscriber behind", read)
+	}
+	b, c := cps[0].Position, cps[1].Position
+	wantApplied := []string{
+		"behind: 3 after 0",
+		fmt.Sprintf("behind: 3 after %d", b), fmt.Sprintf("at: 3 after %d", b),
+		fmt.Sprintf("behind: 3 after %d", c), fmt.Sprintf("at: 3 after %d", c), fmt.Sprintf("within: 3 after %d", c),
+	}
+	if !slices.Equal(applied, wantApplied) {
+		t.Errorf("batches applied %v, want %v", applied, wantApplied)
+	}
+}
