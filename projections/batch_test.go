@@ -219,3 +219,51 @@ func mustCollect(t *testing.T, rows pgx.Rows) [][2]int64 {
 	}
 	return out
 }
+
+// A runner fed the batches another runner's catch-up read and decoded
+// (Feed, Apply) builds its read models as a rebuild of the log does, even
+// when some batches never reach it: it reads those from the log.
+func TestRunner_FedByAnotherCatchUp_EqualsRebuild_EvenWithBatchesLost(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := context.Background()
+	var workers, others []projections.Projection
+	for _, p := range projections.AllKeeping(100) {
+		switch p.(type) {
+		case projections.DueWork, projections.Accounts:
+			workers = append(workers, p)
+		default:
+			others = append(others, p)
+		}
+	}
+	var fed []projections.Batch
+	first, err := projections.NewRunner(projections.RunnerConfig{Store: w.store, Types: w.types, Projections: workers,
+		Feed: func(b projections.Batch) { fed = append(fed, b) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := projections.NewRunner(projections.RunnerConfig{Store: w.store, Types: w.types, Projections: others})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 5 {
+		w.customers(t, ctx, round*12, 12, 4)
+		if err := first.CatchUp(ctx, w.head(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(fed) < 5 {
+		t.Fatalf("%d batches fed after 5 catch-ups, want one at least each", len(fed))
+	}
+	for i, b := range fed {
+		if i%2 == 1 || i == len(fed)-1 { // the others lost on the way
+			if err := second.Apply(ctx, b); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if got := count(t, w, "products_view"); got != 60 {
+		t.Fatalf("%d products after the batches fed, want 60", got)
+	}
+	w.mustEqualRebuild(t)
+}

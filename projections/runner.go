@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -74,6 +75,11 @@ type RunnerConfig struct {
 	RetryDelay time.Duration
 	// Logger receives failures. Default slog.Default().
 	Logger *slog.Logger
+	// Feed, when set, is handed each batch CatchUp applied, decoded, once
+	// its transaction committed, so that another Runner applies it too
+	// (Apply) without reading and decoding the log again. It is called on
+	// CatchUp's goroutine, must not block, and must not change the batch.
+	Feed func(Batch)
 }
 
 func (c *RunnerConfig) setDefaults() {
@@ -163,21 +169,92 @@ func (r *Runner) handler(p Projection) eventstore.Handler {
 // (eventstore Store.CatchUp). It is the alternative to Run for
 // a process that decides itself when the read models must be up to date
 // (workers/simulation, between its workers' runs), and so lets the events
-// of a whole run accumulate into one batch.
+// of a whole run accumulate into one batch. Each batch applied goes on to
+// Feed.
 func (r *Runner) CatchUp(ctx context.Context, cp eventstore.Checkpoint) error {
 	decoding := &sharedDecoding{types: r.cfg.Types}
+	subs := r.subscribers(decoding.decode)
+	if feed := r.cfg.Feed; feed != nil {
+		var fed eventstore.Checkpoint
+		for i := range subs {
+			subs[i].Applied = func(from eventstore.Checkpoint, recs []eventstore.RecordedEvent) {
+				// The projections at one checkpoint are handed one batch:
+				// it goes on once.
+				if fed.Reached(eventstore.Of(recs[len(recs)-1])) {
+					return
+				}
+				events, err := decoding.decode(recs) // decoded already: the batch's own
+				if err != nil {
+					return
+				}
+				fed = eventstore.Of(recs[len(recs)-1])
+				feed(Batch{From: from, Recs: recs, Events: events})
+			}
+		}
+	}
+	return r.cfg.Store.CatchUp(ctx, cp, subs...)
+}
+
+// Batch is a stretch of the log as a Runner's CatchUp read and decoded it
+// (RunnerConfig.Feed): the events after From, Events[i] being Recs[i]'s.
+type Batch struct {
+	From   eventstore.Checkpoint
+	Recs   []eventstore.RecordedEvent
+	Events []domain.Event
+}
+
+// eventsOf returns the events of recs when recs is a stretch of b.Recs
+// (the same array's elements).
+func (b Batch) eventsOf(recs []eventstore.RecordedEvent) ([]domain.Event, bool) {
+	if len(recs) == 0 {
+		return nil, false
+	}
+	i, found := slices.BinarySearchFunc(b.Recs, eventstore.Of(recs[0]), func(e eventstore.RecordedEvent, at eventstore.Checkpoint) int {
+		switch of := eventstore.Of(e); {
+		case of == at:
+			return 0
+		case at.Reached(of):
+			return -1
+		}
+		return 1
+	})
+	if !found || i+len(recs) > len(b.Recs) || &b.Recs[i] != &recs[0] {
+		return nil, false
+	}
+	return b.Events[i : i+len(recs)], true
+}
+
+// Apply brings every projection to the end of b, which another Runner
+// read and decoded (RunnerConfig.Feed): a projection behind b reads the
+// log up to it first; each then takes b's events after its checkpoint,
+// those at one checkpoint together in one transaction; one at or past b's
+// end is left as it is (eventstore Store.ApplyFrom).
+func (r *Runner) Apply(ctx context.Context, b Batch) error {
+	decoding := &sharedDecoding{types: r.cfg.Types}
+	subs := r.subscribers(func(recs []eventstore.RecordedEvent) ([]domain.Event, error) {
+		if events, ok := b.eventsOf(recs); ok {
+			return events, nil
+		}
+		return decoding.decode(recs) // read from the log to reach b
+	})
+	return r.cfg.Store.ApplyFrom(ctx, b.From, b.Recs, subs...)
+}
+
+// subscribers are the runner's projections as subscriptions that apply
+// the batches decode decodes.
+func (r *Runner) subscribers(decode func([]eventstore.RecordedEvent) ([]domain.Event, error)) []eventstore.Subscriber {
 	subs := make([]eventstore.Subscriber, len(r.cfg.Projections))
 	for i, p := range r.cfg.Projections {
 		subs[i] = eventstore.Subscriber{Config: eventstore.SubscriptionConfig{Name: p.Name(), Logger: r.cfg.Logger},
 			Handler: func(ctx context.Context, tx pgx.Tx, recs []eventstore.RecordedEvent) error {
-				events, err := decoding.decode(recs)
+				events, err := decode(recs)
 				if err != nil {
 					return err
 				}
 				return applyDecoded(ctx, tx, p, r.log(), recs, events)
 			}}
 	}
-	return r.cfg.Store.CatchUp(ctx, cp, subs...)
+	return subs
 }
 
 // WaitFor waits until every projection has applied the events up to cp, so
