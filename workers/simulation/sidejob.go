@@ -9,16 +9,62 @@ import (
 )
 
 // readByWorkers reports whether the renewal worker reads the projection
-// during the year (the schedule and the billing methods) or the outbox
-// does (its queue, the accounts): it must be up to date before their runs.
-// The others (the products view, the charge ledger, the orders) only the
-// report reads.
+// during the year (the schedule and the billing methods): it must be up to
+// date before each run. The others follow on the side (relay): the
+// outbox's queue, which the outbox drains on the side too, and those only
+// the report reads (the products view, the charge ledger, the orders).
 func readByWorkers(p projections.Projection) bool {
 	switch p.(type) {
-	case projections.DueWork, projections.Accounts, projections.EmailOutbox:
+	case projections.DueWork, projections.Accounts:
 		return true
 	}
 	return false
+}
+
+// relay hands the batches of the log the read models the workers read
+// were brought up to date with (their runner's Feed) on to the runner of
+// the others, which so neither reads nor decodes the log again. It holds
+// at most maxRelayed batches: beyond, a batch is dropped, and the other
+// runner reads its events from the log (Runner.Apply of the next batch,
+// or its last catch-up).
+type relay struct {
+	mu      sync.Mutex
+	batches []projections.Batch
+}
+
+// maxRelayed bounds the memory of batches not yet applied (up to 500
+// events each).
+const maxRelayed = 64
+
+func (r *relay) put(b projections.Batch) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.batches) < maxRelayed {
+		r.batches = append(r.batches, b)
+	}
+}
+
+// take returns the batches put since the last take, in order.
+func (r *relay) take() []projections.Batch {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b := r.batches
+	r.batches = nil
+	return b
+}
+
+// applyRelayed applies to runner the batches relayed so far, and calls
+// then after each.
+func applyRelayed(r *relay, runner *projections.Runner, then func()) func(context.Context) error {
+	return func(ctx context.Context) error {
+		for _, b := range r.take() {
+			if err := runner.Apply(ctx, b); err != nil {
+				return err
+			}
+			then()
+		}
+		return nil
+	}
 }
 
 // sideJob runs a job on the side of the year: a goroutine of its own runs

@@ -149,6 +149,8 @@ type sim struct {
 	store     *eventstore.Store
 	types     *eventstore.EventTypes
 	runner    *projections.Runner // the read models the workers read
+	trailer   *projections.Runner // the others
+	relayed   relay               // runner's batches, for trailer
 	trail     *sideJob            // catches the others up
 	mailing   *sideJob            // drains the outbox
 	gateway   *gateway.Sandbox
@@ -236,8 +238,15 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 			cfg.Progress(day, cfg.Days)
 		}
 	}
-	// The last e-mails, then their records in the read models.
+	// Every read model up to date, the last e-mails, then their records
+	// in the read models.
 	if err := s.settle(ctx); err != nil {
+		return Report{}, err
+	}
+	if err := s.trail.finish(ctx); err != nil {
+		return Report{}, err
+	}
+	if err := s.trailToHead(ctx); err != nil {
 		return Report{}, err
 	}
 	if err := s.mailing.finish(ctx); err != nil {
@@ -246,7 +255,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if err := s.settle(ctx); err != nil {
 		return Report{}, err
 	}
-	if err := s.trail.finish(ctx); err != nil {
+	if err := s.trailToHead(ctx); err != nil {
 		return Report{}, err
 	}
 	r, err := s.report(ctx, end)
@@ -285,7 +294,8 @@ func (s *sim) open(ctx context.Context) error {
 	var err error
 	// The read models the workers read are brought up to date when they
 	// need them (Runner.CatchUp), not followed live: a run's events are one
-	// batch. The others trail behind on the side.
+	// batch. The others trail behind on the side, applying the same
+	// batches (relay), and the outbox sends what its queue then holds.
 	var read, others []projections.Projection
 	for _, p := range projections.AllKeeping(max(s.cfg.Customers, 1)) {
 		if readByWorkers(p) {
@@ -294,14 +304,17 @@ func (s *sim) open(ctx context.Context) error {
 			others = append(others, p)
 		}
 	}
-	if s.runner, err = projections.NewRunner(projections.RunnerConfig{Store: s.store, Types: s.types, Projections: read, Logger: s.cfg.Logger}); err != nil {
+	if s.runner, err = projections.NewRunner(projections.RunnerConfig{Store: s.store, Types: s.types, Projections: read, Logger: s.cfg.Logger,
+		Feed: func(b projections.Batch) {
+			s.relayed.put(b)
+			s.trail.poke()
+		}}); err != nil {
 		return err
 	}
-	trailer, err := projections.NewRunner(projections.RunnerConfig{Store: s.store, Types: s.types, Projections: others, Logger: s.cfg.Logger})
-	if err != nil {
+	if s.trailer, err = projections.NewRunner(projections.RunnerConfig{Store: s.store, Types: s.types, Projections: others, Logger: s.cfg.Logger}); err != nil {
 		return err
 	}
-	s.trail = newSideJob(catchUpToHead(s.store, trailer))
+	s.trail = newSideJob(applyRelayed(&s.relayed, s.trailer, func() { s.mailing.poke() }))
 	if s.gateway, err = gateway.NewSandbox(ctx, s.cfg.Pool, gateway.SandboxConfig{Clock: s.clock}); err != nil {
 		return err
 	}
@@ -395,18 +408,27 @@ func (s *sim) runRenewals(ctx context.Context, now time.Time) error {
 	return s.catchUp(ctx, res.Last)
 }
 
-// catchUp brings the read models the workers read up to date with cp, and
-// asks the others to follow and the outbox to send what it now holds.
+// catchUp brings the read models the workers read up to date with cp;
+// the others follow on the side with the same batches (relay), and the
+// outbox sends what they put in its queue.
 func (s *sim) catchUp(ctx context.Context, cp eventstore.Checkpoint) error {
-	s.trail.poke()
 	if err := s.runner.CatchUp(ctx, cp); err != nil {
 		return err
 	}
 	if cp.Reached(s.acted.last) {
 		s.acted.last, s.acted.due = eventstore.Checkpoint{}, time.Time{}
 	}
-	s.mailing.poke()
 	return nil
+}
+
+// trailToHead brings the read models that trail behind up to date with
+// the whole log, once their side job is over: the batches relayed, then
+// what was not (maxRelayed).
+func (s *sim) trailToHead(ctx context.Context) error {
+	if err := applyRelayed(&s.relayed, s.trailer, func() {})(ctx); err != nil {
+		return err
+	}
+	return catchUpToHead(s.store, s.trailer)(ctx)
 }
 
 // settle brings the read models the workers read up to date with the whole
