@@ -23,6 +23,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/subs-engine/subs/domain/account"
 	"github.com/subs-engine/subs/domain/payment"
 	"github.com/subs-engine/subs/domain/policy"
 	"github.com/subs-engine/subs/domain/subscription"
@@ -68,6 +69,11 @@ type Config struct {
 	// Default: a handler of the worker's own, keeping DefaultCacheSize
 	// states.
 	Subscriptions *eventstore.CommandHandler[subscription.Subscription, subscription.Command]
+	// Accounts, when set, gives the accounts' payment methods from their
+	// states, for a process whose handler keeps every account's state
+	// (HandlerConfig.SoleWriter: a load reads nothing). Default: the
+	// accounts read model, in one query per batch.
+	Accounts *eventstore.CommandHandler[account.Account, account.Command]
 }
 
 // Worker runs the renewal lifecycle's due steps.
@@ -447,11 +453,14 @@ func (w *Worker) refundCause(ctx context.Context, stream eventstore.StreamID) (e
 	return cause, nil
 }
 
-// billingMethods returns the payment methods of accounts from their read
-// model, in one query. An account without billing information, or none
-// (uuid.Nil), is missing from the map: its zero method has the decider
-// fall back on the order's payment token.
+// billingMethods returns the payment methods of accounts from their states
+// (Config.Accounts) or their read model, in one query. An account without
+// billing information, or none (uuid.Nil), is missing from the map: its
+// zero method has the decider fall back on the order's payment token.
 func (w *Worker) billingMethods(ctx context.Context, accounts []uuid.UUID) (map[uuid.UUID]payment.PaymentMethod, error) {
+	if w.cfg.Accounts != nil {
+		return w.statesMethods(ctx, accounts)
+	}
 	rows, err := w.cfg.Store.Pool().Query(ctx, `SELECT account_id, billing_method FROM accounts
 WHERE account_id = ANY($1) AND billing_method IS NOT NULL`, accounts)
 	if err != nil {
@@ -470,6 +479,29 @@ WHERE account_id = ANY($1) AND billing_method IS NOT NULL`, accounts)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("renewal: billing methods: %w", err)
+	}
+	return methods, nil
+}
+
+// statesMethods returns the payment methods of accounts from their states.
+func (w *Worker) statesMethods(ctx context.Context, accounts []uuid.UUID) (map[uuid.UUID]payment.PaymentMethod, error) {
+	var streams []eventstore.StreamID
+	seen := make(map[uuid.UUID]bool, len(accounts))
+	for _, a := range accounts {
+		if a != uuid.Nil && !seen[a] {
+			seen[a] = true
+			streams = append(streams, eventstore.StreamID(account.StreamName(a)))
+		}
+	}
+	loaded, err := w.cfg.Accounts.LoadMany(ctx, streams)
+	if err != nil {
+		return nil, fmt.Errorf("renewal: billing methods: %w", err)
+	}
+	methods := make(map[uuid.UUID]payment.PaymentMethod, len(streams))
+	for _, l := range loaded {
+		if _, m, ok := l.State.Billing(); ok {
+			methods[l.State.ID()] = m
+		}
 	}
 	return methods, nil
 }
