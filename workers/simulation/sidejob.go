@@ -9,16 +9,14 @@ import (
 )
 
 // readByWorkers reports whether the renewal worker reads the projection
-// during the year (the schedule and the billing methods): it must be up to
-// date before each run. The others follow on the side (relay): the
-// outbox's queue, which the outbox drains on the side too, and those only
-// the report reads (the products view, the charge ledger, the orders).
+// during the year (the schedule; it reads the billing methods from the
+// accounts' states): it must be up to date before each run. The others
+// follow on the side (relay): the outbox's queue, which the outbox drains
+// on the side too, and those only the report reads (the accounts, the
+// products view, the charge ledger, the orders).
 func readByWorkers(p projections.Projection) bool {
-	switch p.(type) {
-	case projections.DueWork, projections.Accounts:
-		return true
-	}
-	return false
+	_, due := p.(projections.DueWork)
+	return due
 }
 
 // relay hands the batches of the log the read models the workers read

@@ -337,7 +337,7 @@ func (s *sim) open(ctx context.Context) error {
 		return err
 	}
 	if s.renewals, err = renewal.New(renewal.Config{Store: s.store, Types: s.types, Gateway: s.gateway, Policy: s.cfg.Policy,
-		Clock: s.clock, Logger: s.cfg.Logger, Subscriptions: s.subs}); err != nil {
+		Clock: s.clock, Logger: s.cfg.Logger, Subscriptions: s.subs, Accounts: s.accounts}); err != nil {
 		return err
 	}
 	templates, err := mail.NewTemplates()
