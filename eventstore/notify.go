@@ -16,34 +16,29 @@ import (
 // flush and serialize all appends.) Subscribers poll as well, so a lost
 // notification costs latency, never an event.
 type notifier struct {
-	pool *pgxpool.Pool
+	pool  *pgxpool.Pool
+	local broadcast // told at each append
 
 	mu      sync.Mutex
-	local   chan struct{} // closed and replaced at each append
-	sending bool          // a sender goroutine is running
-	dirty   bool          // an append committed since the last NOTIFY
+	sending bool // a sender goroutine is running
+	dirty   bool // an append committed since the last NOTIFY
 }
 
 // remoteInterval bounds how often this process sends NOTIFY.
 const remoteInterval = 5 * time.Millisecond
 
 func newNotifier(pool *pgxpool.Pool) *notifier {
-	return &notifier{pool: pool, local: make(chan struct{})}
+	return &notifier{pool: pool}
 }
 
 // wait returns a channel closed at the next append of this process.
-func (n *notifier) wait() <-chan struct{} {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.local
-}
+func (n *notifier) wait() <-chan struct{} { return n.local.wait() }
 
 // appended wakes this process's subscribers and has the others woken.
 func (n *notifier) appended() {
+	n.local.tell()
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	close(n.local)
-	n.local = make(chan struct{})
 	if n.sending {
 		n.dirty = true
 		return
