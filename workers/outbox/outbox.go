@@ -32,6 +32,7 @@ import (
 	"github.com/subs-engine/subs/domain/subscription"
 	"github.com/subs-engine/subs/eventstore"
 	"github.com/subs-engine/subs/projections"
+	"github.com/subs-engine/subs/workers/concurrent"
 	"github.com/subs-engine/subs/workers/mail"
 )
 
@@ -222,20 +223,13 @@ func (w *Worker) runOnce(ctx context.Context) (claimed, sent, dropped int, err e
 	}
 	errs := make([]error, len(batch))
 	var recs records
-	sem := make(chan struct{}, w.cfg.Concurrency)
-	var wg sync.WaitGroup
-	for i, p := range batch {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			if w.cfg.LeaseClock.Now().After(sendBy) {
-				errs[i] = errLeaseRunningOut
-				return
-			}
-			errs[i] = w.send(ctx, sendCtx, p, streams, &recs, i)
-		})
-	}
-	wg.Wait()
+	concurrent.Each(len(batch), w.cfg.Concurrency, func(i int) {
+		if w.cfg.LeaseClock.Now().After(sendBy) {
+			errs[i] = errLeaseRunningOut
+			return
+		}
+		errs[i] = w.send(ctx, sendCtx, batch[i], streams, &recs, i)
+	})
 	recs.append(ctx, w, errs)
 	var causes []uuid.UUID
 	var kinds []string

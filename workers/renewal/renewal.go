@@ -17,7 +17,6 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -28,6 +27,7 @@ import (
 	"github.com/subs-engine/subs/domain/policy"
 	"github.com/subs-engine/subs/domain/subscription"
 	"github.com/subs-engine/subs/eventstore"
+	"github.com/subs-engine/subs/workers/concurrent"
 )
 
 // Defaults of Config.
@@ -345,31 +345,25 @@ func (w *Worker) drive(ctx context.Context, visits []*visit, now time.Time) {
 // once (a step may be a gateway call), and ends the visits with nothing
 // more due.
 func (w *Worker) nextCommands(ctx context.Context, visits []*visit, now time.Time) {
-	sem := make(chan struct{}, w.cfg.Concurrency)
-	var wg sync.WaitGroup
-	for _, v := range visits {
+	concurrent.Each(len(visits), w.cfg.Concurrency, func(i int) {
+		v := visits[i]
 		if v.done {
-			continue
+			return
 		}
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			cmd, err := w.nextCommand(ctx, v.state, v.method, now)
-			v.cause = eventstore.Metadata{}
-			if _, refund := cmd.(subscription.RecordRefund); refund && err == nil {
-				v.cause, err = w.refundCause(ctx, v.stream)
-			}
-			switch {
-			case err != nil:
-				v.err, v.done = err, true
-			case cmd == nil || w.nothingDue(v.state, cmd):
-				v.done = true
-			default:
-				v.cmd = cmd
-			}
-		})
-	}
-	wg.Wait()
+		cmd, err := w.nextCommand(ctx, v.state, v.method, now)
+		v.cause = eventstore.Metadata{}
+		if _, refund := cmd.(subscription.RecordRefund); refund && err == nil {
+			v.cause, err = w.refundCause(ctx, v.stream)
+		}
+		switch {
+		case err != nil:
+			v.err, v.done = err, true
+		case cmd == nil || w.nothingDue(v.state, cmd):
+			v.done = true
+		default:
+			v.cmd = cmd
+		}
+	})
 }
 
 // reload reads the states of visits again, after steps another worker took.

@@ -33,6 +33,7 @@ import (
 	"github.com/subs-engine/subs/domain/subscription"
 	"github.com/subs-engine/subs/eventstore"
 	"github.com/subs-engine/subs/projections"
+	"github.com/subs-engine/subs/workers/concurrent"
 	"github.com/subs-engine/subs/workers/gateway"
 	"github.com/subs-engine/subs/workers/mail"
 	"github.com/subs-engine/subs/workers/outbox"
@@ -595,17 +596,10 @@ func (s *sim) newCustomer(i int) (account.Register, subscription.Create, error) 
 // gateway, several at once, into methods.
 func (s *sim) tokenizeAll(ctx context.Context, first int, methods []payment.PaymentMethod) error {
 	errs := make([]error, len(methods))
-	sem := make(chan struct{}, 8)
-	var wg sync.WaitGroup
-	for i := range methods {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			c := s.customers[first+i]
-			methods[i], errs[i] = s.tokenize(ctx, first+i, c.card, c.cardExpiry)
-		})
-	}
-	wg.Wait()
+	concurrent.Each(len(methods), 8, func(i int) {
+		c := s.customers[first+i]
+		methods[i], errs[i] = s.tokenize(ctx, first+i, c.card, c.cardExpiry)
+	})
 	return errors.Join(errs...)
 }
 
