@@ -429,23 +429,26 @@ func (s *subscriptionStates) fold(id string, rec eventstore.RecordedEvent, e dom
 	return nil
 }
 
-// flush queues write for each changed state, with the snapshot taken since
-// the last flush if any, after the statements queued so far: a statement
-// the projection queues next then sees the rows as the events so far left
-// them.
-func (s *subscriptionStates) flush(write func(q *pgx.Batch, id string, st subscription.Subscription, last folded, snap *snapshot)) {
+// flush hands write each changed state, with the snapshot taken since the
+// last flush if any, for the projection to queue its rows' statement after
+// the statements queued so far: a statement the projection queues next
+// then sees the rows as the events so far left them.
+func (s *subscriptionStates) flush(write func(id string, st subscription.Subscription, last folded, snap *snapshot) error) error {
 	for _, id := range s.changed {
 		last := s.last[id]
 		var snap *snapshot
 		if sn, ok := s.snaps[id]; ok {
 			snap = &sn
 		}
-		write(&s.queue, id, s.states[id], last, snap)
+		if err := write(id, s.states[id], last, snap); err != nil {
+			return fmt.Errorf("subscription %s: %w", id, err)
+		}
 		s.keep(last.rec, s.states[id])
 		delete(s.last, id)
 		delete(s.snaps, id)
 	}
 	s.changed = s.changed[:0]
+	return nil
 }
 
 // send runs the queued statements in one round trip.

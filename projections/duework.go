@@ -66,12 +66,16 @@ func (d DueWork) ApplyBatch(ctx context.Context, tx pgx.Tx, recs []eventstore.Re
 		return err
 	}
 	var rows dueRows
-	write := func(_ *pgx.Batch, id string, s subscription.Subscription, last folded, snap *snapshot) {
+	write := func(id string, s subscription.Subscription, last folded, snap *snapshot) error {
 		rows.add(id, s, p, last.rec.Version, snap)
+		return nil
 	}
-	flush := func() {
-		states.flush(write)
+	flush := func() error {
+		if err := states.flush(write); err != nil {
+			return err
+		}
 		rows.queue(&states.queue)
+		return nil
 	}
 	for i, rec := range recs {
 		if _, ok := events[i].(account.BillingUpdated); ok {
@@ -79,7 +83,9 @@ func (d DueWork) ApplyBatch(ctx context.Context, tx pgx.Tx, recs []eventstore.Re
 			if !ok {
 				continue
 			}
-			flush()
+			if err := flush(); err != nil {
+				return err
+			}
 			states.queue.Queue(`UPDATE due_work SET due_at = LEAST(due_at, $2),
     checked_at = CASE WHEN LEAST(due_at, $2) <= checked_at THEN NULL ELSE checked_at END
 WHERE account_id = $1 AND awaiting_retry`, id, rec.RecordedAt)
@@ -93,7 +99,9 @@ WHERE account_id = $1 AND awaiting_retry`, id, rec.RecordedAt)
 			return err
 		}
 	}
-	flush()
+	if err := flush(); err != nil {
+		return err
+	}
 	return states.send(ctx, tx)
 }
 
