@@ -94,21 +94,23 @@ func applyDecoded(ctx context.Context, tx pgx.Tx, p Projection, log eventLog, re
 	if b, ok := p.(BatchApplier); ok {
 		return b.ApplyBatch(ctx, tx, recs, events)
 	}
-	failed := func(i int, err error) error {
-		rec := recs[i]
-		return fmt.Errorf("apply event %s (%s, position %d): %w", rec.ID, rec.Type, rec.Position, err)
-	}
-	pipe := &pipelinedTx{Tx: tx, failed: failed}
+	pipe := pipeline(tx, recs)
 	for i, rec := range recs {
 		pipe.event = i
 		if err := p.Apply(ctx, pipe, rec, events[i]); err != nil {
-			if pipe.err != nil {
-				return pipe.err
-			}
-			return failed(i, err)
+			return pipe.applyFailed(err)
 		}
 	}
 	return pipe.flush(ctx)
+}
+
+// pipeline returns a pipelinedTx on tx for a batch of recs, whose errors
+// name the event that queued the failing statement.
+func pipeline(tx pgx.Tx, recs []eventstore.RecordedEvent) *pipelinedTx {
+	return &pipelinedTx{Tx: tx, failed: func(i int, err error) error {
+		rec := recs[i]
+		return fmt.Errorf("apply event %s (%s, position %d): %w", rec.ID, rec.Type, rec.Position, err)
+	}}
 }
 
 // pipelinedTx is a transaction whose Exec statements are queued and sent
@@ -165,6 +167,16 @@ func (t *pipelinedTx) Begin(ctx context.Context) (pgx.Tx, error) {
 		return nil, err
 	}
 	return t.Tx.Begin(ctx)
+}
+
+// applyFailed is the error of a projection's Apply of the current event
+// that returned err: the queue's first error when a flush failed (it names
+// its own event), else err, naming the current event.
+func (t *pipelinedTx) applyFailed(err error) error {
+	if t.err != nil {
+		return t.err
+	}
+	return t.failed(t.event, err)
 }
 
 // errRow carries a failed flush to a caller of QueryRow.

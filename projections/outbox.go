@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -112,7 +113,55 @@ func subscriptionEmail(e domain.Event) (string, bool) {
 }
 
 // Apply implements Projection.
-func (EmailOutbox) Apply(ctx context.Context, tx pgx.Tx, rec eventstore.RecordedEvent, e domain.Event) error {
+func (o EmailOutbox) Apply(ctx context.Context, tx pgx.Tx, rec eventstore.RecordedEvent, e domain.Event) error {
+	return o.ApplyBatch(ctx, tx, []eventstore.RecordedEvent{rec}, []domain.Event{e})
+}
+
+// ApplyBatch implements BatchApplier: the e-mails the batch's subscription
+// events call for are added in one statement, and the sends its events
+// record marked in one, instead of a statement per event (829,169 of each
+// in the 100,000-customer year of workers/simulation); the statements of
+// the other events run in between, in the log's order. Adding before
+// marking is the log's order too: a send is recorded after the event that
+// called for it, on the same stream.
+func (EmailOutbox) ApplyBatch(ctx context.Context, tx pgx.Tx, recs []eventstore.RecordedEvent, events []domain.Event) error {
+	pipe := pipeline(tx, recs)
+	var w outboxWrites
+	for i, rec := range recs {
+		pipe.event = i
+		switch e := events[i].(type) {
+		case account.EmailSent:
+			w.sent(e.Cause, e.Kind, rec)
+			continue
+		case subscription.EmailSent:
+			w.sent(e.Cause, e.Kind, rec)
+			continue
+		case order.EmailSent:
+			w.sent(e.Cause, e.Kind, rec)
+			continue
+		}
+		if kind, ok := subscriptionEmail(events[i]); ok {
+			if err := w.enqueue(rec, kind, events[i]); err != nil {
+				return pipe.applyFailed(err)
+			}
+			continue
+		}
+		if err := w.queue(ctx, pipe); err != nil {
+			return pipe.applyFailed(err)
+		}
+		if err := applyToOutbox(ctx, pipe, rec, events[i]); err != nil {
+			return pipe.applyFailed(err)
+		}
+	}
+	if err := w.queue(ctx, pipe); err != nil {
+		return pipe.applyFailed(err)
+	}
+	return pipe.flush(ctx)
+}
+
+// applyToOutbox applies an event that neither calls for a renewal
+// lifecycle's e-mail nor records a send.
+func applyToOutbox(ctx context.Context, tx pgx.Tx, rec eventstore.RecordedEvent, e domain.Event) error {
 	switch e := e.(type) {
 	case account.PasswordResetRequested:
 		data, err := json.Marshal(PasswordResetData{ResetID: e.ResetID.String(), ExpiresAt: e.ExpiresAt.Format("2006-01-02T15:04:05Z07:00")})
@@ -120,8 +169,6 @@ func (EmailOutbox) Apply(ctx context.Context, tx pgx.Tx, rec eventstore.Recorded
 			return err
 		}
 		return enqueue(ctx, tx, rec, EmailPasswordReset, data)
-	case account.EmailSent:
-		return markSent(ctx, tx, e.Cause, e.Kind, rec)
 	case account.Erased:
 		// AUD-5: nothing more goes to an erased account.
 		if _, err := tx.Exec(ctx, `DELETE FROM email_subscription_accounts WHERE account_id = $1`, accountID(rec)); err != nil {
@@ -141,8 +188,6 @@ ON CONFLICT (subscription_id) DO NOTHING`, subscriptionID(rec))
 		return setSubscriptionAccount(ctx, tx, rec, e.AccountID)
 	case subscription.SavedWithOrder:
 		return setSubscriptionAccount(ctx, tx, rec, e.AccountID)
-	case subscription.EmailSent:
-		return markSent(ctx, tx, e.Cause, e.Kind, rec)
 	case order.Placed:
 		if e.SavedTo != uuid.Nil || e.Free {
 			return nil
@@ -150,11 +195,68 @@ ON CONFLICT (subscription_id) DO NOTHING`, subscriptionID(rec))
 		return enqueueOrder(ctx, tx, rec, EmailOrderNeedsAction)
 	case order.Fulfilled:
 		return enqueueOrder(ctx, tx, rec, EmailOrderConfirmation)
-	case order.EmailSent:
-		return markSent(ctx, tx, e.Cause, e.Kind, rec)
 	}
-	if kind, ok := subscriptionEmail(e); ok {
-		return enqueueSubscription(ctx, tx, rec, kind, e)
+	return nil
+}
+
+// outboxWrites are the e-mails of the renewal lifecycle a stretch of a
+// batch calls for, and the sends it records, as the arrays of a statement
+// each.
+type outboxWrites struct {
+	causes        []uuid.UUID
+	kinds         []string
+	subscriptions []string
+	data          [][]byte
+	createdAt     []time.Time
+	sentCauses    []uuid.UUID
+	sentKinds     []string
+	sentAt        []time.Time
+}
+
+// enqueue adds the e-mail of kind that e, an event of rec's subscription's
+// renewal lifecycle, calls for.
+func (w *outboxWrites) enqueue(rec eventstore.RecordedEvent, kind string, e domain.Event) error {
+	data, err := subscriptionEmailData(rec, e)
+	if err != nil {
+		return err
+	}
+	w.causes, w.kinds, w.subscriptions = append(w.causes, rec.ID), append(w.kinds, kind), append(w.subscriptions, subscriptionID(rec))
+	w.data, w.createdAt = append(w.data, data), append(w.createdAt, rec.RecordedAt)
+	return nil
+}
+
+// sent adds the record, rec, that the e-mail of kind caused by cause went
+// out.
+func (w *outboxWrites) sent(cause uuid.UUID, kind string, rec eventstore.RecordedEvent) {
+	w.sentCauses, w.sentKinds, w.sentAt = append(w.sentCauses, cause), append(w.sentKinds, kind), append(w.sentAt, rec.RecordedAt)
+}
+
+// queue queues on tx the statements of what w holds, if anything, and
+// starts over. Each e-mail is addressed to the account that owns its
+// subscription (subscription.Owner) or, with no account (NULL), to its
+// order's buyer; a boxed key in no account, or one whose account was
+// erased (AUD-5), gets none. The LATERAL lookup with a LIMIT is not
+// flattened into a join: each row is found by its key, whatever the plan.
+// A send marked by the outbox worker already (as a rule: it marks what it
+// has recorded before this event comes by) is left as it is: no new row
+// version.
+func (w *outboxWrites) queue(ctx context.Context, tx pgx.Tx) error {
+	defer func() { *w = outboxWrites{} }()
+	if len(w.causes) > 0 {
+		if _, err := tx.Exec(ctx, `INSERT INTO email_outbox (cause, kind, account_id, data, created_at)
+SELECT u.cause, u.kind, a.account_id, u.data, u.created_at
+FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::jsonb[], $5::timestamptz[]) WITH ORDINALITY AS u(cause, kind, subscription_id, data, created_at, n)
+CROSS JOIN LATERAL (SELECT account_id FROM email_subscription_accounts s WHERE s.subscription_id = u.subscription_id LIMIT 1) AS a
+ORDER BY u.n`, w.causes, w.kinds, w.subscriptions, w.data, w.createdAt); err != nil {
+			return err
+		}
+	}
+	if len(w.sentCauses) > 0 {
+		if _, err := tx.Exec(ctx, `UPDATE email_outbox o SET sent_at = u.at
+FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS u(cause, kind, at)
+WHERE o.cause = u.cause AND o.kind = u.kind AND o.sent_at IS NULL`, w.sentCauses, w.sentKinds, w.sentAt); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -172,24 +274,14 @@ ON CONFLICT (subscription_id) DO UPDATE SET account_id = excluded.account_id`, s
 	return err
 }
 
-// enqueueSubscription adds the e-mail of kind that e, an event of a
-// subscription's renewal lifecycle, calls for, addressed to the account
-// that owns the subscription (subscription.Owner) or, with no account
-// (NULL), to its order's buyer. A boxed key in no account, or one whose
-// account was erased (AUD-5), gets no e-mail.
-func enqueueSubscription(ctx context.Context, tx pgx.Tx, rec eventstore.RecordedEvent, kind string, e domain.Event) error {
+// subscriptionEmailData is the data of the e-mail that e, an event of
+// rec's subscription's renewal lifecycle, calls for.
+func subscriptionEmailData(rec eventstore.RecordedEvent, e domain.Event) ([]byte, error) {
 	event, err := json.Marshal(e)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	data, err := json.Marshal(SubscriptionEmailData{SubscriptionID: subscriptionID(rec), Event: event})
-	if err != nil {
-		return err
-	}
-	_, err = tx.Exec(ctx, `INSERT INTO email_outbox (cause, kind, account_id, data, created_at)
-SELECT $1, $2, account_id, $4, $5 FROM email_subscription_accounts WHERE subscription_id = $3`,
-		rec.ID, kind, subscriptionID(rec), data, rec.RecordedAt)
-	return err
+	return json.Marshal(SubscriptionEmailData{SubscriptionID: subscriptionID(rec), Event: event})
 }
 
 // enqueueOrder adds the e-mail of kind about the order of rec's stream,
@@ -201,16 +293,6 @@ func enqueueOrder(ctx context.Context, tx pgx.Tx, rec eventstore.RecordedEvent, 
 	}
 	_, err = tx.Exec(ctx, `INSERT INTO email_outbox (cause, kind, account_id, data, created_at) VALUES ($1, $2, NULL, $3, $4)`,
 		rec.ID, kind, data, rec.RecordedAt)
-	return err
-}
-
-// markSent records that the e-mail of kind caused by cause went out, as the
-// event rec says.
-func markSent(ctx context.Context, tx pgx.Tx, cause uuid.UUID, kind string, rec eventstore.RecordedEvent) error {
-	// The outbox worker has marked it already, as a rule (it marks what it
-	// has recorded before this event comes by): the update then writes
-	// nothing, no new row version.
-	_, err := tx.Exec(ctx, `UPDATE email_outbox SET sent_at = $3 WHERE cause = $1 AND kind = $2 AND sent_at IS NULL`, cause, kind, rec.RecordedAt)
 	return err
 }
 
