@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/subs-engine/subs/domain"
 	"github.com/subs-engine/subs/domain/account"
 	"github.com/subs-engine/subs/domain/order"
@@ -146,10 +147,7 @@ func (EmailOutbox) ApplyBatch(ctx context.Context, tx pgx.Tx, recs []eventstore.
 			}
 			continue
 		}
-		if err := w.queue(ctx, pipe); err != nil {
-			return pipe.applyFailed(err)
-		}
-		if err := applyToOutbox(ctx, pipe, rec, events[i]); err != nil {
+		if err := applyToOutbox(ctx, afterWrites{pipe, &w}, rec, events[i]); err != nil {
 			return pipe.applyFailed(err)
 		}
 	}
@@ -157,6 +155,22 @@ func (EmailOutbox) ApplyBatch(ctx context.Context, tx pgx.Tx, recs []eventstore.
 		return pipe.applyFailed(err)
 	}
 	return pipe.flush(ctx)
+}
+
+// afterWrites is a transaction whose statements run after those of what w
+// holds: its Exec queues w's first. So only an event that writes something
+// of its own (applyToOutbox, which only calls Exec) cuts a batch's
+// set-based statements short, not every event of the batch.
+type afterWrites struct {
+	pgx.Tx
+	w *outboxWrites
+}
+
+func (t afterWrites) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if err := t.w.queue(ctx, t.Tx); err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	return t.Tx.Exec(ctx, sql, args...)
 }
 
 // applyToOutbox applies an event that neither calls for a renewal
