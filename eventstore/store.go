@@ -26,6 +26,9 @@ type Store struct {
 	// log's readers back ends (an append, a batch of subscriptions): a
 	// catch-up held back by it reads again at once (advance).
 	ended broadcast
+	// reached remembers where the subscriptions this store moved stand
+	// (advance).
+	reached checkpointMemory
 }
 
 // Config configures a Store.

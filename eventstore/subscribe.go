@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -392,9 +393,12 @@ func (s *Store) advance(ctx context.Context, target Checkpoint, subs []Subscribe
 		}
 		names[i] = cfg.Name
 	}
-	cps, err := checkpoints(ctx, s.pool, names)
-	if err != nil {
-		return err
+	cps, known := s.reached.get(names)
+	if !known {
+		var err error
+		if cps, err = checkpoints(ctx, s.pool, names); err != nil {
+			return err
+		}
 	}
 	wait := minHeldBackWait
 	for {
@@ -444,10 +448,54 @@ func (s *Store) advance(ctx context.Context, target Checkpoint, subs []Subscribe
 		handled := Of(events[len(events)-1])
 		for j, i := range members {
 			cps[i] = moved[j]
+			s.reached.put(names[i], moved[j])
 			if moved[j] == handled && subs[i].Applied != nil {
 				subs[i].Applied(at, events)
 			}
 		}
+	}
+}
+
+// checkpointMemory is where the subscriptions a store's catch-ups moved
+// stand, as their transactions committed them: a catch-up starts from
+// there instead of reading the checkpoints in a round trip of their own
+// (the renewal runs' path, workers/simulation, catches up after every run).
+// A checkpoint only moves on (a rebuild refuses to move one back), so one
+// remembered is at most the stored one: a catch-up that finds it already
+// at its target is done; one whose batch another process applied meanwhile
+// learns the stored checkpoint as its batch begins (applyBatch) and goes
+// on from there.
+type checkpointMemory struct {
+	mu sync.Mutex
+	at map[string]Checkpoint
+}
+
+// get returns the checkpoints of names, and false unless every one is
+// remembered.
+func (m *checkpointMemory) get(names []string) ([]Checkpoint, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cps := make([]Checkpoint, len(names))
+	for i, n := range names {
+		cp, ok := m.at[n]
+		if !ok {
+			return nil, false
+		}
+		cps[i] = cp
+	}
+	return cps, true
+}
+
+// put remembers that the named subscription stands at cp, unless it is
+// known to stand further on.
+func (m *checkpointMemory) put(name string, cp Checkpoint) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.at == nil {
+		m.at = map[string]Checkpoint{}
+	}
+	if known, ok := m.at[name]; !ok || !known.Reached(cp) {
+		m.at[name] = cp
 	}
 }
 

@@ -365,3 +365,53 @@ func TestApplyFrom_BringsEachSubscriberToTheStretchsEnd_EachEventOnce(t *testing
 		t.Errorf("batches applied %v, want %v", applied, wantApplied)
 	}
 }
+
+// A store remembers where its catch-ups left their subscriptions and starts
+// the next one from there; when another process moved a subscription on
+// meanwhile, the batch from the remembered place is not applied again: the
+// catch-up goes on from where the other left it, and each event is handled
+// once.
+func TestCatchUp_FromTheRememberedCheckpoint_AfterAnotherProcessMovedIt(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	other := eventstore.New(otherPool(t, s), eventstore.Config{})
+	if _, err := s.Pool().Exec(context.Background(), `CREATE TABLE handled (event_id uuid PRIMARY KEY, by text)`); err != nil {
+		t.Fatal(err)
+	}
+	sub := func(by string) eventstore.Subscriber {
+		return eventstore.Subscriber{Config: eventstore.SubscriptionConfig{Name: "ledger", BatchSize: 4}, Handler: func(ctx context.Context, tx pgx.Tx, evs []eventstore.RecordedEvent) error {
+			for _, e := range evs {
+				// A second handling would violate the primary key and fail the catch-up.
+				if _, err := tx.Exec(ctx, `INSERT INTO handled VALUES ($1, $2)`, e.ID, by); err != nil {
+					return err
+				}
+			}
+			return nil
+		}}
+	}
+	catchUp := func(st *eventstore.Store, by string, to eventstore.AppendResult) {
+		t.Helper()
+		if err := st.CatchUp(context.Background(), to.Checkpoint(), sub(by)); err != nil {
+			t.Fatalf("%s catching up: %v", by, err)
+		}
+	}
+	first := mustAppend(t, s, "order-a", eventstore.NoStream, events(5), opts())
+	catchUp(s, "this process", first)
+	second := mustAppend(t, s, "order-b", eventstore.NoStream, events(6), opts())
+	catchUp(other, "another process", second)
+	catchUp(s, "this process", first) // remembered at first already: nothing to do
+	third := mustAppend(t, s, "order-c", eventstore.NoStream, events(3), opts())
+	catchUp(s, "this process", third)
+
+	var byThis, byOther int
+	if err := s.Pool().QueryRow(context.Background(), `SELECT count(*) FILTER (WHERE by = 'this process'), count(*) FILTER (WHERE by = 'another process')
+FROM handled`).Scan(&byThis, &byOther); err != nil {
+		t.Fatal(err)
+	}
+	if byThis != 5+3 || byOther != 6 {
+		t.Errorf("handled %d events here and %d in the other process, want 8 and 6", byThis, byOther)
+	}
+	if cp, err := s.Checkpoint(context.Background(), "ledger"); err != nil || cp != third.Checkpoint() {
+		t.Errorf("checkpoint %+v (%v), want %+v", cp, err, third.Checkpoint())
+	}
+}
