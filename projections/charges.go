@@ -119,17 +119,20 @@ func (w *chargeWrites) add(r attemptRow) {
 	w.order = append(w.order, r.key)
 }
 
-// pending returns key's row requested in the stretch; if key has another
-// pending row, it writes the stretch first (and returns none).
-func (w *chargeWrites) pending(ctx context.Context, tx pgx.Tx, key attemptKey) (*attemptRow, error) {
-	r, ok := w.rows[key]
-	if ok && r.write == attemptNew {
-		return r, nil
+// pending returns the row of fresh's attempt that the stretch requested,
+// to fold the outcome into; for any other attempt it adds fresh, after
+// writing the stretch first if the attempt has another pending row.
+func (w *chargeWrites) pending(ctx context.Context, tx pgx.Tx, fresh attemptRow) (*attemptRow, error) {
+	if r, ok := w.rows[fresh.key]; ok {
+		if r.write == attemptNew {
+			return r, nil
+		}
+		if err := w.queue(ctx, tx); err != nil {
+			return nil, err
+		}
 	}
-	if ok {
-		return nil, w.queue(ctx, tx)
-	}
-	return nil, nil
+	w.add(fresh)
+	return w.rows[fresh.key], nil
 }
 
 func (w *chargeWrites) requested(ctx context.Context, tx pgx.Tx, sid uuid.UUID, e subscription.ChargeRequested) error {
@@ -145,14 +148,9 @@ func (w *chargeWrites) requested(ctx context.Context, tx pgx.Tx, sid uuid.UUID, 
 }
 
 func (w *chargeWrites) succeeded(ctx context.Context, tx pgx.Tx, sid uuid.UUID, e subscription.ChargeSucceeded) error {
-	key := attemptKey{sid, e.Period, e.Attempt}
-	r, err := w.pending(ctx, tx, key)
+	r, err := w.pending(ctx, tx, attemptRow{key: attemptKey{sid, e.Period, e.Attempt}, write: attemptSucceeded})
 	if err != nil {
 		return err
-	}
-	if r == nil {
-		w.add(attemptRow{key: key, write: attemptSucceeded})
-		r = w.rows[key]
 	}
 	r.status, r.chargeID, r.chargedAt = payment.Succeeded.String(), pgtype.Text{String: e.ChargeID, Valid: true}, e.At
 	return nil
@@ -161,14 +159,10 @@ func (w *chargeWrites) succeeded(ctx context.Context, tx pgx.Tx, sid uuid.UUID, 
 // declined updates the attempt's row; a decline for want of a payment
 // method never reached the gateway, and has a row of its own.
 func (w *chargeWrites) declined(ctx context.Context, tx pgx.Tx, sid uuid.UUID, e subscription.ChargeDeclined) error {
-	key := attemptKey{sid, e.Period, e.Attempt}
-	r, err := w.pending(ctx, tx, key)
+	r, err := w.pending(ctx, tx, attemptRow{key: attemptKey{sid, e.Period, e.Attempt}, write: attemptDeclined,
+		idempotencyKey: subscription.IdempotencyKey(sid, e.Period, e.Attempt)})
 	if err != nil {
 		return err
-	}
-	if r == nil {
-		w.add(attemptRow{key: key, write: attemptDeclined, idempotencyKey: subscription.IdempotencyKey(sid, e.Period, e.Attempt)})
-		r = w.rows[key]
 	}
 	r.status, r.declineCode, r.chargedAt = payment.Declined.String(), pgtype.Text{String: e.DeclineCode, Valid: true}, e.At
 	r.chargeID = pgtype.Text{String: e.ChargeID, Valid: e.ChargeID != ""}
