@@ -128,6 +128,13 @@ type Result struct {
 	// waits for the read models (read-your-writes); zero when nothing was
 	// appended.
 	Last eventstore.Checkpoint
+	// NextDue is the earliest instant after the run's at which a
+	// subscription it moved on falls due next, as its state says; zero
+	// when none. Until the due-work schedule has the run's appends, its
+	// rows of those subscriptions still say they are due at the run: a
+	// caller that stops at the schedule's due instants (NextDue, the
+	// function) and brings it up to date later stops here meanwhile.
+	NextDue time.Time
 }
 
 // Run visits every subscription due at now, claiming batches until one
@@ -199,6 +206,12 @@ func (w *Worker) visitAll(ctx context.Context, ids []uuid.UUID, now time.Time, r
 		}
 		if !res.Last.Reached(v.last) {
 			res.Last = v.last
+		}
+		if v.err != nil || v.last == (eventstore.Checkpoint{}) {
+			continue
+		}
+		if at, ok := v.state.NextDue(w.cfg.Policy); ok && at.After(now) && (res.NextDue.IsZero() || at.Before(res.NextDue)) {
+			res.NextDue = at
 		}
 	}
 }

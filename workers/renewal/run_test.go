@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/subs-engine/subs/domain/catalog"
+	"github.com/subs-engine/subs/domain/policy"
 	"github.com/subs-engine/subs/domain/subscription"
 	"github.com/subs-engine/subs/eventstore"
 	"github.com/subs-engine/subs/workers/renewal"
@@ -116,5 +117,40 @@ func TestRule_ARS8_AnUnreadableSubscriptionDoesNotHoldItsBatchBack(t *testing.T)
 		if types := w.eventTypes(t, id); !slices.Contains(types, "subscription.renewal_notice_issued") {
 			t.Errorf("subscription %s was not given its notice: %v", id, types)
 		}
+	}
+}
+
+// rule TIM-2: a run says where it left the subscriptions it moved on due
+// next (the notice given, the charge at the renewal), which the due-work
+// schedule learns only once it has the run's events: a caller that
+// brings the schedule up to date later still stops there.
+func TestRule_TIM2_ARunSaysWhenWhatItMovedOnIsDueNext(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	id := w.subscribe(t, "NS-STD", catalog.Annual, w.card(t, "4242424242424242"))
+	untouched := w.subscribe(t, "NS-STD", catalog.Annual, w.card(t, "4242424242424242"))
+	w.settle(t)
+	if err := w.clock.Advance(340 * 24 * time.Hour); err != nil { // the notices are due
+		t.Fatal(err)
+	}
+	// Only the first is visited: it is the one the run moves on.
+	ctx := context.Background()
+	if _, err := w.store.Pool().Exec(ctx, `UPDATE due_work SET due_at = due_at + interval '20 days' WHERE subscription_id = $1`, untouched); err != nil {
+		t.Fatal(err)
+	}
+	res, err := w.worker(t, w.gateway).Run(ctx, w.clock.Now())
+	if err != nil || res.Visited != 1 || res.Last == (eventstore.Checkpoint{}) {
+		t.Fatalf("run: %+v, %v; want one visit that appended", res, err)
+	}
+	want, ok := w.load(t, id).NextDue(policy.Default())
+	if !ok || !want.After(w.clock.Now()) {
+		t.Fatalf("after the notice the subscription is due at %v (%v), want an instant after the run's", want, ok)
+	}
+	if !res.NextDue.Equal(want) {
+		t.Errorf("the run says the next due instant is %v, want %v: the charge its state calls for", res.NextDue, want)
+	}
+	nothing, err := w.worker(t, w.gateway).Run(ctx, w.clock.Now())
+	if err != nil || !nothing.NextDue.IsZero() {
+		t.Errorf("a run that moved nothing on: %+v, %v; want no next due instant", nothing, err)
 	}
 }

@@ -164,11 +164,13 @@ type sim struct {
 	acctIDs   []uuid.UUID // account of customer n
 	refusals  map[string]int
 	sends     *sends // the sender, counting what it delivered
-	// acted is what the customers' actions appended since the read models
-	// the workers read were last caught up: the next run catches them up
-	// first, and the schedule's next stop comes no later than the
-	// earliest instant the actions made due (their states' NextDue).
-	acted struct {
+	// lagging is what the renewal runs and the customers' actions appended
+	// since the read models the workers read were last caught up: the next
+	// run catches them up first (one catch-up a run), and the schedule's
+	// next stop comes no later than the earliest instant those appends
+	// made due (their states' NextDue), which the schedule's table lacks
+	// meanwhile.
+	lagging struct {
 		last eventstore.Checkpoint
 		due  time.Time // zero: none
 	}
@@ -376,7 +378,7 @@ func (s *sim) dueAt(ctx context.Context, after time.Time) (time.Time, bool, erro
 	if err != nil {
 		return at, ok, err
 	}
-	if due := s.acted.due; due.After(after) && (!ok || due.Before(at)) {
+	if due := s.lagging.due; due.After(after) && (!ok || due.Before(at)) {
 		at, ok = due, true
 	}
 	if !ok {
@@ -388,11 +390,14 @@ func (s *sim) dueAt(ctx context.Context, after time.Time) (time.Time, bool, erro
 	return at, true, nil
 }
 
-// runRenewals is the renewal job: the run, then the read models brought up
-// to date with it, so that the next run sees a schedule up to date.
+// runRenewals is the renewal job: the read models brought up to date with
+// what was appended since the last run (lagging), then the run, whose
+// appends the next run's catch-up takes with the customers' actions in
+// between: a catch-up a run, not two. Meanwhile the schedule stops no
+// later than where the run left a subscription due (Result.NextDue).
 func (s *sim) runRenewals(ctx context.Context, now time.Time) error {
-	if s.acted.last != (eventstore.Checkpoint{}) {
-		if err := s.catchUp(ctx, s.acted.last); err != nil {
+	if s.lagging.last != (eventstore.Checkpoint{}) {
+		if err := s.catchUp(ctx, s.lagging.last); err != nil {
 			return err
 		}
 	}
@@ -403,10 +408,20 @@ func (s *sim) runRenewals(ctx context.Context, now time.Time) error {
 	if res.Failed > 0 {
 		return fmt.Errorf("simulation: %d renewal visits failed at %s", res.Failed, now.Format(time.RFC3339))
 	}
-	if res.Last == (eventstore.Checkpoint{}) {
-		return nil
+	s.lag(res.Last, res.NextDue)
+	return nil
+}
+
+// lag notes that the read models the workers read lack the log up to last
+// (none when zero), by whose states a subscription falls due at due (none
+// when zero).
+func (s *sim) lag(last eventstore.Checkpoint, due time.Time) {
+	if !s.lagging.last.Reached(last) {
+		s.lagging.last = last
 	}
-	return s.catchUp(ctx, res.Last)
+	if !due.IsZero() && (s.lagging.due.IsZero() || due.Before(s.lagging.due)) {
+		s.lagging.due = due
+	}
 }
 
 // catchUp brings the read models the workers read up to date with cp;
@@ -416,8 +431,8 @@ func (s *sim) catchUp(ctx context.Context, cp eventstore.Checkpoint) error {
 	if err := s.runner.CatchUp(ctx, cp); err != nil {
 		return err
 	}
-	if cp.Reached(s.acted.last) {
-		s.acted.last, s.acted.due = eventstore.Checkpoint{}, time.Time{}
+	if cp.Reached(s.lagging.last) {
+		s.lagging.last, s.lagging.due = eventstore.Checkpoint{}, time.Time{}
 	}
 	return nil
 }
@@ -676,11 +691,7 @@ func (s *sim) act(ctx context.Context, a action) error {
 	}
 	// The read models wait for the next run: a catch-up per action cost
 	// more than the action (a few actions fall between two runs).
-	if last != (eventstore.Checkpoint{}) {
-		s.acted.last = last
-	}
-	if at, ok := out.State.NextDue(s.cfg.Policy); ok && (s.acted.due.IsZero() || at.Before(s.acted.due)) {
-		s.acted.due = at
-	}
+	due, _ := out.State.NextDue(s.cfg.Policy)
+	s.lag(last, due)
 	return nil
 }
