@@ -247,15 +247,6 @@ type snapshot struct {
 	version int64
 }
 
-// args returns the snapshot as the state and state_version arguments of a
-// write: both null when there is none, which leaves the row's own.
-func (s *snapshot) args() (state, version any) {
-	if s == nil {
-		return nil, nil
-	}
-	return s.state, s.version
-}
-
 // keptInState reports whether a subscription event is folded into the
 // states the read models keep: a sent e-mail changes nothing they show,
 // and would only grow the state every later event reads and writes back.
