@@ -104,6 +104,12 @@ func applyDecoded(ctx context.Context, tx pgx.Tx, p Projection, log eventLog, re
 	return pipe.flush(ctx)
 }
 
+// applyOne applies one event as a batch of one: the Apply of a projection
+// whose ApplyBatch is its one way of writing.
+func applyOne(ctx context.Context, tx pgx.Tx, b BatchApplier, rec eventstore.RecordedEvent, e domain.Event) error {
+	return b.ApplyBatch(ctx, tx, []eventstore.RecordedEvent{rec}, []domain.Event{e})
+}
+
 // pipeline returns a pipelinedTx on tx for a batch of recs, whose errors
 // name the event that queued the failing statement.
 func pipeline(tx pgx.Tx, recs []eventstore.RecordedEvent) *pipelinedTx {

@@ -29,7 +29,7 @@ func (Charges) Tables() []string { return []string{"charges"} }
 
 // Apply implements Projection.
 func (c Charges) Apply(ctx context.Context, tx pgx.Tx, rec eventstore.RecordedEvent, e domain.Event) error {
-	return c.ApplyBatch(ctx, tx, []eventstore.RecordedEvent{rec}, []domain.Event{e})
+	return applyOne(ctx, tx, c, rec, e)
 }
 
 // ApplyBatch implements BatchApplier: an attempt requested and decided in

@@ -115,7 +115,7 @@ func subscriptionEmail(e domain.Event) (string, bool) {
 
 // Apply implements Projection.
 func (o EmailOutbox) Apply(ctx context.Context, tx pgx.Tx, rec eventstore.RecordedEvent, e domain.Event) error {
-	return o.ApplyBatch(ctx, tx, []eventstore.RecordedEvent{rec}, []domain.Event{e})
+	return applyOne(ctx, tx, o, rec, e)
 }
 
 // ApplyBatch implements BatchApplier: the e-mails the batch's subscription

@@ -42,7 +42,7 @@ func (Products) Tables() []string { return []string{"products_view", "subscripti
 
 // Apply implements Projection.
 func (pr Products) Apply(ctx context.Context, tx pgx.Tx, rec eventstore.RecordedEvent, e domain.Event) error {
-	return pr.ApplyBatch(ctx, tx, []eventstore.RecordedEvent{rec}, []domain.Event{e})
+	return applyOne(ctx, tx, pr, rec, e)
 }
 
 // ApplyBatch implements BatchApplier: each row's state is read once and
