@@ -16,8 +16,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"runtime/debug"
 	"sync"
 	"time"
 
@@ -264,32 +262,6 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	r, err := s.report(ctx, end)
 	r.Elapsed = time.Since(began)
 	return r, err
-}
-
-// Collector settings of the year (collectLessOften).
-const (
-	gcPercent     = 400
-	gcMemoryLimit = 4 << 30
-)
-
-// collectLessOften sets the Go collector's target to gcPercent, its heap
-// held under gcMemoryLimit, unless the process was given GOGC or
-// GOMEMLIMIT, and returns the function that puts the process's settings
-// back. The year keeps every customer's state in memory several times
-// over (the command handlers', the read models') and allocates as it goes:
-// at the default target (GOGC=100) collecting took 31% of the process's
-// CPU at 100,000 customers; at 400 the process's user CPU fell from 515 to
-// 362 s there, and under the limit its peak memory is 3.8 GB (2.1 GB at
-// 100, 5.5 GB at 400 without a limit).
-func collectLessOften() (restore func()) {
-	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
-		return func() {}
-	}
-	percent, limit := debug.SetGCPercent(gcPercent), debug.SetMemoryLimit(gcMemoryLimit)
-	return func() {
-		debug.SetGCPercent(percent)
-		debug.SetMemoryLimit(limit)
-	}
 }
 
 // open builds the engine's parts on the simulation's database and clock.

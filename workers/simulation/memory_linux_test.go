@@ -1,0 +1,18 @@
+package simulation
+
+import (
+	"syscall"
+	"testing"
+)
+
+func TestMachineMemory_AtMostTheMachinesAndKnown(t *testing.T) {
+	t.Parallel()
+	var info syscall.Sysinfo_t
+	if err := syscall.Sysinfo(&info); err != nil {
+		t.Fatal(err)
+	}
+	total := uint64(info.Totalram) * uint64(info.Unit)
+	if got := machineMemory(); got == 0 || got > total {
+		t.Fatalf("machineMemory() = %d, want between 1 and the machine's %d", got, total)
+	}
+}
