@@ -28,6 +28,10 @@ type Templates struct {
 type kindTemplates struct {
 	subject, text *texttemplate.Template
 	html          *htmltemplate.Template // nil when the kind has no HTML body
+	// longest is the length of the kind's longest template file, about
+	// what its longest part renders to: Fill's buffer starts that large
+	// instead of growing, copying the text each time.
+	longest int
 }
 
 // NewTemplates parses every embedded template. It fails when a file does not
@@ -50,6 +54,7 @@ func NewTemplates() (*Templates, error) {
 			return nil, err
 		}
 		kt := t.kinds[kind]
+		kt.longest = max(kt.longest, len(src))
 		switch part {
 		case "subject":
 			kt.subject, err = texttemplate.New(base).Option("missingkey=error").Parse(string(src))
@@ -83,6 +88,9 @@ func (t *Templates) Kinds() []string {
 	return kinds
 }
 
+// filledData is room for what the data adds to a template's text.
+const filledData = 512
+
 // Fill returns m with Subject, Text and HTML rendered from the templates of
 // m.Kind with data (a struct, or a map[string]any whose keys the templates
 // name); HTML is left empty when the kind has no HTML template. The subject's
@@ -97,6 +105,7 @@ func (t *Templates) Fill(m Message, data any) (Message, error) {
 		return Message{}, fmt.Errorf("mail: no templates for kind %q", m.Kind)
 	}
 	var b bytes.Buffer
+	b.Grow(kt.longest + filledData)
 	if err := kt.subject.Execute(&b, data); err != nil {
 		return Message{}, fmt.Errorf("mail: template %s: %w", kt.subject.Name(), err)
 	}
