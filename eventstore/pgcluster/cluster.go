@@ -4,7 +4,11 @@
 // uses one when no server is reachable.
 //
 // The cluster listens on 127.0.0.1 only, on a port chosen free at the first
-// start and kept afterwards, with no Unix socket, and trusts every local
+// start and kept afterwards, and on a Unix socket in its data directory
+// (where the path is short enough), which URL names: a round trip over the
+// socket costs both sides less than over TCP on the loopback (the
+// 100,000-customer year of workers/simulation, back to back: 416.8 and
+// 428.0 s against 437.8 s). It trusts every local
 // connection as the superuser "postgres": it is a single-user development
 // and test database, not a shared server. When the caller is root, the
 // cluster runs as the "postgres" system user, because PostgreSQL refuses to
@@ -78,6 +82,7 @@ type Cluster struct {
 	dir      string
 	database string
 	port     int
+	socket   string // the Unix socket's directory; "" for none
 	noFsync  bool
 	bin      binaries
 	owner    account
@@ -149,12 +154,18 @@ func prepare(dir string) (*Cluster, error) {
 }
 
 // URL is the connection URL of the cluster's Database, as the superuser
-// over TCP on 127.0.0.1 without TLS.
+// over its Unix socket, or over TCP on 127.0.0.1 when it has none, without
+// TLS.
 func (c *Cluster) URL() string { return c.ServerURL(c.database) }
 
 // ServerURL is the connection URL of the named database in the cluster,
 // which need not exist (connect to "postgres" to create others).
 func (c *Cluster) ServerURL(database string) string {
+	if c.socket != "" {
+		// Slashes need no escape in a query: the path reads as it is.
+		host := strings.ReplaceAll(url.QueryEscape(c.socket), "%2F", "/")
+		return fmt.Sprintf("postgres://%s@/%s?host=%s&port=%d&sslmode=disable", superuser, url.PathEscape(database), host, c.port)
+	}
 	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", superuser, c.port, url.PathEscape(database))
 }
 
@@ -224,10 +235,12 @@ func (c *Cluster) bootOrReuse(ctx context.Context) error {
 			return err
 		}
 		if running {
-			if c.port, err = runningPort(c.dir); err != nil {
+			// Its socket is the one it was started with: a server an
+			// earlier version started has none.
+			if c.port, c.socket, err = runningServer(c.dir); err != nil {
 				return err
 			}
-			c.logger.Info("reusing running PostgreSQL cluster", "dir", c.dir, "port", c.port)
+			c.logger.Info("reusing running PostgreSQL cluster", "dir", c.dir, "port", c.port, "socket_dir", c.socket)
 			return c.waitAccepting(ctx)
 		}
 	} else if err := c.initdb(ctx); err != nil {
@@ -295,8 +308,9 @@ func (c *Cluster) start(ctx context.Context) error {
 		c.dir, err, c.logFile(), logTail(c.logFile(), 20))
 }
 
-// configure chooses the port (the recorded one if still free) and writes
-// the managed settings, and prepares the log directory.
+// configure chooses the port (the recorded one if still free) and the
+// socket's directory, writes the managed settings, and prepares the log
+// directory.
 func (c *Cluster) configure() error {
 	recorded := readPort(c.dir)
 	c.port = recorded
@@ -310,7 +324,8 @@ func (c *Cluster) configure() error {
 		}
 		c.port = port
 	}
-	if err := writeConf(c.dir, serverSettings{port: c.port, noFsync: c.noFsync}, c.owner); err != nil {
+	c.socket = socketDirFor(c.dir)
+	if err := writeConf(c.dir, serverSettings{port: c.port, socketDir: c.socket, noFsync: c.noFsync}, c.owner); err != nil {
 		return err
 	}
 	logDir := filepath.Dir(c.logFile())

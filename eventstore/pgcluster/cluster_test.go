@@ -3,6 +3,7 @@ package pgcluster_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/url"
 	"os"
@@ -72,6 +73,9 @@ func port(tb testing.TB, c *pgcluster.Cluster) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	if p := u.Query().Get("port"); p != "" { // over the Unix socket
+		return p
+	}
 	return u.Port()
 }
 
@@ -82,9 +86,15 @@ func TestStartStopRestartKeepsData(t *testing.T) {
 	stopAtEnd(t, dir)
 
 	first := mustStart(t, cfg)
-	if !strings.HasPrefix(first.URL(), "postgres://postgres@127.0.0.1:") || !strings.HasSuffix(first.URL(), "/keeps?sslmode=disable") {
-		t.Errorf("URL() = %q, want postgres://postgres@127.0.0.1:PORT/keeps?sslmode=disable", first.URL())
+	// Over the Unix socket in its directory; TCP on 127.0.0.1 too.
+	wantURL := fmt.Sprintf("postgres://postgres@/keeps?host=%s&port=%s&sslmode=disable", dir, port(t, first))
+	if first.URL() != wantURL {
+		t.Errorf("URL() = %q, want %q", first.URL(), wantURL)
 	}
+	if _, err := os.Stat(filepath.Join(dir, ".s.PGSQL."+port(t, first))); err != nil {
+		t.Errorf("no socket in the data directory: %v", err)
+	}
+	mustConnect(t, fmt.Sprintf("postgres://postgres@127.0.0.1:%s/keeps?sslmode=disable", port(t, first))).Close(ctx)
 	conn := mustConnect(t, first.URL())
 	if _, err := conn.Exec(ctx, "CREATE TABLE kept (n int); INSERT INTO kept VALUES (42)"); err != nil {
 		t.Fatal(err)

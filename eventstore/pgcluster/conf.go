@@ -20,8 +20,9 @@ const includeLine = "include '" + managedConf + "' # managed by subs (eventstore
 
 // serverSettings are the settings Start writes into managedConf.
 type serverSettings struct {
-	port    int
-	noFsync bool
+	port      int
+	socketDir string // the Unix socket's directory; "" for none
+	noFsync   bool
 }
 
 func (s serverSettings) render() []byte {
@@ -30,9 +31,7 @@ func (s serverSettings) render() []byte {
 	b.WriteString("# The port is kept from one start to the next unless another program took it.\n")
 	fmt.Fprintf(&b, "port = %d\n", s.port)
 	b.WriteString("listen_addresses = '127.0.0.1'\n")
-	// No Unix socket: its path length is limited and its directory needs
-	// permissions of its own; clients connect over TCP on 127.0.0.1.
-	b.WriteString("unix_socket_directories = ''\n")
+	fmt.Fprintf(&b, "unix_socket_directories = '%s'\n", s.socketDir) // socketDirFor: nothing to escape
 	b.WriteString("max_connections = 200\n")
 	b.WriteString("shared_buffers = 128MB\n")
 	if s.noFsync {
@@ -122,20 +121,36 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// runningPort reads the port of a running server from its postmaster.pid,
-// whose fourth line is the port.
-func runningPort(dir string) (int, error) {
+// socketDirFor is the directory the Unix socket of a cluster in dir goes
+// in: dir itself, which belongs to the server's account and to nobody else.
+// It is "", no socket, and clients connect over TCP only, when the socket's
+// path would be longer than a socket address holds (107 bytes on Linux,
+// 103 on the BSDs), or when dir holds a character the setting would have
+// to escape or would split on (a list of directories, trimmed).
+func socketDirFor(dir string) string {
+	const maxSocketPath = 103
+	if len(filepath.Join(dir, ".s.PGSQL.65535")) > maxSocketPath ||
+		strings.ContainsAny(dir, `\'",`) || strings.TrimSpace(dir) != dir {
+		return ""
+	}
+	return dir
+}
+
+// runningServer reads the port of a running server, and the directory of
+// its Unix socket ("" for none), from its postmaster.pid, whose fourth
+// and fifth lines they are.
+func runningServer(dir string) (port int, socketDir string, err error) {
 	data, err := os.ReadFile(filepath.Join(dir, "postmaster.pid"))
 	if err != nil {
-		return 0, fmt.Errorf("pgcluster: read the running server's port: %w", err)
+		return 0, "", fmt.Errorf("pgcluster: read the running server's port: %w", err)
 	}
 	lines := strings.Split(string(data), "\n")
-	if len(lines) < 4 {
-		return 0, fmt.Errorf("pgcluster: %s/postmaster.pid has no port line yet", dir)
+	if len(lines) < 5 {
+		return 0, "", fmt.Errorf("pgcluster: %s/postmaster.pid has no port and socket lines yet", dir)
 	}
-	port, err := strconv.Atoi(strings.TrimSpace(lines[3]))
+	port, err = strconv.Atoi(strings.TrimSpace(lines[3]))
 	if err != nil {
-		return 0, fmt.Errorf("pgcluster: %s/postmaster.pid: port %q: %w", dir, lines[3], err)
+		return 0, "", fmt.Errorf("pgcluster: %s/postmaster.pid: port %q: %w", dir, lines[3], err)
 	}
-	return port, nil
+	return port, strings.TrimSpace(lines[4]), nil
 }

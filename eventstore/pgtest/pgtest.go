@@ -7,9 +7,10 @@
 //
 //  1. TEST_DATABASE_URL, if set;
 //  2. DATABASE_URL, if set;
-//  3. a server on 127.0.0.1:5432, as the user postgres and then as the
-//     current OS user, if it answers within about two seconds and the user
-//     may create databases;
+//  3. a server on port 5432, as the user postgres and then as the current
+//     OS user, each over the Unix socket in /var/run/postgresql or /tmp
+//     first, then over TCP on 127.0.0.1, if it answers within about two
+//     seconds and the user may create databases;
 //  4. otherwise a private cluster (package pgcluster) in $SUBS_TEST_PGDIR,
 //     by default <module root>/.cache/pgtest/postgres, started with the
 //     machine's PostgreSQL binaries.

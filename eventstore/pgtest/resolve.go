@@ -53,11 +53,25 @@ func forcePrivate() bool {
 	return err != nil || b
 }
 
+// localSocketDirs are where the distributions' servers put their Unix
+// socket (Debian and Red Hat; Homebrew and source builds).
+var localSocketDirs = []string{"/var/run/postgresql", "/tmp"}
+
+// localCandidates are the URLs of a server on this machine's default port,
+// as the user postgres and then as the current OS user: each over the Unix
+// sockets first, whose round trips cost both sides less than TCP's, then
+// over TCP on 127.0.0.1.
 func localCandidates() []string {
-	const local = "postgres://%s@127.0.0.1:5432/postgres?sslmode=disable"
-	candidates := []string{fmt.Sprintf(local, "postgres")}
+	users := []string{"postgres"}
 	if u, err := user.Current(); err == nil && u.Username != "postgres" {
-		candidates = append(candidates, fmt.Sprintf(local, url.PathEscape(u.Username)))
+		users = append(users, u.Username)
+	}
+	var candidates []string
+	for _, name := range users {
+		for _, dir := range localSocketDirs {
+			candidates = append(candidates, fmt.Sprintf("postgres://%s@/postgres?host=%s&port=5432&sslmode=disable", url.PathEscape(name), url.QueryEscape(dir)))
+		}
+		candidates = append(candidates, fmt.Sprintf("postgres://%s@127.0.0.1:5432/postgres?sslmode=disable", url.PathEscape(name)))
 	}
 	return candidates
 }
@@ -97,7 +111,7 @@ func startPrivate(ctx context.Context) (serverURL, description string, err error
 	if err != nil {
 		var noBin *pgcluster.NoBinariesError
 		if errors.As(err, &noBin) {
-			return "", "", fmt.Errorf("no PostgreSQL server answered (TEST_DATABASE_URL, DATABASE_URL, 127.0.0.1:5432) and none can be started: %w", err)
+			return "", "", fmt.Errorf("no PostgreSQL server answered (TEST_DATABASE_URL, DATABASE_URL, port 5432 over /var/run/postgresql, /tmp or 127.0.0.1) and none can be started: %w", err)
 		}
 		return "", "", fmt.Errorf("start the private test cluster in %s: %w (set SUBS_TEST_PGDIR to put it elsewhere, or TEST_DATABASE_URL to use an existing server)", dir, err)
 	}
