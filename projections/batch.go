@@ -357,7 +357,10 @@ CROSS JOIN LATERAL (SELECT version, state_version, state FROM `+table+` WHERE su
 		return nil, fmt.Errorf("%s: states: %w", table, err)
 	}
 	for i, u := range ids {
-		if key := u.String(); versions[i] != nil && !s.stored[key] {
+		if versions[i] == nil {
+			continue
+		}
+		if key := u.String(); !s.stored[key] {
 			// Kept, but the row is gone: its batch rolled back.
 			s.states[key] = subscription.Subscription{}
 		}

@@ -123,6 +123,44 @@ func TestSubscriptionStates_KeptOnlyWhileTheRowIsAtTheirVersion(t *testing.T) {
 	w.mustEqualRebuild(t)
 }
 
+// A batch that fails after creating rows has already kept their states in
+// memory (states are kept as the batch folds them): the next batch finds
+// no row for them and starts them afresh, not from the states kept, and
+// every read model still equals its rebuild.
+func TestSubscriptionStates_KeptForRowsOfAFailedBatchAreNotUsed(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := context.Background()
+	w.customers(t, ctx, 0, 6, 2)
+	if _, err := w.store.Pool().Exec(ctx, `CREATE TABLE probe (position bigint PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	var events int
+	if err := w.store.Pool().QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&events); err != nil {
+		t.Fatal(err)
+	}
+	p := &probe{failAt: events} // the log's last event: after every row is created
+	r, err := projections.NewRunner(projections.RunnerConfig{Store: w.store, Types: w.types,
+		Projections: append(projections.AllKeeping(100), p)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.CatchUp(ctx, w.head(t)); err == nil {
+		t.Fatal("the catch-up succeeded; want the probe's duplicate key at the last event")
+	}
+	if got := count(t, w, "products_view"); got != 0 {
+		t.Fatalf("%d products after the failed batch, want none", got)
+	}
+	p.failAt = 0 // no more failures
+	if err := r.CatchUp(ctx, w.head(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got := count(t, w, "products_view"); got != 6 {
+		t.Fatalf("%d products after the catch-up, want 6", got)
+	}
+	w.mustEqualRebuild(t)
+}
+
 // A row's state is written only at the versions where its stream crosses a
 // multiple of 16 (and at the row's first): a process that does not keep
 // the state reads the snapshot and folds the events after it from the log.
