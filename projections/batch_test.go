@@ -23,6 +23,16 @@ type probe struct {
 	last    int64
 }
 
+// newProbe creates the probe's table in w and returns a probe failing at
+// the failAt-th event it applies (none for 0).
+func newProbe(t *testing.T, w *world, failAt int) *probe {
+	t.Helper()
+	if _, err := w.store.Pool().Exec(context.Background(), `CREATE TABLE probe (position bigint PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	return &probe{failAt: failAt}
+}
+
 func (*probe) Name() string     { return "probe" }
 func (*probe) Tables() []string { return []string{"probe"} }
 func (p *probe) Apply(ctx context.Context, tx pgx.Tx, rec eventstore.RecordedEvent, _ domain.Event) error {
@@ -47,10 +57,7 @@ func TestApply_AFailingStatementNamesItsEvent_AndTheBatchIsNotApplied(t *testing
 	w := newWorld(t)
 	ctx := context.Background()
 	w.customers(t, ctx, 0, 2, 1)
-	if _, err := w.store.Pool().Exec(ctx, `CREATE TABLE probe (position bigint PRIMARY KEY)`); err != nil {
-		t.Fatal(err)
-	}
-	p := &probe{failAt: 5}
+	p := newProbe(t, w, 5)
 	r, err := projections.NewRunner(projections.RunnerConfig{Store: w.store, Types: w.types, Projections: []projections.Projection{p}})
 	if err != nil {
 		t.Fatal(err)
@@ -132,14 +139,11 @@ func TestSubscriptionStates_KeptForRowsOfAFailedBatchAreNotUsed(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
 	w.customers(t, ctx, 0, 6, 2)
-	if _, err := w.store.Pool().Exec(ctx, `CREATE TABLE probe (position bigint PRIMARY KEY)`); err != nil {
-		t.Fatal(err)
-	}
 	var events int
 	if err := w.store.Pool().QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&events); err != nil {
 		t.Fatal(err)
 	}
-	p := &probe{failAt: events} // the log's last event: after every row is created
+	p := newProbe(t, w, events) // failing at the log's last event: after every row is created
 	r, err := projections.NewRunner(projections.RunnerConfig{Store: w.store, Types: w.types,
 		Projections: append(projections.AllKeeping(100), p)})
 	if err != nil {
