@@ -7,8 +7,9 @@
 // start and kept afterwards, and on a Unix socket in its data directory
 // (where the path is short enough), which URL names: a round trip over the
 // socket costs both sides less than over TCP on the loopback (the
-// 100,000-customer year of workers/simulation, back to back: 416.8 and
-// 428.0 s against 493.9 and 437.8 s; at 10,000 customers no difference).
+// 100,000-customer year of workers/simulation, back to back: 416.8, 428.0
+// and 389.2 s against 493.9, 437.8 and 415.1 s; at 10,000 customers no
+// difference).
 // It trusts every local
 // connection as the superuser "postgres": it is a single-user development
 // and test database, not a shared server. When the caller is root, the
