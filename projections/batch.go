@@ -288,6 +288,7 @@ func loadSubscriptionStates(ctx context.Context, tx pgx.Tx, table string, cache 
 	s := &subscriptionStates{states: map[string]subscription.Subscription{}, stored: map[string]bool{}, versions: map[string]int64{},
 		last: map[string]folded{}, snaps: map[string]snapshot{}, cache: cache}
 	var ids []uuid.UUID
+	var keys []string     // each id as states names it
 	var versions []*int64 // the version kept of each, if any
 	for _, rec := range recs {
 		id, ok := strings.CutPrefix(string(rec.StreamID), subscription.StreamPrefix)
@@ -313,7 +314,7 @@ func loadSubscriptionStates(ctx context.Context, tx pgx.Tx, table string, cache 
 			}
 		}
 		s.states[id] = st
-		ids = append(ids, u)
+		ids, keys = append(ids, u), append(keys, id)
 		versions = append(versions, version)
 	}
 	if len(ids) == 0 {
@@ -356,11 +357,8 @@ CROSS JOIN LATERAL (SELECT version, state_version, state FROM `+table+` WHERE su
 	}); err != nil {
 		return nil, fmt.Errorf("%s: states: %w", table, err)
 	}
-	for i, u := range ids {
-		if versions[i] == nil {
-			continue
-		}
-		if key := u.String(); !s.stored[key] {
+	for i, key := range keys {
+		if versions[i] != nil && !s.stored[key] {
 			// Kept, but the row is gone: its batch rolled back.
 			s.states[key] = subscription.Subscription{}
 		}
