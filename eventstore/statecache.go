@@ -74,3 +74,11 @@ func (c *StateCache[S]) Forget(stream StreamID) {
 		delete(c.streams, stream)
 	}
 }
+
+// Clear drops every state: the next loads read their streams.
+func (c *StateCache[S]) Clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.order.Init()
+	clear(c.streams)
+}

@@ -19,8 +19,29 @@ const notifyChannel = "subs_events"
 
 // Handler applies a batch of events inside tx; the subscription saves its
 // checkpoint in the same tx, so the batch takes effect exactly once. An
-// error rolls both back and stops the subscription.
+// error rolls both back and stops the subscription. HandledBatch(ctx)
+// tells the checkpoints the batch moves the subscription between.
 type Handler func(ctx context.Context, tx pgx.Tx, events []RecordedEvent) error
+
+// BatchBounds are the checkpoints a batch moves its subscription between:
+// From, where the subscription stood as its transaction began (under the
+// lock of its checkpoint), and To, where the batch leaves it once
+// committed.
+type BatchBounds struct {
+	From, To Checkpoint
+}
+
+type batchBoundsKey struct{}
+
+// HandledBatch returns the bounds of the batch whose Handler was handed
+// ctx, and false for a ctx no subscription handed: a handler that keeps
+// what it wrote in memory (a read model's states) can tell from them
+// whether the batch before this one was its own, and so whether what it
+// keeps is still what its tables hold.
+func HandledBatch(ctx context.Context) (BatchBounds, bool) {
+	b, ok := ctx.Value(batchBoundsKey{}).(BatchBounds)
+	return b, ok
+}
 
 // SubscriptionConfig configures Subscribe.
 type SubscriptionConfig struct {
@@ -231,9 +252,10 @@ func (s *Store) applyBatch(ctx context.Context, cp Checkpoint, events []Recorded
 		names[i] = sub.Config.Name
 	}
 	defer s.ended.tell()
+	bounds := context.WithValue(ctx, batchBoundsKey{}, BatchBounds{From: cp, To: next})
 	err := pgx.BeginTxFunc(ctx, s.pool, expectingCheckpoints(names, cp, next), func(tx pgx.Tx) error {
 		for _, sub := range subs {
-			if err := sub.Handler(ctx, tx, events); err != nil {
+			if err := sub.Handler(bounds, tx, events); err != nil {
 				return fmt.Errorf("subscription %s: %w", sub.Config.Name, err)
 			}
 		}
@@ -294,6 +316,7 @@ func textArray(texts []string) string {
 // another process.
 func (s *Store) applyBatchRead(ctx context.Context, cp, next Checkpoint, names []string, events []RecordedEvent, subs ...Subscriber) ([]Checkpoint, error) {
 	var cps []Checkpoint
+	bounds := context.WithValue(ctx, batchBoundsKey{}, BatchBounds{From: cp, To: next})
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		stored, err := lockCheckpoints(ctx, tx, names)
 		if err != nil {
@@ -304,7 +327,7 @@ func (s *Store) applyBatchRead(ctx context.Context, cp, next Checkpoint, names [
 			if stored[i] != cp { // another process applied this batch meanwhile
 				continue
 			}
-			if err := sub.Handler(ctx, tx, events); err != nil {
+			if err := sub.Handler(bounds, tx, events); err != nil {
 				return fmt.Errorf("subscription %s: %w", sub.Config.Name, err)
 			}
 			stored[i] = next

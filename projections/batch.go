@@ -262,15 +262,59 @@ func keptInState(e domain.Event) bool {
 }
 
 // SubscriptionStates keeps in memory, by stream version, the subscription
-// states a read model wrote last (Products, DueWork): a batch reads a
-// row's state from the table, and decodes it, only when the row is at
-// another version than the one kept (a batch rolled back, another process
-// moved it on, a restart). Each read model needs its own.
-type SubscriptionStates = eventstore.StateCache[subscription.Subscription]
+// states a read model wrote last (Products, DueWork), so that a batch
+// neither reads a row's state from its table nor decodes it. Each read
+// model needs its own.
+//
+// While the read model's batches follow one another (each starts at the
+// checkpoint the one before left: eventstore.HandledBatch), no one else
+// wrote its rows in between, and a state kept is its row's: the batch
+// does not even ask the table. Otherwise (the first batch, one after a
+// failed batch or after another process moved the checkpoint on) it
+// starts from none kept and reads every row it needs; and outside a
+// subscription's batch (no bounds known) a state kept counts only when
+// its row is at the version kept.
+type SubscriptionStates struct {
+	kept *eventstore.StateCache[subscription.Subscription]
+
+	mu sync.Mutex
+	// through is the checkpoint the last batch that kept states takes the
+	// read model to once committed; following says whether that batch
+	// began where the one before it ended, or from nothing kept, and did
+	// not fail.
+	through   eventstore.Checkpoint
+	following bool
+}
 
 // NewSubscriptionStates returns a cache of size states at most.
 func NewSubscriptionStates(size int) *SubscriptionStates {
-	return eventstore.NewStateCache[subscription.Subscription](size)
+	return &SubscriptionStates{kept: eventstore.NewStateCache[subscription.Subscription](size)}
+}
+
+// begin starts a batch handed ctx and reports whether the states kept are
+// their rows' (the batch follows the last one); when they may not be, in
+// a subscription's batch, it drops them all.
+func (c *SubscriptionStates) begin(ctx context.Context) bool {
+	b, inBatch := eventstore.HandledBatch(ctx)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	follows := inBatch && c.following && c.through == b.From
+	if inBatch && !follows {
+		c.kept.Clear()
+	}
+	c.through, c.following = b.To, inBatch
+	return follows
+}
+
+// end ends a batch that err, when set, failed: its transaction rolls back,
+// and what it kept is not to be trusted. A nil c keeps nothing.
+func (c *SubscriptionStates) end(err error) {
+	if c == nil || err == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.following = false
 }
 
 type folded struct {
@@ -278,15 +322,18 @@ type folded struct {
 	e   domain.Event
 }
 
-// loadSubscriptionStates reads, in one query, the states table keeps for
-// the subscriptions whose streams recs belong to: from cache (nil for
-// none) those kept at the row's version; the others from the row's
-// snapshot and, when the snapshot is older than the row, the events after
-// it from the log (one more query for all of them).
+// loadSubscriptionStates reads the states table keeps for the
+// subscriptions whose streams recs belong to: from cache (nil for none)
+// those it keeps, without a query when the batch follows the one that
+// kept them (SubscriptionStates), else only those kept at the row's
+// version; the others, in one query, from the row's snapshot and, when the
+// snapshot is older than the row, the events after it from the log (one
+// more query for all of them).
 func loadSubscriptionStates(ctx context.Context, tx pgx.Tx, table string, cache *SubscriptionStates,
 	recs []eventstore.RecordedEvent) (*subscriptionStates, error) {
 	s := &subscriptionStates{states: map[string]subscription.Subscription{}, stored: map[string]bool{}, versions: map[string]int64{},
 		last: map[string]folded{}, snaps: map[string]snapshot{}, cache: cache}
+	trusted := cache != nil && cache.begin(ctx)
 	var ids []uuid.UUID
 	var keys []string     // each id as states names it
 	var versions []*int64 // the version kept of each, if any
@@ -309,7 +356,11 @@ func loadSubscriptionStates(ctx context.Context, tx pgx.Tx, table string, cache 
 		var st subscription.Subscription
 		var version *int64
 		if cache != nil {
-			if kept, v, ok := cache.Get(rec.StreamID); ok {
+			if kept, v, ok := cache.kept.Get(rec.StreamID); ok {
+				if trusted { // its row is at v
+					s.states[id], s.stored[id], s.versions[id] = kept, true, v
+					continue
+				}
 				st, version = kept, &v
 			}
 		}
@@ -423,7 +474,7 @@ func (s *subscriptionStates) created(id string, rec eventstore.RecordedEvent, st
 // keep keeps st, the state written at rec's version, in the cache.
 func (s *subscriptionStates) keep(rec eventstore.RecordedEvent, st subscription.Subscription) {
 	if s.cache != nil {
-		s.cache.Put(rec.StreamID, st, rec.Version)
+		s.cache.kept.Put(rec.StreamID, st, rec.Version)
 	}
 }
 

@@ -123,11 +123,41 @@ func TestSubscriptionStates_KeptOnlyWhileTheRowIsAtTheirVersion(t *testing.T) {
 		if step.days != 0 {
 			adjustDays(t, w, streams, step.days)
 		}
+		if step.runner == b {
+			// An event whose effect the next ones keep: a's states, had it
+			// folded its events on them, would still renew (an adjustment
+			// carries the expiry it sets, whatever came before).
+			if turnedOff := autoRenewalOff(t, w, streams); turnedOff == 0 {
+				t.Fatal("no subscription renews automatically: the test needs one that does")
+			}
+		}
 		if err := step.runner.CatchUp(ctx, w.head(t)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	w.mustEqualRebuild(t)
+}
+
+// autoRenewalOff turns automatic renewal off, as their owners, on the
+// streams' subscriptions that have it on, and returns how many.
+func autoRenewalOff(t *testing.T, w *world, streams []eventstore.StreamID) int {
+	t.Helper()
+	n := 0
+	for _, stream := range streams {
+		st, _, err := w.subs.Load(context.Background(), stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !st.AutoRenew() {
+			continue
+		}
+		owner := eventstore.CommandMeta{Metadata: eventstore.Metadata{ActorKind: eventstore.ActorCustomer, ActorID: st.Owner().String()}}
+		if _, err := w.subs.Handle(context.Background(), stream, subscription.SetAutoRenewal{AccountID: st.Owner()}, owner); err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	return n
 }
 
 // A batch that fails after creating rows has already kept their states in
@@ -161,6 +191,40 @@ func TestSubscriptionStates_KeptForRowsOfAFailedBatchAreNotUsed(t *testing.T) {
 	}
 	if got := count(t, w, "products_view"); got != 6 {
 		t.Fatalf("%d products after the catch-up, want 6", got)
+	}
+	w.mustEqualRebuild(t)
+}
+
+// A batch that kept its states and then failed (the probe after it in its
+// transaction) may be committed by another process meanwhile; the states
+// kept are then the rows' as that process wrote them, and the next batch,
+// which follows it, uses them without reading the rows: every read model
+// still equals its rebuild after the subscriptions move on.
+func TestSubscriptionStates_KeptByAFailedBatchThatAnotherProcessCommitted(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := context.Background()
+	w.customers(t, ctx, 0, 6, 2)
+	var events int
+	if err := w.store.Pool().QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&events); err != nil {
+		t.Fatal(err)
+	}
+	p := newProbe(t, w, events)
+	failing, err := projections.NewRunner(projections.RunnerConfig{Store: w.store, Types: w.types,
+		Projections: append(projections.AllKeeping(100), p)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := failing.CatchUp(ctx, w.head(t)); err == nil {
+		t.Fatal("the catch-up succeeded; want the probe's duplicate key at the last event")
+	}
+	if err := keepingRunner(t, w).CatchUp(ctx, w.head(t)); err != nil { // the other process
+		t.Fatal(err)
+	}
+	adjustDays(t, w, subscriptionStreams(t, w, 6), 4)
+	p.failAt = 0
+	if err := failing.CatchUp(ctx, w.head(t)); err != nil {
+		t.Fatal(err)
 	}
 	w.mustEqualRebuild(t)
 }

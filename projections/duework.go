@@ -56,7 +56,8 @@ func (d DueWork) Apply(ctx context.Context, tx pgx.Tx, rec eventstore.RecordedEv
 // ApplyBatch implements BatchApplier: each subscription's row is read and
 // written once; a billing update's statement runs after the rows as the
 // events before it left them.
-func (d DueWork) ApplyBatch(ctx context.Context, tx pgx.Tx, recs []eventstore.RecordedEvent, events []domain.Event) error {
+func (d DueWork) ApplyBatch(ctx context.Context, tx pgx.Tx, recs []eventstore.RecordedEvent, events []domain.Event) (err error) {
+	defer func() { d.States.end(err) }()
 	p, err := policy.New(d.Policy)
 	if err != nil {
 		return err

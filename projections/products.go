@@ -48,7 +48,8 @@ func (pr Products) Apply(ctx context.Context, tx pgx.Tx, rec eventstore.Recorded
 // ApplyBatch implements BatchApplier: each row's state is read once and
 // its columns written once, after the statements of the events that touch
 // other columns or the devices, all in one round trip.
-func (pr Products) ApplyBatch(ctx context.Context, tx pgx.Tx, recs []eventstore.RecordedEvent, events []domain.Event) error {
+func (pr Products) ApplyBatch(ctx context.Context, tx pgx.Tx, recs []eventstore.RecordedEvent, events []domain.Event) (err error) {
+	defer func() { pr.States.end(err) }()
 	states, err := loadSubscriptionStates(ctx, tx, "products_view", pr.States, recs)
 	if err != nil {
 		return err
