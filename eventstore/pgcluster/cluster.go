@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/subs-engine/subs/eventstore/machine"
 )
 
 // superuser is the role initdb creates; clients connect as it.
@@ -327,7 +328,7 @@ func (c *Cluster) configure() error {
 		c.port = port
 	}
 	c.socket = socketDirFor(c.dir)
-	if err := writeConf(c.dir, serverSettings{port: c.port, socketDir: c.socket, noFsync: c.noFsync}, c.owner); err != nil {
+	if err := writeConf(c.dir, serverSettings{port: c.port, socketDir: c.socket, noFsync: c.noFsync, sharedBuffers: sharedBuffersFor(machine.Memory())}, c.owner); err != nil {
 		return err
 	}
 	logDir := filepath.Dir(c.logFile())

@@ -20,9 +20,33 @@ const includeLine = "include '" + managedConf + "' # managed by subs (eventstore
 
 // serverSettings are the settings Start writes into managedConf.
 type serverSettings struct {
-	port      int
-	socketDir string // the Unix socket's directory; "" for none
-	noFsync   bool
+	port          int
+	socketDir     string // the Unix socket's directory; "" for none
+	noFsync       bool
+	sharedBuffers uint64 // bytes
+}
+
+// The cluster serves the engine alone, as a dedicated server: its buffers
+// take a quarter of the machine's memory (PostgreSQL's advice for one),
+// from the server's default up to 8 GB; and it checkpoints every 15
+// minutes or 4 GB of write-ahead log rather than every 5 minutes or 1 GB.
+// A checkpoint writes out every changed page, and the first change of each
+// page after it logs the whole page again: at the defaults the
+// 100,000-customer year (workers/simulation) checkpointed 36 times and
+// logged 2.2 million whole pages, and its backends wrote out 900,000 pages
+// themselves for want of free buffers.
+const (
+	sharedBuffersShare = 4
+	minSharedBuffers   = 128 << 20
+	maxSharedBuffers   = 8 << 30
+	maxWALSize         = "4GB"
+	checkpointTimeout  = "15min"
+)
+
+// sharedBuffersFor is the buffers of a cluster on a machine with memory
+// bytes (0: unknown, the minimum), in whole megabytes.
+func sharedBuffersFor(memory uint64) uint64 {
+	return min(max(memory/sharedBuffersShare, minSharedBuffers), maxSharedBuffers) >> 20 << 20
 }
 
 func (s serverSettings) render() []byte {
@@ -33,7 +57,8 @@ func (s serverSettings) render() []byte {
 	b.WriteString("listen_addresses = '127.0.0.1'\n")
 	fmt.Fprintf(&b, "unix_socket_directories = '%s'\n", s.socketDir) // socketDirFor: nothing to escape
 	b.WriteString("max_connections = 200\n")
-	b.WriteString("shared_buffers = 128MB\n")
+	fmt.Fprintf(&b, "shared_buffers = %dMB\n", max(s.sharedBuffers, minSharedBuffers)>>20)
+	b.WriteString("max_wal_size = " + maxWALSize + "\ncheckpoint_timeout = " + checkpointTimeout + "\n")
 	if s.noFsync {
 		// A throwaway test cluster: losing it in a machine crash costs
 		// nothing, and waiting for the disk costs every test.

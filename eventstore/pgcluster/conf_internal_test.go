@@ -42,3 +42,25 @@ func TestServerSettings_ListenOnTheSocketDirectoryOrNone(t *testing.T) {
 		}
 	}
 }
+
+// The cluster's buffers are a quarter of the machine's memory, from the
+// server's default to 8 GB, and its checkpoints come every 15 minutes or
+// 4 GB of log.
+func TestServerSettings_BuffersAQuarterOfTheMachineAndCheckpointsFarApart(t *testing.T) {
+	for _, tc := range []struct {
+		memory uint64
+		want   string
+	}{
+		{0, "shared_buffers = 128MB\n"},                // unknown
+		{256 << 20, "shared_buffers = 128MB\n"},        // below the default
+		{2 << 30, "shared_buffers = 512MB\n"},          // a small machine
+		{24 << 30, "shared_buffers = 6144MB\n"},        // this project's machine
+		{(3 << 30) + 1000, "shared_buffers = 768MB\n"}, // whole megabytes
+		{256 << 30, "shared_buffers = 8192MB\n"},       // capped
+	} {
+		conf := string(serverSettings{port: 5999, sharedBuffers: sharedBuffersFor(tc.memory)}.render())
+		if !strings.Contains(conf, tc.want) || !strings.Contains(conf, "max_wal_size = 4GB\n") || !strings.Contains(conf, "checkpoint_timeout = 15min\n") {
+			t.Errorf("settings on a machine with %d bytes:\n%s\nwant %q, max_wal_size = 4GB and checkpoint_timeout = 15min", tc.memory, conf, tc.want)
+		}
+	}
+}

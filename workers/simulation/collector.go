@@ -3,6 +3,8 @@ package simulation
 import (
 	"os"
 	"runtime/debug"
+
+	"github.com/subs-engine/subs/eventstore/machine"
 )
 
 // Collector settings of the year (collectLessOften).
@@ -29,7 +31,7 @@ func collectLessOften() (restore func()) {
 	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
 		return func() {}
 	}
-	percent, limit := debug.SetGCPercent(gcPercent), debug.SetMemoryLimit(heapLimit(machineMemory()))
+	percent, limit := debug.SetGCPercent(gcPercent), debug.SetMemoryLimit(heapLimit(machine.Memory()))
 	return func() {
 		debug.SetGCPercent(percent)
 		debug.SetMemoryLimit(limit)

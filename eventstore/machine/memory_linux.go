@@ -1,4 +1,4 @@
-package simulation
+package machine
 
 import (
 	"os"
@@ -7,10 +7,10 @@ import (
 	"syscall"
 )
 
-// machineMemory is the memory the process may use, in bytes: the machine's,
-// or its control group's limit when lower (a container sees the host's
-// memory in sysinfo). 0 when unknown.
-func machineMemory() uint64 {
+// Memory is the memory the process may use, in bytes: the machine's, or
+// its control group's limit when lower (a container sees the host's memory
+// in sysinfo). 0 when unknown.
+func Memory() uint64 {
 	var info syscall.Sysinfo_t
 	if err := syscall.Sysinfo(&info); err != nil {
 		return 0
