@@ -99,10 +99,7 @@ func TestRunner_CatchUpEqualsRebuild(t *testing.T) {
 	if err := r.CatchUp(ctx, w.head(t)); err != nil {
 		t.Fatal(err)
 	}
-	if got := count(t, w, "products_view"); got != 60 {
-		t.Fatalf("%d products after the catch-up, want 60", got)
-	}
-	w.mustEqualRebuild(t)
+	mustShowProductsAsRebuilt(t, w, 60)
 }
 
 // The subscription states Products and DueWork keep in memory stand in for
@@ -172,27 +169,11 @@ func TestSubscriptionStates_KeptForRowsOfAFailedBatchAreNotUsed(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
 	w.customers(t, ctx, 0, 6, 2)
-	var events int
-	if err := w.store.Pool().QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&events); err != nil {
-		t.Fatal(err)
-	}
-	p := newProbe(t, w, events) // failing at the log's last event: after every row is created
-	r, err := projections.NewRunner(projections.RunnerConfig{Store: w.store, Types: w.types,
-		Projections: append(projections.AllKeeping(100), p)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.CatchUp(ctx, w.head(t)); err == nil {
-		t.Fatal("the catch-up succeeded; want the probe's duplicate key at the last event")
-	}
-	p.failAt = 0 // no more failures
+	r := failedAtTheLastEvent(t, w)
 	if err := r.CatchUp(ctx, w.head(t)); err != nil {
 		t.Fatal(err)
 	}
-	if got := count(t, w, "products_view"); got != 6 {
-		t.Fatalf("%d products after the catch-up, want 6", got)
-	}
-	w.mustEqualRebuild(t)
+	mustShowProductsAsRebuilt(t, w, 6)
 }
 
 // A batch that kept its states and then failed (the probe after it in its
@@ -205,28 +186,39 @@ func TestSubscriptionStates_KeptByAFailedBatchThatAnotherProcessCommitted(t *tes
 	w := newWorld(t)
 	ctx := context.Background()
 	w.customers(t, ctx, 0, 6, 2)
+	failed := failedAtTheLastEvent(t, w)
+	if err := keepingRunner(t, w).CatchUp(ctx, w.head(t)); err != nil { // the other process
+		t.Fatal(err)
+	}
+	adjustDays(t, w, subscriptionStreams(t, w, 6), 4)
+	if err := failed.CatchUp(ctx, w.head(t)); err != nil {
+		t.Fatal(err)
+	}
+	w.mustEqualRebuild(t)
+}
+
+// failedAtTheLastEvent returns a runner of every read model, keeping
+// states, whose catch-up of w's log has failed at its last event (after
+// every row is created) in a probe applied after the read models; its next
+// catch-up does not fail.
+func failedAtTheLastEvent(t *testing.T, w *world) *projections.Runner {
+	t.Helper()
+	ctx := context.Background()
 	var events int
 	if err := w.store.Pool().QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&events); err != nil {
 		t.Fatal(err)
 	}
 	p := newProbe(t, w, events)
-	failing, err := projections.NewRunner(projections.RunnerConfig{Store: w.store, Types: w.types,
+	r, err := projections.NewRunner(projections.RunnerConfig{Store: w.store, Types: w.types,
 		Projections: append(projections.AllKeeping(100), p)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := failing.CatchUp(ctx, w.head(t)); err == nil {
+	if err := r.CatchUp(ctx, w.head(t)); err == nil {
 		t.Fatal("the catch-up succeeded; want the probe's duplicate key at the last event")
 	}
-	if err := keepingRunner(t, w).CatchUp(ctx, w.head(t)); err != nil { // the other process
-		t.Fatal(err)
-	}
-	adjustDays(t, w, subscriptionStreams(t, w, 6), 4)
-	p.failAt = 0
-	if err := failing.CatchUp(ctx, w.head(t)); err != nil {
-		t.Fatal(err)
-	}
-	w.mustEqualRebuild(t)
+	p.failAt = 0 // no more failures
+	return r
 }
 
 // A row's state is written only at the versions where its stream crosses a
@@ -273,6 +265,16 @@ func TestSubscriptionStates_SnapshotEvery16VersionsAndTheRestFromTheLog(t *testi
 	adjustDays(t, w, streams, 7)
 	if err := keepingRunner(t, w).CatchUp(ctx, w.head(t)); err != nil {
 		t.Fatal(err)
+	}
+	w.mustEqualRebuild(t)
+}
+
+// mustShowProductsAsRebuilt fails the test unless the products view holds
+// products rows after the catch-up and every read model equals its rebuild.
+func mustShowProductsAsRebuilt(t *testing.T, w *world, products int) {
+	t.Helper()
+	if got := count(t, w, "products_view"); got != products {
+		t.Fatalf("%d products after the catch-up, want %d", got, products)
 	}
 	w.mustEqualRebuild(t)
 }
