@@ -345,10 +345,6 @@ func loadSubscriptionStates(ctx context.Context, tx pgx.Tx, table string, cache 
 		if _, seen := s.states[id]; seen {
 			continue
 		}
-		u, err := uuid.Parse(id)
-		if err != nil {
-			return nil, fmt.Errorf("%s: stream %s: %w", table, rec.StreamID, err)
-		}
 		// The state kept, if any, goes straight into states: a row at
 		// another version replaces it below, and one without a row resets
 		// it (a copy per row in a map of its own was nearly half of what
@@ -363,6 +359,10 @@ func loadSubscriptionStates(ctx context.Context, tx pgx.Tx, table string, cache 
 				}
 				st, version = kept, &v
 			}
+		}
+		u, err := uuid.Parse(id)
+		if err != nil {
+			return nil, fmt.Errorf("%s: stream %s: %w", table, rec.StreamID, err)
 		}
 		s.states[id] = st
 		ids, keys = append(ids, u), append(keys, id)
