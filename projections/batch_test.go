@@ -197,6 +197,52 @@ func TestSubscriptionStates_KeptByAFailedBatchThatAnotherProcessCommitted(t *tes
 	w.mustEqualRebuild(t)
 }
 
+// A batch that fails in the read model itself, before it keeps the states
+// its events lead to (here due work's query of the rows it does not keep,
+// a new customer's, finds no table), leaves its rows' states as they were
+// before the batch; when another process then commits that very batch,
+// the next batch, which follows it, must not use them (it did without
+// SubscriptionStates.end's mark, and due work's snapshots still had
+// renewal on).
+func TestSubscriptionStates_NotUsedAfterTheirReadModelFailed(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := context.Background()
+	w.customers(t, ctx, 0, 6, 2)
+	failing := keepingRunner(t, w)
+	if err := failing.CatchUp(ctx, w.head(t)); err != nil {
+		t.Fatal(err)
+	}
+	streams := subscriptionStreams(t, w, 6)
+	if autoRenewalOff(t, w, streams) == 0 {
+		t.Fatal("no subscription renews automatically: the test needs one that does")
+	}
+	w.customers(t, ctx, 6, 1, 1)
+	renameDueWork := func(from, to string) {
+		t.Helper()
+		if _, err := w.store.Pool().Exec(ctx, `ALTER TABLE `+from+` RENAME TO `+to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	renameDueWork("due_work", "due_work_away")
+	if err := failing.CatchUp(ctx, w.head(t)); err == nil {
+		t.Fatal("the catch-up succeeded without the due_work table")
+	}
+	renameDueWork("due_work_away", "due_work")
+	if err := keepingRunner(t, w).CatchUp(ctx, w.head(t)); err != nil { // the other process
+		t.Fatal(err)
+	}
+	// Enough events that each row takes a snapshot of its state (every 16
+	// versions), which shows whether renewal is on.
+	for range 8 {
+		adjustDays(t, w, streams, 1)
+	}
+	if err := failing.CatchUp(ctx, w.head(t)); err != nil {
+		t.Fatal(err)
+	}
+	w.mustEqualRebuild(t)
+}
+
 // failedAtTheLastEvent returns a runner of every read model, keeping
 // states, whose catch-up of w's log has failed at its last event (after
 // every row is created) in a probe applied after the read models; its next
