@@ -43,6 +43,11 @@ func HandledBatch(ctx context.Context) (BatchBounds, bool) {
 	return b, ok
 }
 
+// handingBatch is ctx as the handlers of the batch from cp to next get it.
+func handingBatch(ctx context.Context, cp, next Checkpoint) context.Context {
+	return context.WithValue(ctx, batchBoundsKey{}, BatchBounds{From: cp, To: next})
+}
+
 // SubscriptionConfig configures Subscribe.
 type SubscriptionConfig struct {
 	// Name identifies the subscription's checkpoint. Required.
@@ -252,7 +257,7 @@ func (s *Store) applyBatch(ctx context.Context, cp Checkpoint, events []Recorded
 		names[i] = sub.Config.Name
 	}
 	defer s.ended.tell()
-	bounds := context.WithValue(ctx, batchBoundsKey{}, BatchBounds{From: cp, To: next})
+	bounds := handingBatch(ctx, cp, next)
 	err := pgx.BeginTxFunc(ctx, s.pool, expectingCheckpoints(names, cp, next), func(tx pgx.Tx) error {
 		for _, sub := range subs {
 			if err := sub.Handler(bounds, tx, events); err != nil {
@@ -316,7 +321,7 @@ func textArray(texts []string) string {
 // another process.
 func (s *Store) applyBatchRead(ctx context.Context, cp, next Checkpoint, names []string, events []RecordedEvent, subs ...Subscriber) ([]Checkpoint, error) {
 	var cps []Checkpoint
-	bounds := context.WithValue(ctx, batchBoundsKey{}, BatchBounds{From: cp, To: next})
+	bounds := handingBatch(ctx, cp, next)
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		stored, err := lockCheckpoints(ctx, tx, names)
 		if err != nil {

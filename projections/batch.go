@@ -410,7 +410,9 @@ CROSS JOIN LATERAL (SELECT version, state_version, state FROM `+table+` WHERE su
 	}
 	for i, key := range keys {
 		if versions[i] != nil && !s.stored[key] {
-			// Kept, but the row is gone: its batch rolled back.
+			// Kept, but the row is gone (its batch rolled back): only
+			// outside a subscription's batch, whose kept states a
+			// discontinuity clears (SubscriptionStates.begin).
 			s.states[key] = subscription.Subscription{}
 		}
 	}
