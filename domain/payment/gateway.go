@@ -200,6 +200,25 @@ type Gateway interface {
 	Charges(ctx context.Context, filter ChargeFilter) ([]LedgerEntry, error)
 }
 
+// BatchCharger is a Gateway that also takes several charges in one call,
+// for a gateway whose every call costs more than a charge does (the
+// sandbox's round trip to its database). ChargeBatch answers each request
+// as Charge would answer it alone, under the same contract: results[i] is
+// reqs[i]'s outcome or error, a request's error is its own and the others
+// still go through, and requests with one key are answered as if made one
+// after the other, in their order.
+type BatchCharger interface {
+	Gateway
+	ChargeBatch(ctx context.Context, reqs []ChargeRequest) []ChargeResult
+}
+
+// ChargeResult is one request's answer in a batch: what Charge would have
+// returned for it.
+type ChargeResult struct {
+	Outcome ChargeOutcome
+	Err     error
+}
+
 func checkKey(key string) error {
 	if key == "" {
 		return fieldError(FieldIdempotencyKey, "an idempotency key is required")

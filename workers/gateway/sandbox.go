@@ -232,6 +232,14 @@ func (s *Sandbox) roll(rate float64) bool {
 // enter waits the configured latency and draws the configured failure:
 // what every call goes through before it does anything.
 func (s *Sandbox) enter(ctx context.Context, op string) error {
+	if err := s.wait(ctx, op); err != nil {
+		return err
+	}
+	return s.fail(op)
+}
+
+// wait waits the configured latency, the time a call takes to arrive.
+func (s *Sandbox) wait(ctx context.Context, op string) error {
 	if s.cfg.Latency > 0 {
 		t := time.NewTimer(s.cfg.Latency)
 		defer t.Stop()
@@ -244,6 +252,11 @@ func (s *Sandbox) enter(ctx context.Context, op string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%w: %s: %w", payment.ErrUnavailable, op, err)
 	}
+	return nil
+}
+
+// fail draws the configured failure of a request.
+func (s *Sandbox) fail(op string) error {
 	if s.roll(s.cfg.FailureRate) {
 		return fmt.Errorf("%w: %s: simulated failure (FailureRate)", payment.ErrUnavailable, op)
 	}
@@ -340,15 +353,129 @@ func (s *Sandbox) Charge(ctx context.Context, req payment.ChargeRequest) (paymen
 	if err := req.Validate(); err != nil {
 		return payment.ChargeOutcome{}, err
 	}
-	hash := chargeHash(req)
-	out, recorded, err := s.charge(ctx, req, hash)
+	r := s.lose(s.charge(ctx, req, chargeHash(req)))
+	return r.Outcome, r.Err
+}
+
+var _ payment.BatchCharger = (*Sandbox)(nil)
+
+// ChargeBatch makes the charges reqs ask for as Charge makes each one
+// (payment.BatchCharger): the call waits the configured latency once, each
+// request draws its own failure and lost response, and the charges of
+// tokens the process knows are inserted in one statement, whose conflicts
+// (a key charged before, or twice in the batch) are then read one by one.
+func (s *Sandbox) ChargeBatch(ctx context.Context, reqs []payment.ChargeRequest) []payment.ChargeResult {
+	results := make([]payment.ChargeResult, len(reqs))
+	if err := s.wait(ctx, "charge"); err != nil {
+		for i := range results {
+			results[i].Err = err
+		}
+		return results
+	}
+	var together batchedCharges
+	for i, req := range reqs {
+		if err := s.fail("charge"); err != nil {
+			results[i].Err = err
+			continue
+		}
+		if err := req.Validate(); err != nil {
+			results[i].Err = err
+			continue
+		}
+		t, known := s.knownToken(req.Token)
+		if !known {
+			results[i] = s.lose(s.charge(ctx, req, chargeHash(req)))
+			continue
+		}
+		together.add(i, req, chargeHash(req), t, s.cfg.Clock.Now())
+	}
+	recorded, err := together.insert(ctx, s.pool)
+	for j, i := range together.index {
+		switch {
+		case err != nil:
+			results[i].Err = unavailable("charge", err)
+		case recorded[j]:
+			results[i] = s.lose(together.outcome(j), true, nil)
+		default:
+			out, found, err := s.chargeByKey(ctx, reqs[i].IdempotencyKey, together.hashes[j])
+			if err == nil && !found {
+				err = unavailable("charge", errors.New("the idempotency key conflicted but its charge is not visible"))
+			}
+			results[i] = payment.ChargeResult{Outcome: out, Err: err}
+		}
+	}
+	return results
+}
+
+// lose is a charge's answer, lost on its way back when it was recorded and
+// the LostResponseRate draw says so.
+func (s *Sandbox) lose(out payment.ChargeOutcome, recorded bool, err error) payment.ChargeResult {
 	if err != nil {
-		return payment.ChargeOutcome{}, err
+		return payment.ChargeResult{Err: err}
 	}
 	if recorded && s.roll(s.cfg.LostResponseRate) {
-		return payment.ChargeOutcome{}, fmt.Errorf("%w: charge %s was made but its response was lost (LostResponseRate)", payment.ErrUnavailable, out.ChargeID)
+		return payment.ChargeResult{Err: fmt.Errorf("%w: charge %s was made but its response was lost (LostResponseRate)", payment.ErrUnavailable, out.ChargeID)}
 	}
-	return out, nil
+	return payment.ChargeResult{Outcome: out}
+}
+
+// batchedCharges are the rows of a batch's charges, as columns for one
+// insert; index is each one's request in the batch.
+type batchedCharges struct {
+	index                                          []int
+	ids, keys, tokens, currencies, descs, statuses []string
+	codes                                          []string
+	hashes                                         [][]byte
+	minors                                         []int64
+	amounts                                        []money.Money
+	ats                                            []time.Time
+}
+
+func (b *batchedCharges) add(i int, req payment.ChargeRequest, hash []byte, t tokenFacts, now time.Time) {
+	status, code := t.outcome(now)
+	b.index = append(b.index, i)
+	b.ids, b.keys, b.tokens = append(b.ids, newID("ch_")), append(b.keys, req.IdempotencyKey), append(b.tokens, req.Token)
+	b.currencies, b.descs = append(b.currencies, req.Amount.Currency().Code()), append(b.descs, req.Description)
+	b.statuses, b.codes = append(b.statuses, status.String()), append(b.codes, code)
+	b.hashes, b.minors, b.amounts, b.ats = append(b.hashes, hash), append(b.minors, req.Amount.Amount()), append(b.amounts, req.Amount), append(b.ats, now)
+}
+
+// insert records the charges, in their order, except those whose key has a
+// charge already (recorded[j] false: an earlier one, or one before in the
+// batch).
+func (b *batchedCharges) insert(ctx context.Context, pool *pgxpool.Pool) (recorded []bool, err error) {
+	if len(b.index) == 0 {
+		return nil, nil
+	}
+	rows, err := pool.Query(ctx, `
+		INSERT INTO gateway_sandbox.charges
+			(charge_id, idempotency_key, request_hash, token, amount_minor, currency, description, status, decline_code, created_at)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::timestamptz[])
+		ON CONFLICT (idempotency_key) DO NOTHING
+		RETURNING charge_id`,
+		b.ids, b.keys, b.hashes, b.tokens, b.minors, b.currencies, b.descs, b.statuses, b.codes, b.ats)
+	if err != nil {
+		return nil, err
+	}
+	made, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
+	inserted := make(map[string]bool, len(made))
+	for _, id := range made {
+		inserted[id] = true
+	}
+	recorded = make([]bool, len(b.ids))
+	for j, id := range b.ids {
+		recorded[j] = inserted[id]
+	}
+	return recorded, nil
+}
+
+// outcome is the outcome of charge j as inserted.
+func (b *batchedCharges) outcome(j int) payment.ChargeOutcome {
+	status, _ := payment.ParseChargeStatus(b.statuses[j])
+	return payment.ChargeOutcome{ChargeID: b.ids[j], Status: status, DeclineCode: b.codes[j], Amount: b.amounts[j], IdempotencyKey: b.keys[j]}
 }
 
 // charge makes the charge, or finds the one made with its key. recorded

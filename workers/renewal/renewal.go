@@ -358,12 +358,17 @@ func (w *Worker) drive(ctx context.Context, visits []*visit, now time.Time) {
 // once (a step may be a gateway call), and ends the visits with nothing
 // more due.
 func (w *Worker) nextCommands(ctx context.Context, visits []*visit, now time.Time) {
+	charged := w.chargeTogether(ctx, visits)
 	concurrent.Each(len(visits), w.cfg.Concurrency, func(i int) {
 		v := visits[i]
 		if v.done {
 			return
 		}
-		cmd, err := w.nextCommand(ctx, v.state, v.method, now)
+		var res *payment.ChargeResult
+		if r, ok := charged[i]; ok {
+			res = &r
+		}
+		cmd, err := w.nextCommand(ctx, v.state, v.method, now, res)
 		v.cause = eventstore.Metadata{}
 		if _, refund := cmd.(subscription.RecordRefund); refund && err == nil {
 			v.cause, err = w.refundCause(ctx, v.stream)
@@ -377,6 +382,43 @@ func (w *Worker) nextCommands(ctx context.Context, visits []*visit, now time.Tim
 			v.cmd = cmd
 		}
 	})
+}
+
+// chargeTogether makes the pending charges of the visits not done in one
+// call when the gateway takes batches (payment.BatchCharger), and returns
+// each one's result by its visit's index; none otherwise, and each visit
+// then makes its own call.
+func (w *Worker) chargeTogether(ctx context.Context, visits []*visit) map[int]payment.ChargeResult {
+	batcher, ok := w.cfg.Gateway.(payment.BatchCharger)
+	if !ok {
+		return nil
+	}
+	var index []int
+	var reqs []payment.ChargeRequest
+	for i, v := range visits {
+		if v.done || !v.state.Exists() {
+			continue
+		}
+		if _, refund := v.state.PendingRefund(); refund {
+			continue
+		}
+		if c, ok := v.state.PendingCharge(); ok {
+			index, reqs = append(index, i), append(reqs, chargeRequest(c))
+		}
+	}
+	if len(reqs) == 0 {
+		return nil
+	}
+	results := make(map[int]payment.ChargeResult, len(reqs))
+	for j, r := range batcher.ChargeBatch(ctx, reqs) {
+		results[index[j]] = r
+	}
+	return results
+}
+
+// chargeRequest is the gateway's request of a pending charge.
+func chargeRequest(c subscription.ChargeRequested) payment.ChargeRequest {
+	return payment.ChargeRequest{IdempotencyKey: c.IdempotencyKey, Token: c.Token, Amount: c.Amount, Description: c.Description}
 }
 
 // reload reads the states of visits again, after steps another worker took.
@@ -410,10 +452,10 @@ func (w *Worker) nothingDue(s subscription.Subscription, cmd subscription.Comman
 }
 
 // nextCommand is the command that moves s on at now: the outcome of a
-// pending refund or charge (after the gateway call), or RunDue with the
-// account's payment method. It returns nil when the gateway cannot answer
-// now.
-func (w *Worker) nextCommand(ctx context.Context, s subscription.Subscription, method payment.PaymentMethod, now time.Time) (subscription.Command, error) {
+// pending refund or charge (after the gateway call, unless charged is the
+// charge's result already), or RunDue with the account's payment method.
+// It returns nil when the gateway cannot answer now.
+func (w *Worker) nextCommand(ctx context.Context, s subscription.Subscription, method payment.PaymentMethod, now time.Time, charged *payment.ChargeResult) (subscription.Command, error) {
 	if !s.Exists() {
 		return nil, nil
 	}
@@ -428,8 +470,11 @@ func (w *Worker) nextCommand(ctx context.Context, s subscription.Subscription, m
 		return subscription.RecordRefund{Outcome: out}, nil
 	}
 	if c, ok := s.PendingCharge(); ok {
-		out, err := w.cfg.Gateway.Charge(ctx, payment.ChargeRequest{IdempotencyKey: c.IdempotencyKey, Token: c.Token, Amount: c.Amount,
-			Description: c.Description})
+		if charged == nil {
+			out, err := w.cfg.Gateway.Charge(ctx, chargeRequest(c))
+			charged = &payment.ChargeResult{Outcome: out, Err: err}
+		}
+		out, err := charged.Outcome, charged.Err
 		switch {
 		case errors.Is(err, payment.ErrUnavailable):
 			return nil, nil
