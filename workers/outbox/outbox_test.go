@@ -228,6 +228,63 @@ func TestRule_EML2_CrashBetweenSendAndRecord_ResendsSameMessageID(t *testing.T) 
 	}
 }
 
+// sendsAfter lets first run before it sends, once.
+type sendsAfter struct {
+	mail.Sender
+	first func()
+	once  sync.Once
+}
+
+func (s *sendsAfter) Send(ctx context.Context, m mail.Message) error {
+	s.once.Do(s.first)
+	return s.Sender.Send(ctx, m)
+}
+
+// rule EML-2: a send recorded by another worker meanwhile (it claimed the
+// message once this one's lease had run out on its clock) is not recorded
+// twice: the record decides nothing on the state that record left. The
+// record's command id is in its metadata (AUD-1), and the commands table
+// keeps no row of it: the deciders, not the table, make a second record a
+// no-op.
+func TestRule_EML2_ASendRecordedMeanwhileIsRecordedOnce(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	stream, _ := f.requestReset(t)
+	ctx := context.Background()
+	later := f.workerWith(t, f.maildir, func(c *outbox.Config) { c.LeaseClock = clock.NewSimulated(f.clock.Now().Add(2 * time.Minute)) })
+	sender := &sendsAfter{Sender: f.maildir, first: func() {
+		if n, err := later.RunOnce(ctx); err != nil || n != 1 {
+			t.Errorf("the other worker sent %d (%v), want the message", n, err)
+		}
+	}}
+	if _, err := f.worker(t, sender).RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := f.store.ReadStream(ctx, stream, eventstore.ReadStreamOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var records []eventstore.RecordedEvent
+	for _, e := range evs {
+		if e.Type == "account.email_sent" {
+			records = append(records, e)
+		}
+	}
+	if len(records) != 1 {
+		t.Fatalf("%d records of the send, want 1", len(records))
+	}
+	if want := "email/password_reset/" + records[0].Metadata.CausationID; records[0].Metadata.CommandID != want {
+		t.Errorf("the record's command id is %q, want %q", records[0].Metadata.CommandID, want)
+	}
+	var kept int
+	if err := f.store.Pool().QueryRow(ctx, `SELECT count(*) FROM commands WHERE command_id LIKE 'email/%'`).Scan(&kept); err != nil || kept != 0 {
+		t.Errorf("the commands table keeps %d e-mail records (%v), want none", kept, err)
+	}
+	if msgs := f.delivered(t); len(msgs) != 1 {
+		t.Errorf("maildir holds %d messages, want 1", len(msgs))
+	}
+}
+
 func TestOutbox_SendFailure_RetriedAfterLease(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
