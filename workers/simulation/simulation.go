@@ -154,7 +154,7 @@ type sim struct {
 	mailing   *sideJob            // drains the outbox
 	gateway   *gateway.Sandbox
 	renewals  *renewal.Worker
-	outbox    *outbox.Worker
+	outboxes  [2]*outbox.Worker
 	accounts  *eventstore.CommandHandler[account.Account, account.Command]
 	subs      *eventstore.CommandHandler[subscription.Subscription, subscription.Command]
 	customers []customer
@@ -325,15 +325,24 @@ func (s *sim) open(ctx context.Context) error {
 	}
 	// The outbox claims as many messages at once as the renewal worker
 	// claims subscriptions: a claimed batch's sends are recorded in one
-	// round trip.
-	s.outbox, err = outbox.New(outbox.Config{Store: s.store, Accounts: s.accounts, Orders: orders, Subscriptions: s.subs, Sender: s.cfg.Mail,
-		Templates: templates, BatchSize: renewal.DefaultBatchSize,
-		Clock: s.clock, LeaseClock: machineClock{}, Policy: s.cfg.Policy, SecretKey: secret, PublicURL: "https://account.example.com", Logger: s.cfg.Logger})
+	// round trip. Two workers drain it together, as two processes would
+	// (their claims skip each other's rows): while one waits for the
+	// database, the other renders and sends.
+	for i := range s.outboxes {
+		if s.outboxes[i], err = outbox.New(outbox.Config{Store: s.store, Accounts: s.accounts, Orders: orders, Subscriptions: s.subs, Sender: s.cfg.Mail,
+			Templates: templates, BatchSize: renewal.DefaultBatchSize,
+			Clock: s.clock, LeaseClock: machineClock{}, Policy: s.cfg.Policy, SecretKey: secret, PublicURL: "https://account.example.com", Logger: s.cfg.Logger}); err != nil {
+			return err
+		}
+	}
 	s.mailing = newSideJob(func(ctx context.Context) error {
-		_, err := s.outbox.Drain(ctx)
-		return err
+		errs := make([]error, len(s.outboxes))
+		concurrent.Each(len(s.outboxes), len(s.outboxes), func(i int) {
+			_, errs[i] = s.outboxes[i].Drain(ctx)
+		})
+		return errors.Join(errs...)
 	})
-	return err
+	return nil
 }
 
 // machineClock measures the outbox's leases: it sends on the side while
