@@ -33,15 +33,7 @@ func TestSandbox_ContractChargedInBatches(t *testing.T) {
 	})
 	t.Run("tokens made elsewhere", func(t *testing.T) {
 		t.Parallel()
-		gatewaytest.Run(t, func(t *testing.T) payment.Gateway {
-			clk := gatewaytest.Clock(t)
-			charger, pool := MustSandbox(t, gateway.SandboxConfig{Clock: clk})
-			tokenizer, err := gateway.NewSandbox(context.Background(), pool, gateway.SandboxConfig{Clock: clk})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return chargedInBatches{tokenizedElsewhere{Sandbox: charger, tokenizer: tokenizer}}
-		})
+		gatewaytest.Run(t, func(t *testing.T) payment.Gateway { return chargedInBatches{newTokenizedElsewhere(t)} })
 	})
 }
 

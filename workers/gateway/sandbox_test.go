@@ -150,18 +150,22 @@ func (g tokenizedElsewhere) TokenizeDirectDebit(ctx context.Context, account pay
 	return g.tokenizer.TokenizeDirectDebit(ctx, account)
 }
 
+// newTokenizedElsewhere returns two sandboxes on a fresh database, on the
+// suite's clock of t, as one tokenizedElsewhere.
+func newTokenizedElsewhere(t *testing.T) tokenizedElsewhere {
+	clk := gatewaytest.Clock(t)
+	charger, pool := MustSandbox(t, gateway.SandboxConfig{Clock: clk})
+	tokenizer, err := gateway.NewSandbox(context.Background(), pool, gateway.SandboxConfig{Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tokenizedElsewhere{Sandbox: charger, tokenizer: tokenizer}
+}
+
 // The contract holds when the tokens were made by another process.
 func TestSandbox_ContractWithTokensMadeElsewhere(t *testing.T) {
 	t.Parallel()
-	gatewaytest.Run(t, func(t *testing.T) payment.Gateway {
-		clk := gatewaytest.Clock(t)
-		charger, pool := MustSandbox(t, gateway.SandboxConfig{Clock: clk})
-		tokenizer, err := gateway.NewSandbox(context.Background(), pool, gateway.SandboxConfig{Clock: clk})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tokenizedElsewhere{Sandbox: charger, tokenizer: tokenizer}
-	})
+	gatewaytest.Run(t, func(t *testing.T) payment.Gateway { return newTokenizedElsewhere(t) })
 }
 
 // The real-wire run: HTTPClient → a TCP connection → NewHandler → Sandbox.
