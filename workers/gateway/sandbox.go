@@ -395,7 +395,7 @@ func (s *Sandbox) ChargeBatch(ctx context.Context, reqs []payment.ChargeRequest)
 		case err != nil:
 			results[i].Err = unavailable("charge", err)
 		case recorded[j]:
-			results[i] = s.lose(together.outcome(j), true, nil)
+			results[i] = s.lose(together.outcomes[j], true, nil)
 		default:
 			out, found, err := s.chargeByKey(ctx, reqs[i].IdempotencyKey, together.hashes[j])
 			if err == nil && !found {
@@ -419,25 +419,23 @@ func (s *Sandbox) lose(out payment.ChargeOutcome, recorded bool, err error) paym
 	return payment.ChargeResult{Outcome: out}
 }
 
-// batchedCharges are the rows of a batch's charges, as columns for one
-// insert; index is each one's request in the batch.
+// batchedCharges are a batch's charges to insert together: each one's
+// outcome as it will be recorded, and its request in the batch (index).
 type batchedCharges struct {
-	index                                          []int
-	ids, keys, tokens, currencies, descs, statuses []string
-	codes                                          []string
-	hashes                                         [][]byte
-	minors                                         []int64
-	amounts                                        []money.Money
-	ats                                            []time.Time
+	index    []int
+	outcomes []payment.ChargeOutcome
+	tokens   []string
+	descs    []string
+	hashes   [][]byte
+	ats      []time.Time
 }
 
 func (b *batchedCharges) add(i int, req payment.ChargeRequest, hash []byte, t tokenFacts, now time.Time) {
 	status, code := t.outcome(now)
 	b.index = append(b.index, i)
-	b.ids, b.keys, b.tokens = append(b.ids, newID("ch_")), append(b.keys, req.IdempotencyKey), append(b.tokens, req.Token)
-	b.currencies, b.descs = append(b.currencies, req.Amount.Currency().Code()), append(b.descs, req.Description)
-	b.statuses, b.codes = append(b.statuses, status.String()), append(b.codes, code)
-	b.hashes, b.minors, b.amounts, b.ats = append(b.hashes, hash), append(b.minors, req.Amount.Amount()), append(b.amounts, req.Amount), append(b.ats, now)
+	b.outcomes = append(b.outcomes, payment.ChargeOutcome{ChargeID: newID("ch_"), Status: status, DeclineCode: code, Amount: req.Amount,
+		IdempotencyKey: req.IdempotencyKey})
+	b.tokens, b.descs, b.hashes, b.ats = append(b.tokens, req.Token), append(b.descs, req.Description), append(b.hashes, hash), append(b.ats, now)
 }
 
 // insert records the charges, in their order, except those whose key has a
@@ -447,13 +445,20 @@ func (b *batchedCharges) insert(ctx context.Context, pool *pgxpool.Pool) (record
 	if len(b.index) == 0 {
 		return nil, nil
 	}
+	n := len(b.outcomes)
+	ids, keys, currencies, statuses, codes := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	minors := make([]int64, n)
+	for j, o := range b.outcomes {
+		ids[j], keys[j], statuses[j], codes[j] = o.ChargeID, o.IdempotencyKey, o.Status.String(), o.DeclineCode
+		minors[j], currencies[j] = o.Amount.Amount(), o.Amount.Currency().Code()
+	}
 	rows, err := pool.Query(ctx, `
 		INSERT INTO gateway_sandbox.charges
 			(charge_id, idempotency_key, request_hash, token, amount_minor, currency, description, status, decline_code, created_at)
 		SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::timestamptz[])
 		ON CONFLICT (idempotency_key) DO NOTHING
 		RETURNING charge_id`,
-		b.ids, b.keys, b.hashes, b.tokens, b.minors, b.currencies, b.descs, b.statuses, b.codes, b.ats)
+		ids, keys, b.hashes, b.tokens, minors, currencies, b.descs, statuses, codes, b.ats)
 	if err != nil {
 		return nil, err
 	}
@@ -465,17 +470,11 @@ func (b *batchedCharges) insert(ctx context.Context, pool *pgxpool.Pool) (record
 	for _, id := range made {
 		inserted[id] = true
 	}
-	recorded = make([]bool, len(b.ids))
-	for j, id := range b.ids {
+	recorded = make([]bool, n)
+	for j, id := range ids {
 		recorded[j] = inserted[id]
 	}
 	return recorded, nil
-}
-
-// outcome is the outcome of charge j as inserted.
-func (b *batchedCharges) outcome(j int) payment.ChargeOutcome {
-	status, _ := payment.ParseChargeStatus(b.statuses[j])
-	return payment.ChargeOutcome{ChargeID: b.ids[j], Status: status, DeclineCode: b.codes[j], Amount: b.amounts[j], IdempotencyKey: b.keys[j]}
 }
 
 // charge makes the charge, or finds the one made with its key. recorded
