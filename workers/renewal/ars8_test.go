@@ -10,8 +10,10 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/subs-engine/subs/domain/catalog"
+	"github.com/subs-engine/subs/domain/payment"
 	"github.com/subs-engine/subs/domain/policy"
 	"github.com/subs-engine/subs/domain/subscription"
+	"github.com/subs-engine/subs/eventstore"
 	"github.com/subs-engine/subs/workers/gateway"
 	"github.com/subs-engine/subs/workers/ledger"
 	"github.com/subs-engine/subs/workers/renewal"
@@ -108,4 +110,80 @@ func TestRule_ARS8_ThreeWorkersUnderFaultsChargeEachPeriodExactlyOnce(t *testing
 			report.Subscriptions, charged, report.GatewaySucceeded, len(ids))
 	}
 	t.Logf("%d subscriptions, %d periods charged once each under faults", len(ids), charged)
+}
+
+// rule ARS-8: a worker that decided a step on a subscription another
+// worker moved on meanwhile takes the step once: worker B makes and records
+// the charge while worker A is at the gateway with the same pending charge;
+// A's record then conflicts, is decided again on the stream as B left it,
+// and finds the outcome recorded. The steps' command ids are in their
+// events' metadata (AUD-1), and the commands table keeps no row per step.
+func TestRule_ARS8_AStepTakenMeanwhileIsTakenOnce(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := context.Background()
+	id := w.subscribe(t, "NS-STD", catalog.Annual, w.card(t, "4242424242424242"))
+	w.settle(t)
+	if err := w.clock.Advance(340 * 24 * time.Hour); err != nil { // the notice
+		t.Fatal(err)
+	}
+	if res, err := w.worker(t, w.gateway).Run(ctx, w.clock.Now()); err != nil || res.Failed != 0 {
+		t.Fatalf("notice run: %+v, %v", res, err)
+	}
+	w.settle(t)
+	if err := w.clock.Advance(20 * 24 * time.Hour); err != nil { // past the charge's day
+		t.Fatal(err)
+	}
+	other := w.worker(t, w.gateway)
+	racing := &settledMeanwhile{Gateway: w.gateway, settle: func(ctx context.Context) error {
+		_, err := other.Settle(ctx, id)
+		return err
+	}}
+	if res, err := w.worker(t, racing).Run(ctx, w.clock.Now()); err != nil || res.Visited != 1 || res.Failed != 0 {
+		t.Fatalf("run: %+v, %v; want the subscription visited, none failed", res, err)
+	}
+	if racing.charges == 0 {
+		t.Fatal("worker A made no charge: the race did not happen")
+	}
+
+	recs, err := w.store.ReadStream(ctx, eventstore.StreamID(subscription.StreamName(id)), eventstore.ReadStreamOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var succeeded []eventstore.RecordedEvent
+	for _, r := range recs {
+		if r.Type == "subscription.charge_succeeded" {
+			succeeded = append(succeeded, r)
+		}
+	}
+	if len(succeeded) != 1 {
+		t.Fatalf("%d charge_succeeded events, want 1: %v", len(succeeded), w.eventTypes(t, id))
+	}
+	if got, prefix := succeeded[0].Metadata.CommandID, "renewal/"+id.String()+"/"; !strings.HasPrefix(got, prefix) || !strings.HasSuffix(got, "/charge-outcome") {
+		t.Errorf("the charge's record has command id %q, want %s<version>/charge-outcome", got, prefix)
+	}
+	var rows int
+	if err := w.store.Pool().QueryRow(ctx, `SELECT count(*) FROM commands WHERE command_id LIKE 'renewal/%'`).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 0 {
+		t.Errorf("the commands table keeps %d rows of the renewal worker's steps, want none", rows)
+	}
+}
+
+// settledMeanwhile is a gateway at whose first charge another worker
+// settles the subscription (settle) before the charge is made.
+type settledMeanwhile struct {
+	payment.Gateway
+	settle  func(context.Context) error
+	charges int
+}
+
+func (g *settledMeanwhile) Charge(ctx context.Context, req payment.ChargeRequest) (payment.ChargeOutcome, error) {
+	if g.charges++; g.charges == 1 {
+		if err := g.settle(ctx); err != nil {
+			return payment.ChargeOutcome{}, err
+		}
+	}
+	return g.Gateway.Charge(ctx, req)
 }
