@@ -140,6 +140,30 @@ type Worker struct {
 	// at most the message in between (EML-2). A sender that delivers each
 	// Message-ID once (the maildir) lets a run record its sends together.
 	recordEachSend bool
+	links          links
+}
+
+// links are the pages of PublicURL the e-mails point to, joined once.
+type links struct {
+	billing, orders, resetPassword string
+}
+
+func newLinks(publicURL string) (links, error) {
+	var l links
+	var err error
+	for _, page := range []struct {
+		to   *string
+		elem []string
+	}{
+		{&l.billing, []string{"account", "billing"}},
+		{&l.orders, []string{"account", "orders"}},
+		{&l.resetPassword, []string{"reset-password"}},
+	} {
+		if *page.to, err = url.JoinPath(publicURL, page.elem...); err != nil {
+			return links{}, fmt.Errorf("outbox config: PublicURL: %w", err)
+		}
+	}
+	return l, nil
 }
 
 // New returns a worker.
@@ -148,7 +172,11 @@ func New(cfg Config) (*Worker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("outbox: invalid config: %w", err)
 	}
-	return &Worker{cfg: cfg, recordEachSend: !mail.DeliversOnce(cfg.Sender)}, nil
+	l, err := newLinks(cfg.PublicURL)
+	if err != nil {
+		return nil, fmt.Errorf("outbox: invalid config: %w", err)
+	}
+	return &Worker{cfg: cfg, recordEachSend: !mail.DeliversOnce(cfg.Sender), links: l}, nil
 }
 
 // Run sends due messages every interval until ctx is done.
@@ -463,8 +491,8 @@ func (w *Worker) prepareOrder(ctx context.Context, p pending) (delivery, error) 
 		return d, nil
 	}
 	if p.kind == projections.EmailOrderNeedsAction {
-		d.data, err = w.orderNeedsActionData(o, to.Name)
-		return d, err
+		d.data = w.orderNeedsActionData(o, to.Name)
+		return d, nil
 	}
 	d.data = orderConfirmationData(o, to.Name)
 	return d, nil
@@ -503,14 +531,10 @@ func accountRecipient(acct account.Account, id uuid.UUID) (netmail.Address, erro
 // buyer's account states (ORD-2): when and where it was placed and its
 // total, and where to answer. Not its number: the number is one of the
 // answers that save the order (ORD-3), which only its confirmation gives.
-func (w *Worker) orderNeedsActionData(o order.Order, name string) (map[string]any, error) {
-	orders, err := url.JoinPath(w.cfg.PublicURL, "account", "orders")
-	if err != nil {
-		return nil, err
-	}
+func (w *Worker) orderNeedsActionData(o order.Order, name string) map[string]any {
 	p := o.Placement()
 	return map[string]any{"Name": name, "Date": p.PlacedAt.Format(emailDate), "Storefront": p.Storefront,
-		"Total": p.Total.String(), "OrdersURL": orders}, nil
+		"Total": p.Total.String(), "OrdersURL": w.links.orders}
 }
 
 // orderConfirmationData is what the order confirmation states (PRD-4): the
@@ -624,10 +648,7 @@ const emailDate = "January 2, 2006"
 // in: the products view, or for a non-registrable product, which it does
 // not list, the order history (PRD-5).
 func (w *Worker) renewalData(kind string, sub subscription.Subscription, name string, event json.RawMessage) (map[string]any, error) {
-	billing, err := url.JoinPath(w.cfg.PublicURL, "account", "billing")
-	if err != nil {
-		return nil, err
-	}
+	var err error
 	facts := sub.Facts()
 	managedOn := ""
 	if facts.AsianStore {
@@ -637,7 +658,7 @@ func (w *Worker) renewalData(kind string, sub subscription.Subscription, name st
 	if !facts.Registrable {
 		page = "the order history of your account"
 	}
-	data := map[string]any{"Name": name, "Product": facts.ProductName, "Key": facts.Key.String(), "BillingURL": billing,
+	data := map[string]any{"Name": name, "Product": facts.ProductName, "Key": facts.Key.String(), "BillingURL": w.links.billing,
 		"ManagedOn": managedOn, "Unsaved": sub.Owner() == uuid.Nil, "CardOnly": sub.Term() == catalog.Trial.String(), "RenewalPage": page}
 	switch kind {
 	case projections.EmailRenewalNotice:
@@ -711,11 +732,7 @@ func (w *Worker) templateData(acct account.Account, p pending) (map[string]any, 
 		if err != nil {
 			return nil, err
 		}
-		link, err := url.JoinPath(w.cfg.PublicURL, "reset-password")
-		if err != nil {
-			return nil, err
-		}
-		data["ResetURL"] = link + "?token=" + account.ResetToken(w.cfg.SecretKey, resetID)
+		data["ResetURL"] = w.links.resetPassword + "?token=" + account.ResetToken(w.cfg.SecretKey, resetID)
 		data["ValidFor"] = humanDuration(w.cfg.Policy.ResetTokenValidity)
 	default:
 		return nil, fmt.Errorf("outbox: no data for e-mail kind %q", p.kind)
