@@ -146,12 +146,8 @@ func TestRule_ARS8_AStepTakenMeanwhileIsTakenOnce(t *testing.T) {
 		t.Fatal("worker A made no charge: the race did not happen")
 	}
 
-	recs, err := w.store.ReadStream(ctx, eventstore.StreamID(subscription.StreamName(id)), eventstore.ReadStreamOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var succeeded []eventstore.RecordedEvent
-	for _, r := range recs {
+	for _, r := range w.records(t, id) {
 		if r.Type == "subscription.charge_succeeded" {
 			succeeded = append(succeeded, r)
 		}

@@ -153,13 +153,20 @@ func (w *world) load(t *testing.T, id uuid.UUID) subscription.Subscription {
 	return s
 }
 
-// eventTypes lists the types of a subscription's events, in order.
-func (w *world) eventTypes(t *testing.T, id uuid.UUID) []string {
+// records reads a subscription's events, in order.
+func (w *world) records(t *testing.T, id uuid.UUID) []eventstore.RecordedEvent {
 	t.Helper()
 	recs, err := w.store.ReadStream(context.Background(), eventstore.StreamID(subscription.StreamName(id)), eventstore.ReadStreamOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return recs
+}
+
+// eventTypes lists the types of a subscription's events, in order.
+func (w *world) eventTypes(t *testing.T, id uuid.UUID) []string {
+	t.Helper()
+	recs := w.records(t, id)
 	out := make([]string, len(recs))
 	for i, r := range recs {
 		out[i] = r.Type
