@@ -252,7 +252,7 @@ type visit struct {
 	stream eventstore.StreamID
 	// state at version: the stream is read once, and each step decides on
 	// the state the last one left; it is read again only after a conflict
-	// or a step another worker took.
+	// (a step another worker took), by the handler that decides it again.
 	state   subscription.Subscription
 	version int64
 	method  payment.PaymentMethod
