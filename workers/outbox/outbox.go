@@ -122,10 +122,8 @@ func (c Config) Validate() error {
 	case len(c.SecretKey) < 32:
 		return errors.New("outbox config: SecretKey must have at least 32 bytes")
 	}
-	if _, err := url.Parse(c.PublicURL); err != nil {
-		return fmt.Errorf("outbox config: PublicURL: %w", err)
-	}
-	return nil
+	_, err := newLinks(c.PublicURL)
+	return err
 }
 
 // Worker drains the e-mail outbox. Several may run at once; one Worker's

@@ -77,18 +77,36 @@ func (f *fixture) workerBatching(t *testing.T, sender mail.Sender, batchSize int
 // workerWith is worker with its config changed by set.
 func (f *fixture) workerWith(t *testing.T, sender mail.Sender, set func(*outbox.Config)) *outbox.Worker {
 	t.Helper()
-	templates, err := mail.NewTemplates()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := outbox.Config{Store: f.store, Accounts: f.accounts, Sender: sender, Templates: templates,
-		Clock: f.clock, Policy: policy.Default(), SecretKey: secret, PublicURL: "https://account.example.com"}
+	cfg := f.config(t, sender)
 	set(&cfg)
 	w, err := outbox.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return w
+}
+
+// config is the config of a worker sending with sender.
+func (f *fixture) config(t *testing.T, sender mail.Sender) outbox.Config {
+	t.Helper()
+	templates, err := mail.NewTemplates()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return outbox.Config{Store: f.store, Accounts: f.accounts, Sender: sender, Templates: templates,
+		Clock: f.clock, Policy: policy.Default(), SecretKey: secret, PublicURL: "https://account.example.com"}
+}
+
+// A PublicURL the e-mails' links cannot be joined to is refused when the
+// worker is made, naming the field, not at the first message.
+func TestNew_RefusesAPublicURLThatIsNotOne(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	cfg := f.config(t, f.maildir)
+	cfg.PublicURL = "http://[::1"
+	if _, err := outbox.New(cfg); err == nil || !strings.Contains(err.Error(), "PublicURL") {
+		t.Fatalf("New with PublicURL %q: %v, want an error naming PublicURL", cfg.PublicURL, err)
+	}
 }
 
 // moreResets asks n more resets of the account of stream, once the outbox
