@@ -51,15 +51,13 @@ func (r *relay) take() []projections.Batch {
 	return b
 }
 
-// applyRelayed applies to runner the batches relayed so far, and calls
-// then after each.
-func applyRelayed(r *relay, runner *projections.Runner, then func()) func(context.Context) error {
+// applyRelayed applies to runner the batches relayed so far.
+func applyRelayed(r *relay, runner *projections.Runner) func(context.Context) error {
 	return func(ctx context.Context) error {
 		for _, b := range r.take() {
 			if err := runner.Apply(ctx, b); err != nil {
 				return err
 			}
-			then()
 		}
 		return nil
 	}
