@@ -66,13 +66,13 @@ test-private-pg:
 # sizes itself for the machine (eventstore/pgcluster), as the one
 # `subs serve` starts, where a distribution's server keeps its defaults
 # (128 MB of buffers, fsync on: the 100,000-customer year took 301.8 s
-# there on day 21, beside the other benchmarks, against 213 to 243 s on
+# there on day 21, beside the other benchmarks, against 213 to 265 s on
 # the private cluster). The others compare the store with raw inserts on
 # the server the tests use.
 BENCH_RUN = $(GO) test -run '^$$' -bench '$(BENCH)' -benchtime=$(BENCHTIME) -timeout $(BENCH_TIMEOUT)
 bench:
 	@mkdir -p .cache; status=0; : > .cache/bench.out; \
-	pkgs=$$($(GO) list $(BENCH_PKGS)); \
+	pkgs=$$($(GO) list $(BENCH_PKGS)) || exit $$?; \
 	others=$$(echo "$$pkgs" | grep -v '/workers/simulation$$' || true); \
 	simulation=$$(echo "$$pkgs" | grep '/workers/simulation$$' || true); \
 	set -o pipefail; \
